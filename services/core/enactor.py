@@ -1,0 +1,341 @@
+"""The DNS Enactor as a sans-IO step machine, as it ran in October 2025.
+
+The enactor never does I/O. It yields an *effect* (fetch the newest plan, read
+a zone, submit a batch, sleep) and its driver - the gRPC service or the
+explorer - performs it and hands back the result with the current time:
+
+    effect = enactor.start(now)
+    while True:
+        result = perform(effect)
+        effect = enactor.advance(result, now)
+
+One run (INCIDENT.md §1):
+1. take the newest plan and check ONCE that it is newer than the last applied;
+2. for each endpoint in turn: under the zone's lock, install the plan's tree,
+   then flip the endpoint's alias to it (and the rollback record to the tree
+   that was active) - each a Route 53 batch;
+3. clean up trees "significantly older" than the plan just applied.
+A lost lock means back off and retry the same batch: forward progress, not
+throughput. With every fix off nothing here re-checks freshness after step 1,
+and clean-up does not look at what is active.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, field
+from typing import Generator, Union
+
+from . import tree
+from .fixes import Fix
+from .lock import read_lock, lock_changes
+from .plans import EndpointPlan, Plan
+from .records import Change
+from .zone import BatchRejected, ZoneSnapshot
+
+
+class Step(enum.Enum):
+    INSTALL = "install"
+    FLIP = "flip"
+    CLEANUP = "cleanup"
+
+
+# ---- effects: what the enactor asks its driver to do ----
+
+@dataclass(frozen=True, slots=True)
+class FetchLatestPlan:
+    """Result: the newest Plan, or None if there is none."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadZone:
+    """Result: a ZoneSnapshot read through the control API."""
+    zone: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitBatch:
+    """Result: Committed, or the zone's BatchRejected."""
+    zone: str
+    changes: tuple[Change, ...]
+    step: Step
+    generation: int
+    endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Result: None, once the time has passed."""
+    seconds: float
+    reason: str
+
+
+Effect = Union[FetchLatestPlan, ReadZone, SubmitBatch, Sleep]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    zone_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """The driver could not reach the plan store or the control API."""
+    message: str
+
+
+# ---- events: what happened, for telemetry and the explorer's timeline ----
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    at: float
+    generation: int
+    previously_applied: int  # the one freshness check: generation > previously_applied
+
+
+@dataclass(frozen=True, slots=True)
+class LockBusy:
+    at: float
+    zone: str
+    holder: str
+    backoff_seconds: float
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class LockLost:
+    at: float
+    zone: str
+    step: Step
+    generation: int
+    backoff_seconds: float
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCommitted:
+    at: float
+    zone: str
+    step: Step
+    generation: int
+    zone_version: int
+    replaced_generation: int | None = None  # FLIP: the generation that was active
+    deleted_generations: tuple[int, ...] = ()  # CLEANUP: trees removed
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFailed:
+    at: float
+    zone: str
+    step: Step
+    generation: int
+    reason: str
+    codes: frozenset[str]
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class StalePlanSkipped:
+    at: float
+    endpoint: str
+    generation: int
+    active_generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackHealed:
+    at: float
+    endpoint: str
+    missing_tree: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunAbandoned:
+    at: float
+    generation: int
+    endpoint: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    at: float
+    generation: int
+    started_at: float
+
+
+Event = Union[RunStarted, LockBusy, LockLost, BatchCommitted, BatchFailed,
+              StalePlanSkipped, RollbackHealed, RunAbandoned, RunFinished]
+
+
+@dataclass(frozen=True)
+class EnactorConfig:
+    lock_lease_seconds: float = 10.0
+    backoff_base_seconds: float = 0.5
+    backoff_multiplier: float = 2.0
+    backoff_cap_seconds: float = 60.0
+    poll_interval_seconds: float = 1.0
+    cleanup_threshold_generations: int = 10  # "significantly older"
+    record_ttl_seconds: int = 5
+    abandon_after_failures: int = 5  # batch failures (not lock losses) before a run is given up
+
+
+class _AbandonRun(Exception):
+    pass
+
+
+@dataclass
+class Enactor:
+    enactor_id: str
+    config: EnactorConfig
+    fixes: frozenset[Fix]
+    rng: random.Random
+    applied_generation: int = 0  # in memory: the last plan this enactor applied in full
+
+    # What the enactor is doing, for gauges and the terminal view.
+    phase: str = field(default="starting", init=False)
+    plan_generation: int | None = field(default=None, init=False)
+    endpoint: str | None = field(default=None, init=False)
+    now: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self._events: list[Event] = []
+        self._machine = self._run()
+
+    # ---- driving ----
+
+    def start(self, now: float) -> Effect:
+        self.now = now
+        return next(self._machine)
+
+    def advance(self, result: object, now: float) -> Effect:
+        self.now = now
+        return self._machine.send(result)
+
+    def drain_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    # ---- the algorithm ----
+
+    def _run(self) -> Generator[Effect, object, None]:
+        while True:
+            self.phase, self.plan_generation, self.endpoint = "idle", None, None
+            plan = yield FetchLatestPlan()
+            if not isinstance(plan, Plan) or plan.generation <= self.applied_generation:
+                yield Sleep(self.config.poll_interval_seconds, "no newer plan")
+                continue
+            # The one freshness check. From here on the plan is trusted, however
+            # long the run takes and however many newer plans appear meanwhile.
+            started = self.now
+            self.phase, self.plan_generation = "applying", plan.generation
+            self._emit(RunStarted(self.now, plan.generation, self.applied_generation))
+            try:
+                for ep in plan.endpoints:
+                    self.endpoint = ep.endpoint
+                    yield from self._locked_batch(ep, Step.INSTALL, plan)
+                    yield from self._locked_batch(ep, Step.FLIP, plan)
+                self.applied_generation = plan.generation
+                self.phase, self.endpoint = "cleanup", None
+                for ep in plan.endpoints:
+                    yield from self._locked_batch(ep, Step.CLEANUP, plan)
+            except _AbandonRun as why:
+                self._emit(RunAbandoned(self.now, plan.generation, self.endpoint or "", str(why)))
+                yield Sleep(self.config.poll_interval_seconds, "run abandoned")
+                continue
+            self._emit(RunFinished(self.now, plan.generation, started))
+            self.phase = "idle"
+            yield Sleep(self.config.poll_interval_seconds, "run complete")
+
+    def _locked_batch(self, ep: EndpointPlan, step: Step, plan: Plan) -> Generator[Effect, object, None]:
+        """Read, take the lock, build one batch, submit; back off and retry on contention."""
+        attempt = failures = 0
+        while True:
+            snap = yield ReadZone(ep.zone)
+            if isinstance(snap, Unavailable):
+                failures += 1
+                yield from self._fail(ep, step, plan, snap.message, frozenset({"UNAVAILABLE"}), failures)
+                continue
+            assert isinstance(snap, ZoneSnapshot)
+            seen, lock = read_lock(snap)
+            if lock is not None and lock.blocks(self.enactor_id, self.now):
+                attempt += 1
+                delay = self._backoff(attempt)
+                self._emit(LockBusy(self.now, ep.zone, lock.holder, delay, attempt))
+                yield Sleep(delay, f"lock held by {lock.holder}")
+                continue
+            built = self._build(snap, ep, step, plan)
+            if built is None:
+                return  # nothing to write: already done, or skipped by a fix
+            changes, replaced, deleted = built
+            head = lock_changes(ep.zone, seen, self.enactor_id, self.now, self.config.lock_lease_seconds)
+            result = yield SubmitBatch(ep.zone, tuple(head + changes), step, plan.generation, ep.endpoint)
+            if isinstance(result, Committed):
+                self._emit(BatchCommitted(self.now, ep.zone, step, plan.generation, result.zone_version,
+                                          replaced, deleted))
+                return
+            if isinstance(result, BatchRejected) and any(result.touches(i) for i in range(len(head))):
+                # Someone wrote the zone between our read and our write: we lost the lock.
+                attempt += 1
+                delay = self._backoff(attempt)
+                self._emit(LockLost(self.now, ep.zone, step, plan.generation, delay, attempt))
+                yield Sleep(delay, "lost the lock")
+                continue
+            failures += 1
+            reason = str(result) if isinstance(result, BatchRejected) else getattr(result, "message", repr(result))
+            codes = result.codes if isinstance(result, BatchRejected) else frozenset({"UNAVAILABLE"})
+            yield from self._fail(ep, step, plan, reason, frozenset(codes), failures)
+
+    def _fail(self, ep: EndpointPlan, step: Step, plan: Plan, reason: str, codes: frozenset[str],
+              failures: int) -> Generator[Effect, object, None]:
+        self._emit(BatchFailed(self.now, ep.zone, step, plan.generation, reason, codes, failures))
+        if failures >= self.config.abandon_after_failures:
+            raise _AbandonRun(f"{step.value} on {ep.endpoint} failed {failures} times: {reason}")
+        yield Sleep(self._backoff(failures), "batch failed")
+
+    def _build(self, snap: ZoneSnapshot, ep: EndpointPlan, step: Step,
+               plan: Plan) -> tuple[list[Change], int | None, tuple[int, ...]] | None:
+        if step is Step.CLEANUP:
+            return self._cleanup(snap, ep, plan)
+        active = tree.active_tree(snap, ep.endpoint)
+        active_generation = tree.tree_generation(snap, active)
+        if Fix.FENCING in self.fixes and active_generation is not None and active_generation >= plan.generation:
+            if step is Step.FLIP:
+                self._emit(StalePlanSkipped(self.now, ep.endpoint, plan.generation, active_generation))
+            return None
+        root = tree.tree_root(ep)
+        if step is Step.INSTALL:
+            if tree.tree_generation(snap, root) is not None:
+                return None  # another enactor installed this plan's tree already
+            return tree.install_changes(ep, plan.generation, self.config.record_ttl_seconds), None, ()
+        if active == root:
+            return None
+        # 2025: the rollback record is pointed at whatever the alias points at,
+        # trusted to exist. If that tree is gone, Route 53 rejects the batch.
+        rollback = active
+        if Fix.HEAL_ROLLBACK in self.fixes and active is not None and active_generation is None:
+            self._emit(RollbackHealed(self.now, ep.endpoint, active))
+            rollback = root
+        return tree.activation_changes(ep.endpoint, ep.dual_stack, root, rollback), active_generation, ()
+
+    def _cleanup(self, snap: ZoneSnapshot, ep: EndpointPlan,
+                 plan: Plan) -> tuple[list[Change], None, tuple[int, ...]] | None:
+        horizon = plan.generation - self.config.cleanup_threshold_generations
+        doomed = {root: gen for root, gen in tree.trees_in(snap).items() if gen < horizon}
+        if Fix.PROTECT_ACTIVE in self.fixes:
+            for keep in (tree.active_tree(snap, ep.endpoint), tree.rollback_tree(snap, ep.endpoint)):
+                doomed.pop(keep, None)
+        if not doomed:
+            return None
+        roots = sorted(doomed, key=doomed.__getitem__)
+        return tree.deletion_changes(snap, roots), None, tuple(doomed[r] for r in roots)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential back-off with equal jitter."""
+        c = self.config
+        ceiling = min(c.backoff_cap_seconds, c.backoff_base_seconds * c.backoff_multiplier ** (attempt - 1))
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)

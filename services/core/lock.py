@@ -1,0 +1,52 @@
+"""The enactor lock: one TXT record per hosted zone, "<holder> <expiry epoch seconds>".
+
+There is no lock service. Every batch starts with DELETE of the exact lock
+record the writer read and CREATE of a fresh one, so a batch built from a
+stale read fails as a whole: the lock doubles as a compare-and-swap on the
+zone. What it does not do is say anything about how fresh the writer's plan is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .records import Change, RecordSet, RRType, create, delete
+from .zone import ZoneSnapshot
+
+LOCK_LABEL = "_lock"
+
+
+def lock_name(zone: str) -> str:
+    return f"{LOCK_LABEL}.{zone}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    holder: str
+    expires_at: int  # epoch seconds (simulated)
+
+    @classmethod
+    def parse(cls, rs: RecordSet) -> "Lock | None":
+        """None for a value that is not "<holder> <expiry>" (treated as expired)."""
+        parts = rs.values[0].split() if rs.values else []
+        if len(parts) != 2 or not parts[1].isdigit():
+            return None
+        return cls(parts[0], int(parts[1]))
+
+    def blocks(self, who: str, now: float) -> bool:
+        return self.holder != who and self.expires_at > now
+
+
+def read_lock(snap: ZoneSnapshot) -> tuple[RecordSet | None, Lock | None]:
+    rs = snap.get(lock_name(snap.origin), RRType.TXT)
+    return rs, (Lock.parse(rs) if rs is not None else None)
+
+
+def lock_changes(zone: str, seen: RecordSet | None, holder: str, now: float,
+                 lease_seconds: float) -> list[Change]:
+    """DELETE exactly what was read, CREATE the renewed lock: the head of every batch."""
+    renewed = RecordSet(lock_name(zone), RRType.TXT, 0,
+                        (f"{holder} {math.ceil(now + lease_seconds)}",))
+    head = [delete(seen)] if seen is not None else []
+    return head + [create(renewed)]

@@ -1,0 +1,1 @@
+"""What users run: the CLI, the explorer, scenarios, reports."""

@@ -1,0 +1,167 @@
+"""The `racelab` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+from services.core.fixes import RACE_FIXES, Fix, UnknownFix, parse_fixes
+from services.core.invariants import Violation
+from services.lab import explore
+from services.lab.sim import WorldConfig, run_schedule, with_overrides
+
+
+class CliError(Exception):
+    """A usage or configuration error: one clear line, exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, UnknownFix) as exc:
+        print(f"racelab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="racelab", description="A live replica of the us-east-1 "
+                                     "DynamoDB DNS race of October 2025.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("explore", help="search schedules of planner, enactors and zones for invariant violations",
+                        description="Drive the core Planner, three Enactors and the zones under a deterministic "
+                        "scheduler, one schedule per seed, and check: applied generation never goes back, the "
+                        "active tree is never deleted, no endpoint resolves empty, the automation keeps making "
+                        "progress. Exit 1 if any schedule violates one, 0 if none does.")
+    ex.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    ex.add_argument("--schedules", type=_positive, default=20000, help="schedules to try at most (default 20000)")
+    ex.add_argument("--fix", action="append", default=[], metavar="NAME",
+                    help=f"turn a fix on (repeatable): {', '.join(f.value for f in Fix)}, or all")
+    ex.add_argument("--until", choices=["first", "all", "none"], default="all",
+                    help="stop at the first violation, once all four kinds are seen (default), or never")
+    ex.add_argument("--matrix", action="store_true",
+                    help="run every fix alone, none and all over the same seeds and tabulate what each blocks")
+    ex.add_argument("--workers", type=_positive, default=explore.default_workers(),
+                    help="processes (default: the cores available)")
+    ex.add_argument("--full", action="store_true", help="print every event of the schedule, not just the story")
+    ex.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    ex.add_argument("--plans", type=_positive, help="plans the planner publishes per schedule (default 6)")
+    ex.add_argument("--threshold", type=_positive,
+                    help="clean-up deletes trees this many generations older than the applied plan (default 2)")
+    ex.add_argument("--stall-probability", type=_probability,
+                    help="chance that one enactor is stalled for a while in a schedule (default 0.5)")
+    ex.set_defaults(func=_explore)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {value}")
+    return value
+
+
+def _world(args: argparse.Namespace) -> WorldConfig:
+    config = WorldConfig()
+    if args.plans:
+        config = replace(config, plans=args.plans)
+    if args.stall_probability is not None:
+        config = replace(config, stall_probability=args.stall_probability)
+    if args.threshold:
+        config = with_overrides(config, cleanup_threshold_generations=args.threshold)
+    return config
+
+
+def _fix_label(fixes: frozenset[Fix]) -> str:
+    if not fixes:
+        return "none (as in 2025)"
+    if fixes == RACE_FIXES:
+        return "all"
+    return ", ".join(sorted(f.value for f in fixes))
+
+
+def _explore(args: argparse.Namespace) -> int:
+    config = _world(args)
+    fixes = parse_fixes(args.fix)
+    if args.matrix:
+        return _matrix(args, config)
+    found = explore.search(args.seed, args.schedules, config, fixes, until=args.until, workers=args.workers)
+    worst = run_schedule(found.worst.seed, config, fixes) if found.worst else None
+    if args.json:
+        print(json.dumps(_summary(found, args), indent=2))
+    else:
+        if worst is not None:
+            print(explore.format_schedule(worst, full=args.full))
+            print()
+        _print_search(found, args)
+        if worst is not None:
+            flags = "".join(f" --fix {f.value}" for f in sorted(fixes, key=lambda f: f.value))
+            print(f"\nreproduce: racelab explore --seed {worst.seed} --schedules 1{flags}")
+    return 1 if found.worst else 0
+
+
+def _print_search(found: explore.Search, args: argparse.Namespace) -> None:
+    print(f"fixes: {_fix_label(found.fixes)}")
+    print(f"searched {found.schedules} schedules (seeds {args.seed}..{args.seed + found.schedules - 1}) in "
+          f"{found.seconds:.2f}s: {found.rate:.0f} schedules/s, {found.events} events")
+    for v in Violation:
+        first = found.first_seed.get(v)
+        where = f"first at seed {first}" if first is not None else "never"
+        print(f"  {v.value:<22} {found.counts[v]:>7} schedules   {where}")
+    if found.first_violation_after is not None:
+        print(f"first violation after {found.first_violation_after} schedules")
+    else:
+        print("no violation")
+
+
+def _summary(found: explore.Search, args: argparse.Namespace) -> dict:
+    return {
+        "fixes": sorted(f.value for f in found.fixes),
+        "first_seed": args.seed,
+        "schedules": found.schedules,
+        "seconds": round(found.seconds, 3),
+        "schedules_per_second": round(found.rate, 1),
+        "events": found.events,
+        "violations": {v.value: found.counts[v] for v in Violation},
+        "first_violation_seed": {v.value: s for v, s in found.first_seed.items()},
+        "schedules_to_first_violation": found.first_violation_after,
+        "worst_seed": found.worst.seed if found.worst else None,
+    }
+
+
+def _matrix(args: argparse.Namespace, config: WorldConfig) -> int:
+    rows = [frozenset()] + [frozenset({f}) for f in Fix] + [RACE_FIXES]
+    results = [explore.search(args.seed, args.schedules, config, fixes, until="none", workers=args.workers)
+               for fixes in rows]
+    if args.json:
+        print(json.dumps([_summary(r, args) for r in results], indent=2))
+    else:
+        head = f"{'fixes':<20}" + "".join(f"{v.value:>22}" for v in Violation) + f"{'sched/s':>10}"
+        print(f"{args.schedules} schedules per row, seeds {args.seed}..{args.seed + args.schedules - 1}")
+        print(head)
+        for r in results:
+            cells = "".join(f"{r.counts[v]:>22}" for v in Violation)
+            print(f"{_fix_label(r.fixes):<20}{cells}{r.rate:>10.0f}")
+    return 1 if results[-1].worst else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

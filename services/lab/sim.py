@@ -1,0 +1,293 @@
+"""A deterministic world for the core objects: virtual time, seeded timing.
+
+The very Planner, Enactor and HostedZone the services run are driven here by a
+discrete-event loop. Every source of nondeterminism - network latency, stalls,
+back-off jitter, plan timing - comes from one seed, so a schedule is replayed
+exactly by its seed. Nothing here decides the outcome: it only sets the
+conditions (who is slow, when plans arrive) and watches the invariants.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from services.core import tree
+from services.core.enactor import (BatchCommitted, BatchFailed, Committed, Enactor, EnactorConfig,
+                                   Event, FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed,
+                                   RunAbandoned, RunFinished, RunStarted, Sleep, StalePlanSkipped, Step,
+                                   SubmitBatch)
+from services.core.fixes import Fix
+from services.core.invariants import Finding, InvariantChecker, Violation, stuck_endpoints
+from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT, Endpoint, LoadBalancer, Plan
+from services.core.planner import Planner
+from services.core.records import RRType
+from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    endpoints: tuple[Endpoint, ...] = (Endpoint(DUALSTACK_ENDPOINT, dual_stack=True), Endpoint(LEGACY_ENDPOINT))
+    enactors: int = 3
+    load_balancers: int = 2
+    start_generation: int = 110  # "all three enactors are on plan 110"
+    plans: int = 6  # new plans the planner publishes during a schedule
+    plan_interval_seconds: tuple[float, float] = (0.5, 2.0)
+    settle_seconds: float = 60.0  # after the last plan: time to converge
+    # Latency to the control API and plan store, per call: base one-way delay
+    # drawn per enactor per schedule, plus exponential jitter.
+    latency_seconds: tuple[float, float] = (0.005, 0.2)
+    # "Unusually high delays": the chance that one enactor is stalled for a
+    # while (slow host, slow network path) - every call it makes in the window
+    # takes that much longer.
+    stall_probability: float = 0.5
+    stall_seconds: tuple[float, float] = (1.0, 20.0)
+    enactor: EnactorConfig = EnactorConfig(lock_lease_seconds=1.0, backoff_base_seconds=0.2,
+                                           backoff_cap_seconds=8.0, poll_interval_seconds=0.5,
+                                           cleanup_threshold_generations=2)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the timeline."""
+
+    at: float
+    actor: str
+    kind: str
+    text: str
+    zone: str = ""
+
+
+@dataclass
+class ScheduleResult:
+    seed: int
+    fixes: frozenset[Fix]
+    findings: list[Finding]
+    timeline: list[Entry]
+    empty_windows: list[tuple[str, float, float]]
+    latest_generation: int
+    batches_committed: int = 0
+    batches_failed: int = 0
+    events: int = 0
+    conditions: dict[str, str] = field(default_factory=dict)
+    ended_at: float = 0.0
+
+    @property
+    def violations(self) -> set[Violation]:
+        return {f.violation for f in self.findings}
+
+
+class World:
+    def __init__(self, config: WorldConfig, seed: int, fixes: frozenset[Fix] = frozenset()):
+        self.config = config
+        self.seed = seed
+        self.fixes = fixes
+        self.rng = random.Random(seed)
+        self.now = 0.0
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = 0
+        self.zones = {ep.zone: HostedZone(ep.zone) for ep in config.endpoints}
+        self.dual_stack = {ep.zone: ep.dual_stack for ep in config.endpoints}
+        self.planner = Planner(config.endpoints, random.Random(self.rng.getrandbits(64)),
+                               last_generation=config.start_generation - 1)
+        for i in range(config.load_balancers):
+            self.planner.register(LoadBalancer(f"lb-{i + 1:03d}", f"127.0.1.{i + 1}", f"fd00::1:{i + 1}",
+                                               f"use1-az{i % 3 + 1}"))
+        self.plans: list[Plan] = []
+        self.checker = InvariantChecker()
+        self.findings: list[Finding] = []
+        self.timeline: list[Entry] = []
+        self.committed = self.failed = self.events = 0
+        self.conditions: dict[str, str] = {}
+        self.enactors = [Enactor(f"enactor-az{i + 1}", config.enactor, fixes,
+                                 random.Random(self.rng.getrandbits(64)))
+                         for i in range(config.enactors)]
+        self._latency = {e.enactor_id: self.rng.uniform(*config.latency_seconds) for e in self.enactors}
+        self._stalls: dict[str, tuple[float, float, float]] = {}
+        self._bootstrap()
+
+    # ---- setup ----
+
+    def _bootstrap(self) -> None:
+        """Every endpoint already on the start generation, as applied by every enactor."""
+        plan = self._publish(quiet=True)
+        for ep in plan.endpoints:
+            zone = self.zones[ep.zone]
+            zone.apply(tree.install_changes(ep, plan.generation, self.config.enactor.record_ttl_seconds))
+            zone.apply(tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), None))
+            self.checker.observe(ep.endpoint, ep.dual_stack, zone.snapshot, zone.snapshot, 0.0)
+        for e in self.enactors:
+            e.applied_generation = plan.generation
+        c = self.config
+        t = 0.0
+        for _ in range(c.plans):
+            t += self.rng.uniform(*c.plan_interval_seconds)
+            self._at(t, self._publish)
+        self.horizon = t + c.settle_seconds
+        if self.rng.random() < c.stall_probability:
+            victim = self.rng.choice(self.enactors).enactor_id
+            start = self.rng.uniform(0, t)
+            extra = self.rng.uniform(*c.stall_seconds)
+            self._stalls[victim] = (start, start + extra, extra)
+            self.conditions["stall"] = f"{victim} stalled {extra:.1f}s from t={start:.2f}s"
+        for e in self.enactors:
+            self.conditions[f"latency {e.enactor_id}"] = f"{self._latency[e.enactor_id] * 1000:.0f}ms"
+            self._at(self.rng.uniform(0, c.enactor.poll_interval_seconds), self._starter(e))
+
+    def _publish(self, quiet: bool = False) -> Plan:
+        plan = self.planner.next_plan(self.now)
+        self.plans.append(plan)
+        if not quiet:
+            self._log("planner", "plan", f"published generation {plan.generation}")
+        return plan
+
+    # ---- the event loop ----
+
+    def _at(self, when: float, fn: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (when, self._seq, fn))
+
+    def run(self) -> ScheduleResult:
+        while self._queue and not self._converged():
+            when, _, fn = heapq.heappop(self._queue)
+            if when > self.horizon:
+                break
+            self.now = when
+            fn()
+            self.events += 1
+        self.now = self.horizon
+        self.checker.close(self.now)
+        latest = self.plans[-1].generation
+        snaps = {zone: z.snapshot for zone, z in self.zones.items()}
+        for endpoint, generation in stuck_endpoints(snaps, latest).items():
+            state = "resolves to nothing" if generation is None else f"is on generation {generation}"
+            finding = Finding(Violation.AUTOMATION_STUCK, self.now, endpoint,
+                              f"{self.config.settle_seconds:.0f}s after the last plan ({latest}), "
+                              f"the endpoint {state}")
+            self.findings.append(finding)
+            self._log("checker", "violation", f"VIOLATION {finding.violation.value}: {endpoint}: {finding.detail}",
+                      endpoint)
+        return ScheduleResult(self.seed, self.fixes, self.findings, self.timeline, self.checker.empty_windows,
+                              latest, self.committed, self.failed, self.events, self.conditions, self.now)
+
+    def _converged(self) -> bool:
+        """Nothing more can happen: every plan is out, applied everywhere, cleaned up."""
+        if len(self.plans) <= self.config.plans:
+            return False
+        latest = self.plans[-1].generation
+        return (all(e.applied_generation == latest and e.phase == "idle" for e in self.enactors)
+                and all(tree.active_generation(z.snapshot, z.origin) == latest for z in self.zones.values()))
+
+    def _delay(self, e: Enactor) -> float:
+        d = self._latency[e.enactor_id] * (0.5 + self.rng.expovariate(2.0))
+        stall = self._stalls.get(e.enactor_id)
+        if stall and stall[0] <= self.now < stall[1]:
+            d += stall[2]
+        return d
+
+    def _starter(self, e: Enactor) -> Callable[[], None]:
+        return lambda: self._perform(e, e.start(self.now))
+
+    def _resume(self, e: Enactor, result: object) -> Callable[[], None]:
+        return lambda: self._perform(e, e.advance(result, self.now))
+
+    def _perform(self, e: Enactor, effect: object) -> None:
+        for event in e.drain_events():
+            self._narrate(e.enactor_id, event)
+        if isinstance(effect, Sleep):
+            self._at(self.now + effect.seconds, self._resume(e, None))
+            return
+        there = self.now + self._delay(e)
+        back = self._delay(e)
+
+        def serve() -> None:
+            result = self._serve(e.enactor_id, effect)
+            self._at(self.now + back, self._resume(e, result))
+        self._at(there, serve)
+
+    def _serve(self, writer: str, effect: object) -> object:
+        if isinstance(effect, FetchLatestPlan):
+            return self.plans[-1] if self.plans else None
+        if isinstance(effect, ReadZone):
+            return self.zones[effect.zone].snapshot
+        assert isinstance(effect, SubmitBatch), effect
+        zone = self.zones[effect.zone]
+        before = zone.snapshot
+        try:
+            after = zone.apply(effect.changes)
+        except BatchRejected as rejected:
+            self.failed += 1
+            return rejected
+        self.committed += 1
+        self._log_commit(writer, effect, before)
+        for finding in self.checker.observe(effect.endpoint, self.dual_stack[effect.zone], before, after, self.now):
+            self.findings.append(finding)
+            self._log("checker", "violation", f"VIOLATION {finding.violation.value}: {finding.endpoint}: "
+                      f"{finding.detail}", effect.zone)
+        return Committed(after.version)
+
+    # ---- the timeline ----
+
+    def _log(self, actor: str, kind: str, text: str, zone: str = "") -> None:
+        self.timeline.append(Entry(self.now, actor, kind, text, zone))
+
+    def _log_commit(self, who: str, effect: SubmitBatch, before: ZoneSnapshot) -> None:
+        """Narrate a batch at the moment the zone commits it: that is the order that matters."""
+        text = _committed_text(effect, before, self.plans[-1].generation)
+        self._log(who, effect.step.value, text, effect.zone)
+
+    def _narrate(self, who: str, ev: Event) -> None:
+        if isinstance(ev, RunStarted):
+            self._log(who, "run", f"took generation {ev.generation}: freshness check passed "
+                                  f"({ev.generation} > {ev.previously_applied} applied); not checked again this run")
+        elif isinstance(ev, LockBusy):
+            self._log(who, "lock", f"lock on {ev.zone} held by {ev.holder}; backing off "
+                                   f"{ev.backoff_seconds:.2f}s (attempt {ev.attempt})", ev.zone)
+        elif isinstance(ev, LockLost):
+            self._log(who, "lock", f"lost the lock on {ev.zone} during {ev.step.value} of generation "
+                                   f"{ev.generation}; backing off {ev.backoff_seconds:.2f}s (attempt {ev.attempt})",
+                      ev.zone)
+        elif isinstance(ev, BatchCommitted):
+            pass  # logged when the zone committed it (_log_commit), not when the enactor heard back
+        elif isinstance(ev, BatchFailed):
+            self._log(who, "failed", f"{ev.step.value} batch of generation {ev.generation} on {ev.zone} "
+                                     f"REJECTED: {ev.reason}", ev.zone)
+        elif isinstance(ev, StalePlanSkipped):
+            self._log(who, "fix", f"fencing: generation {ev.generation} is not newer than active "
+                                  f"{ev.active_generation} on {ev.endpoint}; skipped", ev.endpoint)
+        elif isinstance(ev, RollbackHealed):
+            self._log(who, "fix", f"rollback target of {ev.endpoint} is missing; healed", ev.endpoint)
+        elif isinstance(ev, RunAbandoned):
+            self._log(who, "run", f"abandoned generation {ev.generation}: {ev.reason}", ev.endpoint)
+        elif isinstance(ev, RunFinished):
+            self._log(who, "run", f"finished generation {ev.generation} ({ev.at - ev.started_at:.2f}s)")
+
+
+def _committed_text(effect: SubmitBatch, before: ZoneSnapshot, newest: int) -> str:
+    if effect.step is Step.INSTALL:
+        return f"installed the tree of generation {effect.generation} in {effect.zone}"
+    if effect.step is Step.CLEANUP:
+        roots = {c.record_set.name for c in effect.changes if c.record_set.rtype is RRType.TXT}
+        gens = sorted(g for r in roots if (g := tree.tree_generation(before, r)) is not None)
+        return (f"clean-up after generation {effect.generation} deleted the trees of generations "
+                f"{', '.join(map(str, gens))} from {effect.zone}")
+    was = tree.active_generation(before, effect.endpoint)
+    stale = ""
+    if was is not None and effect.generation < was:
+        stale = f"  <- STALE: {was - effect.generation} generations back; newest is {newest}"
+    was_text = "nothing" if was is None else str(was)
+    return f"flipped {effect.zone} to generation {effect.generation} (was {was_text}){stale}"
+
+
+def run_schedule(seed: int, config: WorldConfig = WorldConfig(),
+                 fixes: frozenset[Fix] = frozenset()) -> ScheduleResult:
+    return World(config, seed, fixes).run()
+
+
+def with_overrides(config: WorldConfig, **enactor_overrides: object) -> WorldConfig:
+    return replace(config, enactor=replace(config.enactor, **enactor_overrides))
+
+
+__all__ = ["World", "WorldConfig", "ScheduleResult", "Entry", "run_schedule", "with_overrides", "RRType"]
