@@ -28,6 +28,17 @@ from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
 
 
 @dataclass(frozen=True)
+class Delay:
+    """A scenario condition: every call `enactor` makes in [start, end) takes `seconds` longer
+    (drawn uniformly from the range per call)."""
+
+    enactor: str
+    start: float
+    end: float
+    seconds: tuple[float, float]
+
+
+@dataclass(frozen=True)
 class WorldConfig:
     endpoints: tuple[Endpoint, ...] = (Endpoint(DUALSTACK_ENDPOINT, dual_stack=True), Endpoint(LEGACY_ENDPOINT))
     enactors: int = 3
@@ -44,6 +55,7 @@ class WorldConfig:
     # takes that much longer.
     stall_probability: float = 0.5
     stall_seconds: tuple[float, float] = (1.0, 20.0)
+    delays: tuple[Delay, ...] = ()  # fixed conditions, as a live scenario sets them
     enactor: EnactorConfig = EnactorConfig(lock_lease_seconds=1.0, backoff_base_seconds=0.2,
                                            backoff_cap_seconds=8.0, poll_interval_seconds=0.5,
                                            cleanup_threshold_generations=2)
@@ -185,6 +197,9 @@ class World:
         stall = self._stalls.get(e.enactor_id)
         if stall and stall[0] <= self.now < stall[1]:
             d += stall[2]
+        for delay in self.config.delays:
+            if delay.enactor == e.enactor_id and delay.start <= self.now < delay.end:
+                d += self.rng.uniform(*delay.seconds)
         return d
 
     def _starter(self, e: Enactor) -> Callable[[], None]:
@@ -290,4 +305,4 @@ def with_overrides(config: WorldConfig, **enactor_overrides: object) -> WorldCon
     return replace(config, enactor=replace(config.enactor, **enactor_overrides))
 
 
-__all__ = ["World", "WorldConfig", "ScheduleResult", "Entry", "run_schedule", "with_overrides", "RRType"]
+__all__ = ["Delay", "World", "WorldConfig", "ScheduleResult", "Entry", "run_schedule", "with_overrides", "RRType"]

@@ -1,0 +1,1 @@
+"""The dependent clients: open-loop DynamoDB, launch, Lambda- and STS-like traffic, resolving DynamoDB through DNS."""
