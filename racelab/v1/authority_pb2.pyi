@@ -78,3 +78,19 @@ class ListHostedZonesResponse(_message.Message):
     HOSTED_ZONES_FIELD_NUMBER: _ClassVar[int]
     hosted_zones: _containers.RepeatedCompositeFieldContainer[HostedZone]
     def __init__(self, hosted_zones: _Optional[_Iterable[_Union[HostedZone, _Mapping]]] = ...) -> None: ...
+
+class BatchError(_message.Message):
+    __slots__ = ("change_index", "code", "message")
+    CHANGE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    change_index: int
+    code: str
+    message: str
+    def __init__(self, change_index: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class BatchErrors(_message.Message):
+    __slots__ = ("errors",)
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    errors: _containers.RepeatedCompositeFieldContainer[BatchError]
+    def __init__(self, errors: _Optional[_Iterable[_Union[BatchError, _Mapping]]] = ...) -> None: ...

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18racelab/v1/planner.proto\x12\nracelab.v1\"y\n\x0cLoadBalancer\x12\r\n\x05lb_id\x18\x01 \x01(\t\x12\x0c\n\x04ipv4\x18\x02 \x01(\t\x12\x0c\n\x04ipv6\x18\x03 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12\x11\n\tendpoints\x18\x06 \x03(\t\"N\n\x1bRegisterLoadBalancerRequest\x12/\n\rload_balancer\x18\x01 \x01(\x0b\x32\x18.racelab.v1.LoadBalancer\"\x1e\n\x1cRegisterLoadBalancerResponse\"G\n\x13ReportHealthRequest\x12\r\n\x05lb_id\x18\x01 \x01(\t\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\"\x16\n\x14ReportHealthResponse\"C\n\x06Target\x12\r\n\x05lb_id\x18\x01 \x01(\t\x12\x0c\n\x04ipv4\x18\x02 \x01(\t\x12\x0c\n\x04ipv6\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\r\"k\n\x0c\x45ndpointPlan\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x13\n\x0bhosted_zone\x18\x02 \x01(\t\x12\x0f\n\x07tree_id\x18\x03 \x01(\t\x12#\n\x07targets\x18\x04 \x03(\x0b\x32\x12.racelab.v1.Target\"g\n\x04Plan\x12\x12\n\ngeneration\x18\x01 \x01(\x04\x12\x1e\n\x16\x63reated_at_sim_seconds\x18\x02 \x01(\x01\x12+\n\tendpoints\x18\x03 \x03(\x0b\x32\x18.racelab.v1.EndpointPlan\"\x16\n\x14GetLatestPlanRequest\"7\n\x15GetLatestPlanResponse\x12\x1e\n\x04plan\x18\x01 \x01(\x0b\x32\x10.racelab.v1.Plan\"$\n\x0eGetPlanRequest\x12\x12\n\ngeneration\x18\x01 \x01(\x04\"1\n\x0fGetPlanResponse\x12\x1e\n\x04plan\x18\x01 \x01(\x0b\x32\x10.racelab.v1.Plan\";\n\x10ListPlansRequest\x12\x18\n\x10since_generation\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"O\n\x11ListPlansResponse\x12\x1f\n\x05plans\x18\x01 \x03(\x0b\x32\x10.racelab.v1.Plan\x12\x19\n\x11latest_generation\x18\x02 \x01(\x04\"\x13\n\x11WatchPlansRequest\"L\n\x12\x41\x64\x64\x43\x61pacityRequest\x12\x19\n\x11\x61vailability_zone\x18\x01 \x01(\t\x12\x1b\n\x13load_balancer_count\x18\x02 \x01(\r\"%\n\x13\x41\x64\x64\x43\x61pacityResponse\x12\x0e\n\x06lb_ids\x18\x01 \x03(\t\">\n\x13ShiftTrafficRequest\x12\x19\n\x11\x61vailability_zone\x18\x01 \x01(\t\x12\x0c\n\x04\x61way\x18\x02 \x01(\x08\"4\n\x14ShiftTrafficResponse\x12\x1c\n\x14\x65\x66\x66\x65\x63tive_generation\x18\x01 \x01(\x04\x32\x8f\x05\n\x07Planner\x12i\n\x14RegisterLoadBalancer\x12\'.racelab.v1.RegisterLoadBalancerRequest\x1a(.racelab.v1.RegisterLoadBalancerResponse\x12Q\n\x0cReportHealth\x12\x1f.racelab.v1.ReportHealthRequest\x1a .racelab.v1.ReportHealthResponse\x12T\n\rGetLatestPlan\x12 .racelab.v1.GetLatestPlanRequest\x1a!.racelab.v1.GetLatestPlanResponse\x12\x42\n\x07GetPlan\x12\x1a.racelab.v1.GetPlanRequest\x1a\x1b.racelab.v1.GetPlanResponse\x12H\n\tListPlans\x12\x1c.racelab.v1.ListPlansRequest\x1a\x1d.racelab.v1.ListPlansResponse\x12?\n\nWatchPlans\x12\x1d.racelab.v1.WatchPlansRequest\x1a\x10.racelab.v1.Plan0\x01\x12N\n\x0b\x41\x64\x64\x43\x61pacity\x12\x1e.racelab.v1.AddCapacityRequest\x1a\x1f.racelab.v1.AddCapacityResponse\x12Q\n\x0cShiftTraffic\x12\x1f.racelab.v1.ShiftTrafficRequest\x1a .racelab.v1.ShiftTrafficResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18racelab/v1/planner.proto\x12\nracelab.v1\"y\n\x0cLoadBalancer\x12\r\n\x05lb_id\x18\x01 \x01(\t\x12\x0c\n\x04ipv4\x18\x02 \x01(\t\x12\x0c\n\x04ipv6\x18\x03 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12\x11\n\tendpoints\x18\x06 \x03(\t\"N\n\x1bRegisterLoadBalancerRequest\x12/\n\rload_balancer\x18\x01 \x01(\x0b\x32\x18.racelab.v1.LoadBalancer\"\x1e\n\x1cRegisterLoadBalancerResponse\"G\n\x13ReportHealthRequest\x12\r\n\x05lb_id\x18\x01 \x01(\t\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\"\x16\n\x14ReportHealthResponse\"C\n\x06Target\x12\r\n\x05lb_id\x18\x01 \x01(\t\x12\x0c\n\x04ipv4\x18\x02 \x01(\t\x12\x0c\n\x04ipv6\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\r\"\x7f\n\x0c\x45ndpointPlan\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x13\n\x0bhosted_zone\x18\x02 \x01(\t\x12\x0f\n\x07tree_id\x18\x03 \x01(\t\x12#\n\x07targets\x18\x04 \x03(\x0b\x32\x12.racelab.v1.Target\x12\x12\n\ndual_stack\x18\x05 \x01(\x08\"|\n\x04Plan\x12\x12\n\ngeneration\x18\x01 \x01(\x04\x12\x1e\n\x16\x63reated_at_sim_seconds\x18\x02 \x01(\x01\x12+\n\tendpoints\x18\x03 \x03(\x0b\x32\x18.racelab.v1.EndpointPlan\x12\x13\n\x0btraceparent\x18\x04 \x01(\t\"\x16\n\x14GetLatestPlanRequest\"7\n\x15GetLatestPlanResponse\x12\x1e\n\x04plan\x18\x01 \x01(\x0b\x32\x10.racelab.v1.Plan\"$\n\x0eGetPlanRequest\x12\x12\n\ngeneration\x18\x01 \x01(\x04\"1\n\x0fGetPlanResponse\x12\x1e\n\x04plan\x18\x01 \x01(\x0b\x32\x10.racelab.v1.Plan\";\n\x10ListPlansRequest\x12\x18\n\x10since_generation\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"O\n\x11ListPlansResponse\x12\x1f\n\x05plans\x18\x01 \x03(\x0b\x32\x10.racelab.v1.Plan\x12\x19\n\x11latest_generation\x18\x02 \x01(\x04\"\x13\n\x11WatchPlansRequest\"L\n\x12\x41\x64\x64\x43\x61pacityRequest\x12\x19\n\x11\x61vailability_zone\x18\x01 \x01(\t\x12\x1b\n\x13load_balancer_count\x18\x02 \x01(\r\"%\n\x13\x41\x64\x64\x43\x61pacityResponse\x12\x0e\n\x06lb_ids\x18\x01 \x03(\t\">\n\x13ShiftTrafficRequest\x12\x19\n\x11\x61vailability_zone\x18\x01 \x01(\t\x12\x0c\n\x04\x61way\x18\x02 \x01(\x08\"4\n\x14ShiftTrafficResponse\x12\x1c\n\x14\x65\x66\x66\x65\x63tive_generation\x18\x01 \x01(\x04\x32\x8f\x05\n\x07Planner\x12i\n\x14RegisterLoadBalancer\x12\'.racelab.v1.RegisterLoadBalancerRequest\x1a(.racelab.v1.RegisterLoadBalancerResponse\x12Q\n\x0cReportHealth\x12\x1f.racelab.v1.ReportHealthRequest\x1a .racelab.v1.ReportHealthResponse\x12T\n\rGetLatestPlan\x12 .racelab.v1.GetLatestPlanRequest\x1a!.racelab.v1.GetLatestPlanResponse\x12\x42\n\x07GetPlan\x12\x1a.racelab.v1.GetPlanRequest\x1a\x1b.racelab.v1.GetPlanResponse\x12H\n\tListPlans\x12\x1c.racelab.v1.ListPlansRequest\x1a\x1d.racelab.v1.ListPlansResponse\x12?\n\nWatchPlans\x12\x1d.racelab.v1.WatchPlansRequest\x1a\x10.racelab.v1.Plan0\x01\x12N\n\x0b\x41\x64\x64\x43\x61pacity\x12\x1e.racelab.v1.AddCapacityRequest\x1a\x1f.racelab.v1.AddCapacityResponse\x12Q\n\x0cShiftTraffic\x12\x1f.racelab.v1.ShiftTrafficRequest\x1a .racelab.v1.ShiftTrafficResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,31 +44,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TARGET']._serialized_start=372
   _globals['_TARGET']._serialized_end=439
   _globals['_ENDPOINTPLAN']._serialized_start=441
-  _globals['_ENDPOINTPLAN']._serialized_end=548
-  _globals['_PLAN']._serialized_start=550
-  _globals['_PLAN']._serialized_end=653
-  _globals['_GETLATESTPLANREQUEST']._serialized_start=655
-  _globals['_GETLATESTPLANREQUEST']._serialized_end=677
-  _globals['_GETLATESTPLANRESPONSE']._serialized_start=679
-  _globals['_GETLATESTPLANRESPONSE']._serialized_end=734
-  _globals['_GETPLANREQUEST']._serialized_start=736
-  _globals['_GETPLANREQUEST']._serialized_end=772
-  _globals['_GETPLANRESPONSE']._serialized_start=774
-  _globals['_GETPLANRESPONSE']._serialized_end=823
-  _globals['_LISTPLANSREQUEST']._serialized_start=825
-  _globals['_LISTPLANSREQUEST']._serialized_end=884
-  _globals['_LISTPLANSRESPONSE']._serialized_start=886
-  _globals['_LISTPLANSRESPONSE']._serialized_end=965
-  _globals['_WATCHPLANSREQUEST']._serialized_start=967
-  _globals['_WATCHPLANSREQUEST']._serialized_end=986
-  _globals['_ADDCAPACITYREQUEST']._serialized_start=988
-  _globals['_ADDCAPACITYREQUEST']._serialized_end=1064
-  _globals['_ADDCAPACITYRESPONSE']._serialized_start=1066
-  _globals['_ADDCAPACITYRESPONSE']._serialized_end=1103
-  _globals['_SHIFTTRAFFICREQUEST']._serialized_start=1105
-  _globals['_SHIFTTRAFFICREQUEST']._serialized_end=1167
-  _globals['_SHIFTTRAFFICRESPONSE']._serialized_start=1169
-  _globals['_SHIFTTRAFFICRESPONSE']._serialized_end=1221
-  _globals['_PLANNER']._serialized_start=1224
-  _globals['_PLANNER']._serialized_end=1879
+  _globals['_ENDPOINTPLAN']._serialized_end=568
+  _globals['_PLAN']._serialized_start=570
+  _globals['_PLAN']._serialized_end=694
+  _globals['_GETLATESTPLANREQUEST']._serialized_start=696
+  _globals['_GETLATESTPLANREQUEST']._serialized_end=718
+  _globals['_GETLATESTPLANRESPONSE']._serialized_start=720
+  _globals['_GETLATESTPLANRESPONSE']._serialized_end=775
+  _globals['_GETPLANREQUEST']._serialized_start=777
+  _globals['_GETPLANREQUEST']._serialized_end=813
+  _globals['_GETPLANRESPONSE']._serialized_start=815
+  _globals['_GETPLANRESPONSE']._serialized_end=864
+  _globals['_LISTPLANSREQUEST']._serialized_start=866
+  _globals['_LISTPLANSREQUEST']._serialized_end=925
+  _globals['_LISTPLANSRESPONSE']._serialized_start=927
+  _globals['_LISTPLANSRESPONSE']._serialized_end=1006
+  _globals['_WATCHPLANSREQUEST']._serialized_start=1008
+  _globals['_WATCHPLANSREQUEST']._serialized_end=1027
+  _globals['_ADDCAPACITYREQUEST']._serialized_start=1029
+  _globals['_ADDCAPACITYREQUEST']._serialized_end=1105
+  _globals['_ADDCAPACITYRESPONSE']._serialized_start=1107
+  _globals['_ADDCAPACITYRESPONSE']._serialized_end=1144
+  _globals['_SHIFTTRAFFICREQUEST']._serialized_start=1146
+  _globals['_SHIFTTRAFFICREQUEST']._serialized_end=1208
+  _globals['_SHIFTTRAFFICRESPONSE']._serialized_start=1210
+  _globals['_SHIFTTRAFFICRESPONSE']._serialized_end=1262
+  _globals['_PLANNER']._serialized_start=1265
+  _globals['_PLANNER']._serialized_end=1920
 # @@protoc_insertion_point(module_scope)

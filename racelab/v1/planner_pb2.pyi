@@ -59,26 +59,30 @@ class Target(_message.Message):
     def __init__(self, lb_id: _Optional[str] = ..., ipv4: _Optional[str] = ..., ipv6: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class EndpointPlan(_message.Message):
-    __slots__ = ("endpoint", "hosted_zone", "tree_id", "targets")
+    __slots__ = ("endpoint", "hosted_zone", "tree_id", "targets", "dual_stack")
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     HOSTED_ZONE_FIELD_NUMBER: _ClassVar[int]
     TREE_ID_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
+    DUAL_STACK_FIELD_NUMBER: _ClassVar[int]
     endpoint: str
     hosted_zone: str
     tree_id: str
     targets: _containers.RepeatedCompositeFieldContainer[Target]
-    def __init__(self, endpoint: _Optional[str] = ..., hosted_zone: _Optional[str] = ..., tree_id: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[Target, _Mapping]]] = ...) -> None: ...
+    dual_stack: bool
+    def __init__(self, endpoint: _Optional[str] = ..., hosted_zone: _Optional[str] = ..., tree_id: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[Target, _Mapping]]] = ..., dual_stack: _Optional[bool] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("generation", "created_at_sim_seconds", "endpoints")
+    __slots__ = ("generation", "created_at_sim_seconds", "endpoints", "traceparent")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_SIM_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     generation: int
     created_at_sim_seconds: float
     endpoints: _containers.RepeatedCompositeFieldContainer[EndpointPlan]
-    def __init__(self, generation: _Optional[int] = ..., created_at_sim_seconds: _Optional[float] = ..., endpoints: _Optional[_Iterable[_Union[EndpointPlan, _Mapping]]] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, generation: _Optional[int] = ..., created_at_sim_seconds: _Optional[float] = ..., endpoints: _Optional[_Iterable[_Union[EndpointPlan, _Mapping]]] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class GetLatestPlanRequest(_message.Message):
     __slots__ = ()

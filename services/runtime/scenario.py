@@ -1,0 +1,296 @@
+"""Scenarios: the conditions and the operators' actions of a run, from YAML.
+
+A scenario never says what happens - only the conditions under which the
+system runs (who is slow, how fast plans churn, how big the fleet is) and what
+the operators do and when. Times of day are PDT, as in INCIDENT.md; durations
+are simulated seconds. Unknown keys are errors, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.core.enactor import EnactorConfig
+from services.core.fixes import Fix, UnknownFix, parse_fixes
+from services.core.plans import DEFAULT_ENDPOINTS, Endpoint
+from services.runtime.clock import Schedule, ScheduleError, parse_pdt
+
+
+_REQUIRED = object()
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Every control-API call `enactor` makes between `start` and `end` takes `delay_seconds` longer."""
+
+    enactor: str
+    start: float
+    end: float
+    delay_seconds: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    at: float  # simulated seconds since the epoch
+    action: str
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DnsSettings:
+    record_ttl_seconds: int = 5
+    soa_ttl_seconds: int = 900  # Route 53 default; caps negative caching at 15 minutes
+    negative_ttl_seconds: int = 86400
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    load_balancers: int = 6
+    availability_zones: tuple[str, ...] = ("use1-az1", "use1-az2", "use1-az4")
+    capacity: int = 100
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    start_generation: int = 110
+    plan_interval_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class WorkloadSettings:
+    requests_per_second: float = 20.0
+    accounts: tuple[str, ...] = ("123456789012",)
+    call_timeout_seconds: float = 2.0
+
+
+OPERATOR_ACTIONS = {"restore-dns", "disable-dns-automation", "enable-dns-automation"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    seed: int
+    epoch: datetime
+    schedule: Schedule
+    end: float  # simulated seconds since the epoch at which the run ends
+    fixes: frozenset[Fix]
+    endpoints: tuple[Endpoint, ...]
+    dns: DnsSettings
+    fleet: FleetSettings
+    planner: PlannerSettings
+    enactor: EnactorConfig
+    workload: WorkloadSettings
+    conditions: tuple[Condition, ...]
+    operators: tuple[OperatorAction, ...]
+
+    def with_overrides(self, *, seed: int | None = None, fixes: frozenset[Fix] | None = None) -> "Scenario":
+        from dataclasses import replace
+        return replace(self, seed=self.seed if seed is None else seed, fixes=self.fixes if fixes is None else fixes)
+
+
+BUILTIN = "services.lab.scenarios"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(BUILTIN).iterdir() if p.name.endswith(".yaml"))
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name (e.g. "oct-2025") or a YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ScenarioError(f"{name_or_path}: {exc.strerror}") from None
+        return parse_scenario(text, str(path))
+    resource = resources.files(BUILTIN) / f"{name_or_path}.yaml"
+    if not resource.is_file():
+        raise ScenarioError(f"no scenario {name_or_path!r}; built in: {', '.join(builtin_names())}")
+    return parse_scenario(resource.read_text(), f"{name_or_path}.yaml")
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
+    r = _Reader(raw, source)
+    try:
+        return _build(r)
+    except (ScheduleError, UnknownFix) as exc:
+        raise ScenarioError(f"{source}: {exc}") from None
+
+
+def _build(r: "_Reader") -> Scenario:
+    name = r.str("name")
+    raw_epoch = r.raw.get("epoch")
+    if isinstance(raw_epoch, datetime):  # YAML reads an unquoted timestamp itself
+        epoch = raw_epoch
+        r.used.add("epoch")
+    else:
+        epoch_text = r.str("epoch")
+        try:
+            epoch = datetime.fromisoformat(epoch_text)
+        except ValueError:
+            raise ScenarioError(f"{r.source}: epoch: not an ISO 8601 time: {epoch_text!r}") from None
+    if epoch.tzinfo is None:
+        raise ScenarioError(f"{r.source}: epoch: needs a UTC offset, e.g. 2025-10-19T23:30:00-07:00")
+    points = []
+    for i, item in enumerate(r.list("schedule")):
+        where = f"schedule[{i}]"
+        if not (isinstance(item, dict) and set(item) == {"wall", "pdt"}):
+            raise ScenarioError(f"{r.source}: {where}: expected {{wall: SECONDS, pdt: 'HH:MM[:SS]'}}")
+        points.append((_number(item["wall"], r.source, where + ".wall"), parse_pdt(str(item["pdt"]), epoch)))
+    endpoints = tuple(Endpoint(e["name"], bool(e.get("dual_stack", False)))
+                      for e in r.list("endpoints", default=[{"name": ep.name, "dual_stack": ep.dual_stack}
+                                                           for ep in DEFAULT_ENDPOINTS]))
+    conditions = tuple(
+        Condition(c.str("enactor"), _at(c.str("from"), epoch), _at(c.str("until"), epoch),
+                  c.pair("delay_seconds"))
+        for c in r.sub_list("conditions"))
+    operators = []
+    for op in r.sub_list("operators"):
+        action = op.str("action")
+        if action not in OPERATOR_ACTIONS:
+            raise ScenarioError(f"{op.source}: action: unknown {action!r}; known: {', '.join(sorted(OPERATOR_ACTIONS))}")
+        operators.append(OperatorAction(_at(op.str("at"), epoch), action,
+                                        {k: str(v) for k, v in op.dict("params", default={}).items()}))
+        op.done()
+    scenario = Scenario(
+        name=name,
+        description=r.str("description", default=""),
+        seed=r.int("seed", default=1),
+        epoch=epoch,
+        schedule=Schedule(tuple(points)),
+        end=_at(r.str("end"), epoch),
+        fixes=parse_fixes(r.list("fixes", default=[])),
+        endpoints=endpoints,
+        dns=r.settings("dns", DnsSettings),
+        fleet=r.settings("fleet", FleetSettings),
+        planner=r.settings("planner", PlannerSettings),
+        enactor=r.settings("enactor", EnactorConfig),
+        workload=r.settings("workload", WorkloadSettings),
+        conditions=conditions,
+        operators=tuple(sorted(operators, key=lambda o: o.at)),
+    )
+    r.done()
+    return scenario
+
+
+def _at(text: str, epoch: datetime) -> float:
+    return parse_pdt(text, epoch)
+
+
+def _number(value: Any, source: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScenarioError(f"{source}: {where}: expected a number, got {value!r}")
+    return float(value)
+
+
+class _Reader:
+    """Typed access to one YAML mapping that remembers which keys were used."""
+
+    def __init__(self, raw: Any, source: str, path: str = ""):
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{source}: {path or 'top level'}: expected a mapping")
+        self.raw, self.source, self.path, self.used = raw, source, path, set()
+
+    def _where(self, key: str) -> str:
+        return f"{self.source}: {self.path + '.' if self.path else ''}{key}"
+
+    def _get(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        if key not in self.raw:
+            if default is _REQUIRED:
+                raise ScenarioError(f"{self._where(key)}: missing")
+            return default
+        return self.raw[key]
+
+    def str(self, key: str, default: Any = None) -> str:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ScenarioError(f"{self._where(key)}: expected text, got {value!r}")
+        return value
+
+    def int(self, key: str, default: Any = None) -> int:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(f"{self._where(key)}: expected a whole number, got {value!r}")
+        return value
+
+    def list(self, key: str, default: Any = None) -> list:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if not isinstance(value, list):
+            raise ScenarioError(f"{self._where(key)}: expected a list")
+        return value
+
+    def dict(self, key: str, default: Any = None) -> dict:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if not isinstance(value, dict):
+            raise ScenarioError(f"{self._where(key)}: expected a mapping")
+        return value
+
+    def pair(self, key: str) -> tuple[float, float]:
+        value = self._get(key, _REQUIRED)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value, value]
+        if not (isinstance(value, list) and len(value) == 2):
+            raise ScenarioError(f"{self._where(key)}: expected a number or [low, high]")
+        low, high = (_number(v, self.source, key) for v in value)
+        if not 0 <= low <= high:
+            raise ScenarioError(f"{self._where(key)}: expected 0 <= low <= high")
+        return (low, high)
+
+    def sub_list(self, key: str) -> list["_Reader"]:
+        return [_Reader(item, self.source, f"{self.path + '.' if self.path else ''}{key}[{i}]")
+                for i, item in enumerate(self.list(key, default=[]))]
+
+    def settings(self, key: str, cls: type) -> Any:
+        """A flat mapping onto a frozen dataclass of settings, with its defaults and types."""
+        raw = self.dict(key, default={})
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(raw) - set(known)
+        if unknown:
+            raise ScenarioError(f"{self._where(key)}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                                f"known: {', '.join(sorted(known))}")
+        values = {}
+        defaults = cls()
+        for name, value in raw.items():
+            current = getattr(defaults, name)
+            where = f"{key}.{name}"
+            if isinstance(current, tuple):
+                if not isinstance(value, list):
+                    raise ScenarioError(f"{self._where(where)}: expected a list")
+                value = tuple(value)
+            elif isinstance(current, bool) or isinstance(current, int) and not isinstance(current, bool):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ScenarioError(f"{self._where(where)}: expected a whole number, got {value!r}")
+            elif isinstance(current, float):
+                value = _number(value, self.source, where)
+                if value < 0:
+                    raise ScenarioError(f"{self._where(where)}: must not be negative")
+            values[name] = value
+        return cls(**values)
+
+    def done(self) -> None:
+        unknown = set(self.raw) - self.used
+        if unknown:
+            raise ScenarioError(f"{self.source}: {self.path or 'top level'}: unknown key(s) "
+                                f"{', '.join(sorted(map(str, unknown)))}")
+
+

@@ -1,0 +1,167 @@
+"""What every racelab process shares: settings from flags and environment, a
+gRPC server with health checking and tracing, and a clean stop on SIGTERM.
+
+Every setting has a flag and an environment variable (RACELAB_<NAME>); the
+flag wins. A missing or malformed setting is one clear line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from services.runtime.clock import SimClock
+from services.runtime.scenario import Scenario, ScenarioError, load_scenario
+from services.runtime.telemetry import Telemetry, setup_telemetry, split_hostport
+
+log = logging.getLogger("racelab")
+
+
+class ConfigError(Exception):
+    """A setting that is missing or malformed."""
+
+
+@dataclass
+class Context:
+    """Everything a service's main coroutine gets."""
+
+    service: str
+    instance: str
+    args: argparse.Namespace
+    scenario: Scenario
+    clock: SimClock
+    telemetry: Telemetry
+    stopping: asyncio.Event
+
+
+COMMON = [
+    # (flag, env, help, required)
+    ("scenario", "RACELAB_SCENARIO", "scenario name or YAML path", False),
+    ("wall-start", "RACELAB_WALL_START", "Unix time the run started (all processes share it)", False),
+    ("seed", "RACELAB_SEED", "override the scenario's seed", False),
+    ("fixes", "RACELAB_FIXES", "comma-separated fixes, overriding the scenario's", False),
+    ("instance", "RACELAB_INSTANCE", "this process's instance id", False),
+    ("otlp-endpoint", "RACELAB_OTLP_ENDPOINT", "HOST:PORT of an OTLP/gRPC trace receiver", False),
+    ("metrics-addr", "RACELAB_METRICS_ADDR", "HOST:PORT to serve Prometheus metrics on", False),
+    ("state-dir", "RACELAB_STATE_DIR", "directory for durable state", False),
+    ("environment", "RACELAB_ENVIRONMENT", "deployment.environment of the traces", False),
+]
+
+
+def parser(service: str, description: str, extra: Iterable[tuple[str, str, str, bool]] = ()) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m services.{service}", description=description)
+    for flag, env, help_text, _ in list(COMMON) + list(extra):
+        p.add_argument(f"--{flag}", default=os.environ.get(env), help=f"{help_text} (env {env})")
+    p.set_defaults(_required=[(f, e) for f, e, _, req in extra if req])
+    return p
+
+
+def require(args: argparse.Namespace, name: str) -> str:
+    value = getattr(args, name.replace("-", "_"))
+    if not value:
+        raise ConfigError(f"--{name} (or RACELAB_{name.upper().replace('-', '_')}) is required")
+    return value
+
+
+def hostport(args: argparse.Namespace, name: str) -> tuple[str, int]:
+    try:
+        return split_hostport(require(args, name))
+    except ValueError as exc:
+        raise ConfigError(f"--{name}: {exc}") from None
+
+
+def run(service: str, arg_parser: argparse.ArgumentParser,
+        main: Callable[[Context], Awaitable[None]], argv: list[str] | None = None) -> int:
+    """Parse settings, set up telemetry, run `main` until it returns or SIGTERM/SIGINT."""
+    logging.basicConfig(level=os.environ.get("RACELAB_LOG_LEVEL", "INFO"),
+                        format=f"%(asctime)s {service} %(levelname)s %(message)s")
+    args = arg_parser.parse_args(argv)
+    try:
+        for flag, _ in args._required:
+            require(args, flag)
+        scenario = load_scenario(args.scenario or "oct-2025")
+        if args.seed is not None:
+            if not str(args.seed).isdigit():
+                raise ConfigError(f"--seed: not a whole number: {args.seed!r}")
+            scenario = scenario.with_overrides(seed=int(args.seed))
+        if args.fixes is not None:
+            from services.core.fixes import UnknownFix, parse_fixes
+            try:
+                scenario = scenario.with_overrides(fixes=parse_fixes([args.fixes]))
+            except UnknownFix as exc:
+                raise ConfigError(str(exc)) from None
+        try:
+            wall_start = float(args.wall_start) if args.wall_start else time.time()
+        except ValueError:
+            raise ConfigError(f"--wall-start: not a number: {args.wall_start!r}") from None
+        instance = args.instance or service
+        telemetry = setup_telemetry(service, instance, otlp_endpoint=args.otlp_endpoint,
+                                    metrics_addr=args.metrics_addr, environment=args.environment or "local")
+    except (ConfigError, ScenarioError, ValueError, OSError) as exc:
+        print(f"{service}: error: {exc}", file=sys.stderr)
+        return 2
+    clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
+    return asyncio.run(_main(Context(service, instance, args, scenario, clock, telemetry, asyncio.Event()), main))
+
+
+async def _main(ctx: Context, main: Callable[[Context], Awaitable[None]]) -> int:
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(main(ctx))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, ctx.stopping.set)
+    stop = asyncio.ensure_future(ctx.stopping.wait())
+    try:
+        done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+            return 0
+        log.info("stopping")
+        try:
+            await asyncio.wait_for(task, timeout=10)  # main sees ctx.stopping and winds down
+        except asyncio.TimeoutError:
+            task.cancel()
+        return 0
+    except ConfigError as exc:
+        print(f"{ctx.service}: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        stop.cancel()
+        ctx.telemetry.shutdown()
+
+
+async def start_grpc_server(listen: str, register: Callable[[grpc.aio.Server], None],
+                            service_names: Iterable[str]) -> tuple[grpc.aio.Server, health.HealthServicer]:
+    """A grpc.aio server with OpenTelemetry spans and the standard health service, started."""
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+    server = grpc.aio.server(interceptors=[aio_server_interceptor()])
+    register(server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if server.add_insecure_port(listen) == 0:
+        raise ConfigError(f"cannot listen on {listen}")
+    await server.start()
+    for name in list(service_names) + [""]:
+        await _set_serving(health_servicer, name)
+    return server, health_servicer
+
+
+async def _set_serving(servicer: health.HealthServicer, name: str) -> None:
+    result = servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+def channel(target: str) -> grpc.aio.Channel:
+    """A client channel whose calls carry trace context."""
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+    return grpc.aio.insecure_channel(target, interceptors=aio_client_interceptors())
