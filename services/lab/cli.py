@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from services.core.fixes import RACE_FIXES, Fix, UnknownFix, parse_fixes
 from services.core.invariants import Violation
@@ -56,7 +57,70 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--stall-probability", type=_probability,
                     help="chance that one enactor is stalled for a while in a schedule (default 0.5)")
     ex.set_defaults(func=_explore)
+
+    run = sub.add_parser("run", help="run the live replica on a scenario and watch it",
+                         description="Start every process of the replica on loopback (authority, planner, three "
+                         "enactors, the DynamoDB LB fleet, clients, director) plus an OTLP sink, run the scenario "
+                         "and show it live; write traces, metrics, summary.json and report.html to the run "
+                         "directory.")
+    run.add_argument("--scenario", default="oct-2025", help="built-in name or YAML path (default oct-2025)")
+    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--fix", action="append", default=None, metavar="NAME",
+                     help=f"turn a fix on (repeatable): {', '.join(f.value for f in Fix)}, or all")
+    run.add_argument("--out", type=Path, help="run directory (default runs/<time>-<scenario>-seed<N>)")
+    run.add_argument("--base-port", type=_positive, default=17000, help="first of the ports the run uses")
+    run.add_argument("--no-tty", action="store_true",
+                     help="plain line output instead of the live view (the default when not on a terminal or CI)")
+    run.set_defaults(func=_run)
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    from rich.console import Console
+
+    from services.lab.run import RunOptions, default_out, ensure_ports_free, run
+    from services.lab.topology import local_topology
+    from services.runtime.scenario import ScenarioError, load_scenario
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        raise CliError(str(exc)) from None
+    scenario = scenario.with_overrides(seed=args.seed,
+                                       fixes=parse_fixes(args.fix) if args.fix is not None else None)
+    out = args.out or default_out(scenario)
+    try:
+        ensure_ports_free(local_topology(scenario, args.base_port))
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+    text = _scenario_text(args.scenario)
+    console = Console()
+    interactive = console.is_terminal and not args.no_tty and not os.environ.get("CI")
+    summary = asyncio.run(run(RunOptions(scenario, out, args.base_port, interactive, text), console))
+    console.print(_run_verdict(summary))
+    return 3 if summary["failed_process"] else 0
+
+
+def _scenario_text(name_or_path: str) -> str:
+    from importlib import resources
+    path = Path(name_or_path)
+    if path.exists():
+        return path.read_text()
+    return (resources.files("services.lab.scenarios") / f"{name_or_path}.yaml").read_text()
+
+
+def _run_verdict(summary: dict) -> str:
+    lines = [f"\nrun directory: {summary['run_dir']}  (summary.json, report.html, traces.jsonl, metrics.jsonl)",
+             f"stale apply: {summary['stale_apply']}   endpoint emptied: {summary['endpoint_emptied']}   "
+             f"enactors stuck: {summary['enactors_stuck']}"]
+    for w in summary["empty_windows"]:
+        until = w["until_pdt"] or "the end of the run"
+        lines.append(f"{w['endpoint']} answered no address from {w['from_pdt']} until {until}")
+    lines.append(f"wall time {summary['wall_seconds']}s, startup {summary['startup_seconds']}s, "
+                 f"memory {(summary['memory_rss_bytes'] or 0) / 2**20:.0f} MiB, {summary['spans']} spans")
+    return "\n".join(lines)
 
 
 def _positive(text: str) -> int:

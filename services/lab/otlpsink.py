@@ -1,0 +1,119 @@
+"""A local OTLP/gRPC trace receiver: what `racelab run` uses instead of a Collector.
+
+Every export is appended to `traces.jsonl` in the OpenTelemetry Collector's
+file-exporter format (one OTLP/JSON `ExportTraceServiceRequest` per line:
+lowerCamelCase fields, trace and span ids as hex, enums as integers, 64-bit
+integers as strings), so the files of a run can be read by anything that reads
+the Collector's output. The spans are also kept in memory for live queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import grpc
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+_ID_FIELDS = {"traceId", "spanId", "parentSpanId"}
+
+
+def otlp_json(request: trace_service_pb2.ExportTraceServiceRequest) -> dict[str, Any]:
+    """The OTLP/JSON form of an export (ids hex, not protobuf-JSON base64)."""
+    data = json_format.MessageToDict(request, use_integers_for_enums=True)
+    _hex_ids(data)
+    return data
+
+
+def _hex_ids(node: Any) -> None:
+    import base64
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                node[key] = base64.b64decode(value).hex()
+            else:
+                _hex_ids(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids(item)
+
+
+class TraceSink(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, path: Path, on_export: Callable[[dict[str, Any]], None] | None = None):
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self.exports = 0
+        self.spans = 0
+        self._on_export = on_export
+
+    async def Export(self, request, context):  # noqa: N802 (gRPC method name)
+        data = otlp_json(request)
+        line = json.dumps(data, separators=(",", ":"))
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+            self.exports += 1
+            self.spans += sum(len(ss.get("spans", [])) for rs in data.get("resourceSpans", [])
+                              for ss in rs.get("scopeSpans", []))
+        if self._on_export:
+            self._on_export(data)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+async def start_sink(listen: str, path: Path,
+                     on_export: Callable[[dict[str, Any]], None] | None = None) -> tuple[grpc.aio.Server, TraceSink]:
+    sink = TraceSink(path, on_export)
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(sink, server)
+    if server.add_insecure_port(listen) == 0:
+        raise OSError(f"OTLP sink cannot listen on {listen}")
+    await server.start()
+    return server, sink
+
+
+def read_spans(path: Path) -> list[dict[str, Any]]:
+    """Flatten a traces.jsonl into span dicts, each with its resource's service.name and instance."""
+    spans = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            for rs in json.loads(line).get("resourceSpans", []):
+                attrs = {a["key"]: _value(a.get("value", {})) for a in rs.get("resource", {}).get("attributes", [])}
+                for ss in rs.get("scopeSpans", []):
+                    for span in ss.get("spans", []):
+                        span = dict(span)
+                        span["service"] = attrs.get("service.name", "")
+                        span["instance"] = attrs.get("service.instance.id", "")
+                        span["attrs"] = {a["key"]: _value(a.get("value", {})) for a in span.get("attributes", [])}
+                        spans.append(span)
+    return spans
+
+
+def _value(v: dict[str, Any]) -> Any:
+    for key in ("stringValue", "boolValue", "doubleValue"):
+        if key in v:
+            return v[key]
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "arrayValue" in v:
+        return [_value(x) for x in v["arrayValue"].get("values", [])]
+    return None
+
+
+if __name__ == "__main__":  # a standalone sink: python -m services.lab.otlpsink HOST:PORT FILE
+    import sys
+
+    async def _serve() -> None:
+        server, _ = await start_sink(sys.argv[1], Path(sys.argv[2]))
+        await server.wait_for_termination()
+    asyncio.run(_serve())

@@ -1,0 +1,102 @@
+"""report.html: the run's key series on one simulated time axis, and the race drawn from its trace."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from services.core.plans import LEGACY_ENDPOINT  # noqa: E402
+from services.lab.otlpsink import read_spans  # noqa: E402
+from services.lab.scrape import Series  # noqa: E402
+from services.runtime.clock import SimClock  # noqa: E402
+from services.runtime.scenario import Scenario  # noqa: E402
+
+RESULT_COLOURS = {"committed": "tab:green", "lock_lost": "tab:orange", "rejected": "tab:red",
+                  "unavailable": "tab:gray"}
+
+
+def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dict) -> Path:
+    clock = SimClock(scenario.schedule, scenario.epoch, 0.0)
+    figures = [
+        _plot(run_dir / "endpoint_generation.png", "Active generation per endpoint (authority)",
+              series.history("racelab_authority_endpoint_generation"), "endpoint", clock),
+        _plot(run_dir / "endpoint_addresses.png", "Addresses each endpoint can answer with (A); 0 = empty",
+              series.history("racelab_authority_endpoint_addresses", qtype="A"), "endpoint", clock),
+        _plot(run_dir / "enactor_generation.png", "Plan generation each enactor is applying",
+              series.history("racelab_enactor_plan_generation"), "enactor", clock),
+        _plot(run_dir / "client_success.png", "Client success ratio (last 10 s)",
+              series.history("racelab_client_success_ratio"), "client", clock),
+    ]
+    traces = run_dir / "traces.jsonl"
+    race = _race_timeline(run_dir / "race_timeline.png", read_spans(traces), clock) if traces.exists() else None
+    body = [f"<h1>racelab run: {html.escape(scenario.name)}</h1>",
+            "<h2>Summary</h2><pre>" + html.escape(json.dumps(summary, indent=2)) + "</pre>"]
+    for fig in figures:
+        if fig:
+            body.append(f'<img src="{fig.name}" width="900">')
+    body.append("<h2>The race, from the trace</h2>")
+    body.append(f'<img src="{race.name}" width="900">' if race else
+                "<p>No enactor batch spans for the legacy endpoint were recorded.</p>")
+    path = run_dir / "report.html"
+    path.write_text("<!doctype html><meta charset=utf-8><title>racelab report</title>"
+                    "<body style='font-family:sans-serif;max-width:960px;margin:auto'>" + "\n".join(body))
+    return path
+
+
+def _plot(path: Path, title: str, history: dict, label: str, clock: SimClock) -> Path | None:
+    if not history:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    for labels, points in sorted(history.items()):
+        if not points:
+            continue
+        xs = [clock.datetime(t) for t, _ in points]
+        ax.step(xs, [v for _, v in points], where="post", label=dict(labels).get(label, "?"))
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _race_timeline(path: Path, spans: list[dict], clock: SimClock) -> Path | None:
+    """Each enactor's batches on the legacy zone as bars, by result; tree deletions as red lines."""
+    batches = [s for s in spans if s.get("name") == "enactor.batch"
+               and s["attrs"].get("racelab.zone") == LEGACY_ENDPOINT]
+    if not batches:
+        return None
+    t0 = min(int(s["startTimeUnixNano"]) for s in batches)
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    lanes = sorted({s["attrs"].get("racelab.enactor.id", s["instance"]) for s in batches})
+    for s in batches:
+        lane = lanes.index(s["attrs"].get("racelab.enactor.id", s["instance"]))
+        start = (int(s["startTimeUnixNano"]) - t0) / 1e9
+        length = max((int(s["endTimeUnixNano"]) - int(s["startTimeUnixNano"])) / 1e9, 0.01)
+        colour = RESULT_COLOURS.get(s["attrs"].get("racelab.batch.result"), "tab:blue")
+        ax.barh(lane, length, left=start, color=colour, height=0.6)
+        gen = s["attrs"].get("racelab.plan.generation")
+        replaced = s["attrs"].get("racelab.endpoint.generation.replaced")
+        if s["attrs"].get("racelab.batch.result") == "committed" and gen is not None and replaced is not None \
+                and int(gen) < int(replaced):
+            ax.annotate(f"stale flip {gen} over {replaced}", (start, lane), color="darkred", fontsize=8)
+    for s in spans:
+        for ev in s.get("events", []):
+            if ev.get("name") == "tree.deleted":
+                x = (int(ev["timeUnixNano"]) - t0) / 1e9
+                ax.axvline(x, color="red", linewidth=0.8)
+    ax.set_yticks(range(len(lanes)), lanes)
+    ax.set_xlabel("wall seconds since the first batch on the legacy zone")
+    ax.set_title(f"Batches on {LEGACY_ENDPOINT} (green committed, orange lock lost, red rejected; "
+                 "red lines: tree deleted)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,213 @@
+"""`racelab run`: start the replica, run a scenario, watch it, write the run directory.
+
+The run directory holds: scenario.yaml (what ran), traces.jsonl (every span, in
+the Collector's file-exporter format), metrics.jsonl (every racelab_* sample,
+scraped each half second), events.jsonl (the director's event log, under
+state/director), logs/, summary.json and report.html.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from rich.console import Console
+from rich.live import Live
+
+from racelab.v1 import director_pb2, director_pb2_grpc
+from services.core.plans import LEGACY_ENDPOINT
+from services.lab.otlpsink import start_sink
+from services.lab.scrape import Series, scrape
+from services.lab.supervisor import ProcessFailed, Supervisor
+from services.lab.topology import Topology, local_topology
+from services.lab.view import Event, ViewState, render
+from services.runtime.clock import SimClock
+from services.runtime.scenario import Scenario
+
+
+@dataclass
+class RunOptions:
+    scenario: Scenario
+    out: Path
+    base_port: int = 17000
+    interactive: bool = True
+    scenario_text: str = ""
+
+
+async def run(opts: RunOptions, console: Console) -> dict:
+    scenario = opts.scenario
+    run_dir = opts.out
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "scenario.yaml").write_text(opts.scenario_text)
+    topology = local_topology(scenario, opts.base_port)
+    began = time.time()
+    # Simulated time starts once every process is up: a few seconds from now.
+    wall_start = began + 4.0
+    common = {"RACELAB_SCENARIO": str(run_dir / "scenario.yaml"), "RACELAB_WALL_START": f"{wall_start:.3f}",
+              "RACELAB_SEED": str(scenario.seed), "RACELAB_FIXES": ",".join(sorted(f.value for f in scenario.fixes)),
+              "RACELAB_OTLP_ENDPOINT": topology.otlp, "PYTHONUNBUFFERED": "1"}
+    clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
+    sink_server, sink = await start_sink(topology.otlp, run_dir / "traces.jsonl")
+    supervisor = Supervisor(topology, run_dir, common)
+    series = Series(run_dir / "metrics.jsonl")
+    fixes = ", ".join(sorted(f.value for f in scenario.fixes)) or "none (as in October 2025)"
+    state = ViewState(f"{scenario.name} · seed {scenario.seed} · fixes: {fixes}",
+                      endpoints=tuple(e.name for e in scenario.endpoints))
+    failure: ProcessFailed | None = None
+    ready: dict[str, float] = {}
+    rss: dict[str, int] = {}
+    events_task = None
+    try:
+        console.print(f"[dim]run directory: {run_dir}[/dim]")
+        ready = await supervisor.start_all()
+        console.print(f"[dim]{len(ready)} processes ready in {max(ready.values()):.1f}s; "
+                      f"DNS on {topology.dns} (dig @{topology.dns.split(':')[0]} -p {topology.dns.split(':')[1]} "
+                      f"{LEGACY_ENDPOINT} A)[/dim]")
+        events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive))
+        await _watch(opts, topology, supervisor, series, state, clock, console)
+        rss = supervisor.rss_bytes()
+    except ProcessFailed as exc:
+        failure = exc
+        console.print(f"[bold red]{exc.instance} died (exit code {exc.code}); stopping the run.[/bold red]\n{exc.log_tail}")
+    finally:
+        if events_task:
+            events_task.cancel()
+        supervisor.stop_all()
+        await asyncio.sleep(0.5)  # last span exports arrive as processes stop
+        await sink_server.stop(grace=1.0)
+        sink.close()
+    summary = build_summary(scenario, series, run_dir, wall_seconds=time.time() - began, ready=ready, rss=rss,
+                            failure=failure, spans=sink.spans)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    try:
+        from services.lab.report import write_report
+        write_report(run_dir, scenario, series, summary)
+    except Exception as exc:  # the report must never hide the run's own outcome
+        console.print(f"[red]report failed: {exc}[/red]")
+    return summary
+
+
+async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, series: Series,
+                 state: ViewState, clock: SimClock, console: Console) -> None:
+    live = Live(render(state, series), console=console, refresh_per_second=4, transient=False) \
+        if opts.interactive else None
+    last_line = 0.0
+    try:
+        if live:
+            live.start()
+        while clock.now() < opts.scenario.end:
+            supervisor.check()
+            sim = clock.now()
+            for spec in topology.processes:
+                try:
+                    samples = await asyncio.to_thread(scrape, f"http://{spec.metrics}/metrics")
+                except OSError:
+                    continue
+                series.add(sim, spec.instance, samples)
+            state.pdt, state.speed = clock.pdt(), clock.schedule.rate_at(time.time() - clock.wall_start)
+            phase = [dict(ls).get("phase", "") for ls, v in series.values("racelab_phase_info").items() if v == 1]
+            state.phase = phase[0] if phase else state.phase
+            if live:
+                live.update(render(state, series))
+            elif time.monotonic() - last_line > 5:
+                last_line = time.monotonic()
+                console.print(_status_line(state, series))
+            await asyncio.sleep(0.5)
+    finally:
+        if live:
+            live.stop()
+
+
+def _status_line(state: ViewState, series: Series) -> str:
+    gen = series.value("racelab_authority_endpoint_generation", endpoint=LEGACY_ENDPOINT)
+    addrs = series.value("racelab_authority_endpoint_addresses", endpoint=LEGACY_ENDPOINT, qtype="A")
+    ratios = {dict(ls).get("client"): v for ls, v in series.values("racelab_client_success_ratio").items()}
+    clients = " ".join(f"{k}={v:.0%}" for k, v in sorted(ratios.items()))
+    return f"{state.pdt}  {state.phase:<32} legacy gen={gen} addresses={addrs}  clients {clients}"
+
+
+async def _follow_events(topology: Topology, clock: SimClock, state: ViewState, console: Console,
+                         interactive: bool) -> None:
+    while True:
+        try:
+            async with grpc.aio.insecure_channel(topology.director) as ch:
+                stream = director_pb2_grpc.DirectorStub(ch).WatchEvents(director_pb2.WatchEventsRequest())
+                async for ev in stream:
+                    event = Event(clock.pdt(ev.sim_time_seconds), ev.source, ev.kind, ev.message)
+                    state.events.append(event)
+                    if not interactive:
+                        console.print(f"{event.pdt}  {event.source:<12} {event.message}")
+        except grpc.RpcError:
+            await asyncio.sleep(0.5)
+
+
+def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_seconds: float,
+                  ready: dict[str, float], rss: dict[str, int], failure: ProcessFailed | None,
+                  spans: int) -> dict:
+    clock = SimClock(scenario.schedule, scenario.epoch, 0.0)
+    violations = {dict(ls).get("violation"): v for ls, v in
+                  series.values("racelab_invariant_violations_total").items()}
+    windows = empty_windows(series, LEGACY_ENDPOINT)
+    stale = series.total("racelab_enactor_stale_flips_total") > 0 or violations.get("generation-went-back", 0) > 0
+    rejected_while_empty = series.total("racelab_enactor_runs_total", outcome="abandoned")
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "fixes": sorted(f.value for f in scenario.fixes) or [],
+        "stale_apply": bool(stale),
+        "endpoint_emptied": bool(windows) or violations.get("endpoint-empty", 0) > 0,
+        "active_tree_deleted": violations.get("active-tree-deleted", 0) > 0,
+        "enactors_stuck": bool(windows) and rejected_while_empty > 0,
+        "invariant_violations": violations,
+        "empty_windows": [{"endpoint": LEGACY_ENDPOINT, "from_pdt": clock.pdt(a),
+                           "until_pdt": clock.pdt(b) if b is not None else None,
+                           "sim_seconds": (b - a) if b is not None else None} for a, b in windows],
+        "wall_seconds": round(wall_seconds, 1),
+        "startup_seconds": round(max(ready.values()), 2) if ready else None,
+        "memory_rss_bytes": sum(rss.values()) if rss else None,
+        "spans": spans,
+        "failed_process": failure.instance if failure else None,
+        "run_dir": str(run_dir),
+    }
+
+
+def empty_windows(series: Series, endpoint: str) -> list[tuple[float, float | None]]:
+    """Simulated intervals during which the endpoint could answer no A address."""
+    points = next(iter(series.history("racelab_authority_endpoint_addresses", endpoint=endpoint,
+                                      qtype="A").values()), [])
+    windows: list[tuple[float, float | None]] = []
+    start = None
+    seen_nonzero = False
+    for sim, value in points:
+        if value > 0:
+            seen_nonzero = True
+            if start is not None:
+                windows.append((start, sim))
+                start = None
+        elif seen_nonzero and start is None:
+            start = sim
+    if start is not None:
+        windows.append((start, None))
+    return windows
+
+
+def default_out(scenario: Scenario) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{scenario.name}-seed{scenario.seed}"
+
+
+def ensure_ports_free(topology: Topology) -> None:
+    import socket
+    for spec in topology.processes:
+        for addr in filter(None, (spec.grpc, spec.metrics)):
+            host, port = addr.rsplit(":", 1)
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, int(port)))
+                except OSError:
+                    raise OSError(f"port {addr} ({spec.instance}) is in use; pick another --base-port") from None

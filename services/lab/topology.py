@@ -1,0 +1,75 @@
+"""Which processes a local run starts, where each listens, and what each is told.
+
+The addresses follow docs/live.md; `base_port` moves every port together so
+two runs (or a run and the tests) can share a machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.runtime.scenario import Scenario
+
+ENACTORS = ("enactor-az1", "enactor-az2", "enactor-az3")
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    instance: str
+    service: str  # python -m services.<service>
+    env: dict[str, str]
+    grpc: str | None  # where its gRPC health service answers; None: wait on metrics only
+    metrics: str
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Topology:
+    base_port: int
+    processes: tuple[ProcessSpec, ...]
+    otlp: str
+    dns: str
+    authority: str
+    planner: str
+    director: str
+    workload: str
+    lb_port: int
+    lb_addresses: tuple[str, ...] = field(default=())
+
+    def spec(self, instance: str) -> ProcessSpec:
+        return next(p for p in self.processes if p.instance == instance)
+
+
+def local_topology(scenario: Scenario, base_port: int = 17000, host: str = "127.0.0.1") -> Topology:
+    def addr(offset: int) -> str:
+        return f"{host}:{base_port + offset}"
+
+    authority, planner, director, workload = addr(1), addr(2), addr(3), addr(4)
+    dns, otlp, lb_port = addr(53), addr(317), base_port + 100
+    metrics = {name: addr(901 + i) for i, name in enumerate(
+        ["authority", "planner", "director", *ENACTORS, "dynamodb", "workload"])}
+    lbs = tuple(f"127.0.1.{i + 1}:{lb_port}" for i in range(scenario.fleet.load_balancers))
+
+    def proc(instance: str, service: str, grpc: str | None, env: dict[str, str],
+             depends: tuple[str, ...] = ()) -> ProcessSpec:
+        return ProcessSpec(instance, service, {"RACELAB_INSTANCE": instance,
+                                               "RACELAB_METRICS_ADDR": metrics[instance], **env},
+                           grpc, metrics[instance], depends)
+
+    processes = (
+        proc("authority", "authority", authority, {"RACELAB_LISTEN": authority, "RACELAB_DNS_LISTEN": dns,
+                                                   "RACELAB_DIRECTOR": director}),
+        proc("planner", "planner", planner, {"RACELAB_LISTEN": planner, "RACELAB_DIRECTOR": director}),
+        proc("director", "director", director, {"RACELAB_LISTEN": director, "RACELAB_PLANNER": planner,
+                                                 "RACELAB_AUTHORITY": authority}, ("planner", "authority")),
+        proc("dynamodb", "dynamodb", lbs[0] if lbs else None,
+             {"RACELAB_PLANNER": planner, "RACELAB_LB_HOST_PREFIX": "127.0.1.", "RACELAB_LB_PORT": str(lb_port)},
+             ("planner",)),
+        *(proc(e, "enactor", None, {"RACELAB_PLANNER": planner, "RACELAB_AUTHORITY": authority,
+                                    "RACELAB_DIRECTOR": director}, ("planner", "authority"))
+          for e in ENACTORS),
+        proc("workload", "workload", workload, {"RACELAB_LISTEN": workload, "RACELAB_AUTHORITY_DNS": dns,
+                                                "RACELAB_DIRECTOR": director, "RACELAB_LB_PORT": str(lb_port)},
+             ("authority", "dynamodb")),
+    )
+    return Topology(base_port, processes, otlp, dns, authority, planner, director, workload, lb_port, lbs)

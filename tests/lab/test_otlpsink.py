@@ -1,0 +1,47 @@
+"""Spans exported over OTLP/gRPC land in traces.jsonl in the Collector's file-exporter format."""
+
+import asyncio
+import json
+
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from services.lab.otlpsink import read_spans, start_sink
+
+
+def test_exported_spans_are_written_as_otlp_json(tmp_path, free_port):
+    path = tmp_path / "traces.jsonl"
+
+    async def scenario():
+        server, sink = await start_sink(f"127.0.0.1:{free_port}", path)
+        provider = TracerProvider(resource=Resource.create({"service.name": "racelab-test",
+                                                            "service.instance.id": "t1"}))
+        provider.add_span_processor(SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=f"127.0.0.1:{free_port}", insecure=True)))
+        tracer = provider.get_tracer("t")
+
+        def make_spans():  # the exporter blocks; the sink must keep serving on the loop
+            with tracer.start_as_current_span("parent") as parent:
+                with tracer.start_as_current_span("child", attributes={"racelab.plan.generation": 110}):
+                    pass
+            provider.shutdown()
+            return parent
+        parent = await asyncio.to_thread(make_spans)
+        await server.stop(None)
+        sink.close()
+        return parent.get_span_context()
+
+    ctx = asyncio.run(scenario())
+    line = json.loads(path.read_text().splitlines()[0])
+    assert "resourceSpans" in line
+    spans = {s["name"]: s for s in read_spans(path)}
+    assert set(spans) == {"parent", "child"}
+    child = spans["child"]
+    assert child["traceId"] == format(ctx.trace_id, "032x")  # hex, as OTLP/JSON requires
+    assert child["parentSpanId"] == format(ctx.span_id, "016x")
+    assert child["attrs"]["racelab.plan.generation"] == 110
+    assert child["service"] == "racelab-test" and child["instance"] == "t1"
+    assert isinstance(child["kind"], int)
+    assert isinstance(child["startTimeUnixNano"], str)

@@ -1,0 +1,59 @@
+import pytest
+
+from services.core.fixes import Fix
+from services.core.plans import LEGACY_ENDPOINT
+from services.runtime.scenario import ScenarioError, builtin_names, load_scenario, parse_scenario
+
+MINIMAL = """
+name: t
+epoch: "2025-10-19T23:30:00-07:00"
+schedule: [{wall: 0, pdt: "23:30"}, {wall: 10, pdt: "23:40"}]
+end: "23:40"
+"""
+
+
+def test_builtin_oct_2025_loads_with_the_incidents_figures():
+    assert "oct-2025" in builtin_names()
+    s = load_scenario("oct-2025")
+    assert s.fixes == frozenset()
+    assert s.endpoints[-1].name == LEGACY_ENDPOINT
+    assert s.planner.start_generation == 110
+    assert s.dns.soa_ttl_seconds == 900
+    assert [op.action for op in s.operators] == ["restore-dns"]
+    assert s.operators[0].at == (2 * 60 + 55) * 60  # 02:25 PDT, the next day
+    assert s.schedule.sim_at(0) == 0
+
+
+def test_minimal_scenario_takes_defaults():
+    s = parse_scenario(MINIMAL)
+    assert s.end == 600 and s.seed == 1 and s.enactor.lock_lease_seconds == 10.0
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("bogus: 1", "unknown key(s) bogus"),
+    ("enactor: {lock_lease_seconds: fast}", "enactor.lock_lease_seconds: expected a number"),
+    ("enactor: {leese: 1}", "unknown setting(s) leese"),
+    ("fixes: [fencng]", "unknown fix 'fencng'"),
+    ("operators: [{at: '02:25', action: reboot}]", "unknown 'reboot'"),
+    ("conditions: [{enactor: e, from: '23:30', until: '23:40', delay_seconds: [3, 1]}]", "low <= high"),
+    ("planner: {start_generation: 1.5}", "expected a whole number"),
+])
+def test_broken_scenarios_name_the_field(extra, message):
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(MINIMAL + extra + "\n", "x.yaml")
+    assert message in str(err.value) and "x.yaml" in str(err.value)
+
+
+def test_fixes_are_parsed():
+    assert parse_scenario(MINIMAL + "fixes: [fencing, heal-rollback]\n").fixes == {Fix.FENCING, Fix.HEAL_ROLLBACK}
+
+
+@pytest.mark.parametrize("text", ["{", "[]", "name: x\n"])
+def test_not_a_scenario(text):
+    with pytest.raises(ScenarioError):
+        parse_scenario(text)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ScenarioError, match="No such file"):
+        load_scenario(str(tmp_path / "missing.yaml"))
