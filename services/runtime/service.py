@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 
 from services.runtime.clock import SimClock
 from services.runtime.scenario import Scenario, ScenarioError, load_scenario
@@ -140,25 +141,24 @@ async def _main(ctx: Context, main: Callable[[Context], Awaitable[None]]) -> int
 
 
 async def start_grpc_server(listen: str, register: Callable[[grpc.aio.Server], None],
-                            service_names: Iterable[str]) -> tuple[grpc.aio.Server, health.HealthServicer]:
+                            service_names: Iterable[str]) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     """A grpc.aio server with OpenTelemetry spans and the standard health service, started."""
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
-    server = grpc.aio.server(interceptors=[aio_server_interceptor()])
+    # No SO_REUSEPORT: a port another process holds must be an error, not a shared socket.
+    server = grpc.aio.server(interceptors=[aio_server_interceptor()], options=[("grpc.so_reuseport", 0)])
     register(server)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if server.add_insecure_port(listen) == 0:
-        raise ConfigError(f"cannot listen on {listen}")
+    try:
+        bound = server.add_insecure_port(listen)
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise ConfigError(f"cannot listen on {listen}: address in use or not available")
     await server.start()
     for name in list(service_names) + [""]:
-        await _set_serving(health_servicer, name)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, health_servicer
-
-
-async def _set_serving(servicer: health.HealthServicer, name: str) -> None:
-    result = servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    if asyncio.iscoroutine(result):
-        await result
 
 
 def channel(target: str) -> grpc.aio.Channel:

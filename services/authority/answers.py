@@ -1,0 +1,289 @@
+"""Answering DNS queries from pre-encoded responses.
+
+After every committed batch the authority rebuilds, for the changed zone (and
+the zones whose CNAMEs lead into it), the encoded response of every question
+about a name the zone holds, for every type it serves: all the Outcomes core
+`resolve()` gives, keyed by the question's wire bytes (lower-case name, type,
+class). A query is then answered by checking the header, one dictionary
+lookup and a concatenation (`handle`, the fast path). Anything unusual takes
+the slow path: dnspython parses the query, core `resolve()` answers, and the
+encoded result is kept for the next identical question until the next batch.
+
+`handle` never raises: a packet that cannot be parsed is counted and gets
+FORMERR when its header is readable, nothing otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import struct
+from collections import defaultdict
+from typing import Iterable
+
+import dns.message
+import dns.name
+
+from services.core.records import RRType
+from services.core.resolve import Outcomes, Rcode, Response, negative_soa, resolve
+from services.core.zone import ZoneSet
+
+from .dnswire import (BADVERS, CLASS_IN, QR, QTYPE_BY_CODE, QTYPE_CODES, UDP_PLAIN_LIMIT, Encoded, encode,
+                      header, opt_rr, qtype_name, truncated)
+
+log = logging.getLogger(__name__)
+
+_ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # qd=1 an=0 ns=0 ar=0
+_ONE_QUESTION_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # ... ar=1
+_OPT_HEAD = b"\x00\x00\x29"
+_OPT = opt_rr()
+_NO_ZONE_TRANSFER = (251, 252)  # IXFR, AXFR: Route 53 does not serve them
+MAX_MISSES = 50_000  # computed answers for questions about names not pre-encoded
+
+
+class Entry:
+    """Every possible response to one question, encoded."""
+
+    __slots__ = ("single", "outcomes", "by_id")
+
+    def __init__(self, outcomes: Outcomes, encoded: dict[int, Encoded]):
+        self.outcomes = outcomes
+        self.by_id = encoded  # id(Response) -> Encoded; `outcomes` keeps the Responses alive
+        self.single = next(iter(encoded.values())) if len(encoded) == 1 else None
+
+    def pick(self) -> Encoded:
+        return self.single or self.by_id[id(self.outcomes.pick(random.random()))]
+
+
+def _wire_name(name: str) -> tuple[tuple[bytes, ...], bytes]:
+    labels = tuple(label.encode("ascii") for label in name.split("."))
+    if any(not 0 < len(label) < 64 for label in labels):
+        raise ValueError(f"not a wire name: {name!r}")
+    return labels, b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
+
+
+def other_type(zones: ZoneSet, qname: str) -> Outcomes:
+    """Outcomes for a type the zones never hold (MX, ANY, ...): the CNAME chain, then NODATA.
+
+    Uses the A resolution for the name's existence and CNAME chain; the SOA is
+    the core's negative SOA of the zone the chain ends in.
+    """
+    merged: dict[Response, float] = {}
+    for p, r in resolve(zones, qname, RRType.A).choices:
+        if r.rcode is Rcode.NOERROR:
+            chain = tuple(rr for rr in r.answer if rr.rtype is RRType.CNAME)
+            last = chain[-1].value if chain else qname
+            zone = zones.zone_for(last)
+            r = Response(Rcode.NOERROR, chain, (negative_soa(zone.snapshot),) if zone else ())
+        merged[r] = merged.get(r, 0.0) + p
+    return Outcomes(tuple((p, r) for r, p in merged.items()))
+
+
+class AnswerCache:
+    def __init__(self, zones: ZoneSet, extra_names: Iterable[str] = ()):
+        self.zones = zones
+        self.extra: dict[str, list[str]] = defaultdict(list)  # zone -> names answered by a wildcard
+        for name in extra_names:
+            zone = zones.zone_for(name)
+            if zone is not None:
+                self.extra[zone.origin].append(name)
+        self.entries: dict[bytes, Entry] = {}
+        self.zone_keys: dict[str, dict[str, list[bytes]]] = {}  # zone -> owner name -> its keys
+        self.deps: dict[str, set[str]] = {}  # zone -> zones its CNAMEs point into
+        self.misses: dict[bytes, Entry] = {}
+        self.stats: defaultdict[str, int] = defaultdict(int)  # "qtype|rcode" -> queries answered
+        self.malformed = 0
+        self.errors = 0
+
+    # ---- building -------------------------------------------------------
+
+    def rebuild(self, origin: str, changed: Iterable[str] | None = None) -> list[str]:
+        """Re-encode what a batch to `origin` may have changed; return the zones touched.
+
+        `changed`: owner names the batch wrote or deleted; None (pass it when the apex
+        SOA changed: it is in every negative answer) rebuilds everything. Their
+        answers are rebuilt, and those of every name whose aliases or CNAMEs lead to
+        them (an endpoint whose tree was deleted changes without being written). A
+        wildcard changing rebuilds the zone.
+        Zones whose CNAMEs point into `origin` are rebuilt whole; computed answers
+        to other questions are forgotten.
+        """
+        zone = self.zones.zones.get(origin)
+        if zone is None:
+            return []
+        if changed is not None:
+            changed = set(changed)
+            if any(name.startswith("*.") for name in changed):
+                changed = None
+        self._rebuild_zone(origin, None if changed is None else self._affected(zone.snapshot, changed))
+        dependents = sorted(z for z, deps in self.deps.items() if origin in deps and z != origin)
+        for dependent in dependents:
+            self._rebuild_zone(dependent, None)
+        self.misses.clear()
+        return [origin] + dependents
+
+    def rebuild_all(self) -> None:
+        for origin in list(self.zones.zones):
+            self._rebuild_zone(origin, None)
+        self.misses.clear()
+
+    @staticmethod
+    def _affected(snap, changed: set[str]) -> set[str]:
+        """`changed` and every name whose aliases or in-zone CNAMEs reach it."""
+        referrers: dict[str, set[str]] = defaultdict(set)
+        for (name, rtype, _), rs in snap.records.items():
+            if rs.alias_target:
+                referrers[rs.alias_target].add(name)
+            elif rtype is RRType.CNAME:
+                referrers[rs.values[0].rstrip(".").lower()].add(name)
+        seen, todo = set(changed), list(changed)
+        while todo:
+            for owner in referrers.get(todo.pop(), ()):
+                if owner not in seen:
+                    seen.add(owner)
+                    todo.append(owner)
+        return seen
+
+    def _rebuild_zone(self, origin: str, names: set[str] | None) -> None:
+        zone = self.zones.zones.get(origin)
+        keys_by_name = self.zone_keys.setdefault(origin, {})
+        if zone is None:
+            names = set(keys_by_name)
+        snap = zone.snapshot if zone is not None else None
+        owners = {name for name, _, _ in snap.records} | set(self.extra.get(origin, ())) if snap else set()
+        if names is None:
+            names = owners | set(keys_by_name)
+        deps = set()
+        if snap is not None:
+            for (name, rtype, _), rs in snap.records.items():
+                if rtype is RRType.CNAME:
+                    target = self.zones.zone_for(rs.values[0])
+                    if target is not None:
+                        deps.add(target.origin)
+        self.deps[origin] = deps
+        entries = self.entries
+        for name in names:
+            for key in keys_by_name.pop(name, ()):
+                entries.pop(key, None)
+            if name not in owners:
+                continue  # gone (or never a record owner): the slow path answers it
+            try:
+                labels, wire = _wire_name(name)
+            except (ValueError, UnicodeError):
+                continue  # not representable as a plain wire name: the slow path answers it
+            keys = []
+            for rtype, code in QTYPE_CODES.items():
+                key = wire + struct.pack("!HH", code, CLASS_IN)
+                entries[key] = self._entry(labels, name, code, resolve(self.zones, name, rtype))
+                keys.append(key)
+            keys_by_name[name] = keys
+
+    @staticmethod
+    def _entry(labels: tuple[bytes, ...], name: str, qtype: int, outcomes: Outcomes) -> Entry:
+        return Entry(outcomes, {id(r): encode(labels, name, qtype, r) for _, r in outcomes.choices})
+
+    def compute(self, labels: tuple[bytes, ...], name: str, qtype: int, qclass: int) -> Entry:
+        """The answers to a question that was not pre-encoded."""
+        if qclass != CLASS_IN or qtype in _NO_ZONE_TRANSFER or not labels:
+            outcomes = Outcomes(((1.0, Response(Rcode.REFUSED)),))
+        elif qtype in QTYPE_BY_CODE:
+            outcomes = resolve(self.zones, name, QTYPE_BY_CODE[qtype])
+        else:
+            outcomes = other_type(self.zones, name)
+        return self._entry(labels, name.lower(), qtype, outcomes)
+
+    # ---- answering ------------------------------------------------------
+
+    def handle(self, q: bytes, udp: bool = True) -> bytes | None:
+        """The response to one query message, or None to send nothing."""
+        counts = q[4:12]
+        if counts == _ONE_QUESTION:  # implies len(q) >= 12
+            if not q[2] & 0xF8:  # QR clear, opcode QUERY
+                question = q[12:]
+                key = question.lower()
+                e = self.entries.get(key) or self.misses.get(key)
+                if e is not None:
+                    enc = e.pick()
+                    self.stats[enc.stat] += 1
+                    resp = q[:2] + enc.head[q[2] & 1] + question + enc.body
+                    if udp and len(resp) > UDP_PLAIN_LIMIT:
+                        return truncated(q[:2], q[2] & 1, question, enc, False)
+                    return resp
+        elif counts == _ONE_QUESTION_OPT:
+            # a bare OPT at the end: version 0, no options
+            if not q[2] & 0xF8 and q[-11:-8] == _OPT_HEAD and q[-6:-4] == b"\x00\x00" and q[-2:] == b"\x00\x00":
+                question = q[12:-11]
+                key = question.lower()
+                e = self.entries.get(key) or self.misses.get(key)
+                if e is not None:
+                    enc = e.pick()
+                    self.stats[enc.stat] += 1
+                    resp = q[:2] + enc.head_edns[q[2] & 1] + question + enc.body + _OPT
+                    if udp and len(resp) > max(UDP_PLAIN_LIMIT, (q[-8] << 8) | q[-7]):
+                        return truncated(q[:2], q[2] & 1, question, enc, True)
+                    return resp
+        try:
+            return self._slow(q, udp)
+        except Exception:  # never let one packet take the server down
+            self.errors += 1
+            log.exception("internal error answering a query")
+            if len(q) >= 12 and not q[2] & 0x80:
+                self.stats["OTHER|SERVFAIL"] += 1
+                return header(struct.unpack_from("!H", q)[0], Rcode.SERVFAIL, q[2] & 1)
+            return None
+
+    def _slow(self, q: bytes, udp: bool) -> bytes | None:
+        if len(q) < 12:
+            self.malformed += 1
+            return None
+        qid, flags = struct.unpack_from("!HH", q)
+        rd = (flags >> 8) & 1
+        if flags & QR:
+            self.malformed += 1  # a response sent to us: never answer it (reflection loops)
+            return None
+        opcode = (flags >> 11) & 0xF
+        if opcode != 0:
+            self.stats["OTHER|NOTIMP"] += 1
+            return header(qid, Rcode.NOTIMP, rd, opcode=opcode)
+        try:
+            msg = dns.message.from_wire(q, ignore_trailing=False, one_rr_per_rrset=True)
+        except Exception:  # dnspython: FormError, ShortHeader, BadPointer, TrailingJunk, BadEDNS, ...
+            self.malformed += 1
+            self.stats["OTHER|FORMERR"] += 1
+            return header(qid, Rcode.FORMERR, rd)
+        if len(msg.question) != 1:
+            self.malformed += 1
+            self.stats["OTHER|FORMERR"] += 1
+            return header(qid, Rcode.FORMERR, rd)
+        qrrset = msg.question[0]
+        name: dns.name.Name = qrrset.name
+        question = name.to_wire() + struct.pack("!HH", qrrset.rdtype, qrrset.rdclass)
+        edns = msg.edns >= 0
+        if edns and msg.edns > 0:
+            self.stats[f"{qtype_name(qrrset.rdtype)}|BADVERS"] += 1
+            return header(qid, 0, rd, 1, 0, 0, 1) + question + opt_rr(ext_rcode=BADVERS >> 4)
+        labels = name.labels[:-1] if name.is_absolute() else name.labels
+        key = question[:-4].lower() + question[-4:]
+        e = self.entries.get(key) or self.misses.get(key)
+        if e is None:
+            text = name.to_text(omit_final_dot=True) if labels else ""
+            e = self.compute(labels, text, qrrset.rdtype, qrrset.rdclass)
+            tc = question[-4:]
+            if tc.lower() == tc == tc.upper():  # no letters in type/class: lower() cannot make two keys one
+                if len(self.misses) >= MAX_MISSES:
+                    self.misses.clear()
+                self.misses[key] = e
+        enc = e.pick()
+        self.stats[enc.stat] += 1
+        if edns:
+            resp = struct.pack("!H", qid) + enc.head_edns[rd] + question + enc.body + _OPT
+            limit = max(UDP_PLAIN_LIMIT, msg.payload)
+        else:
+            resp = struct.pack("!H", qid) + enc.head[rd] + question + enc.body
+            limit = UDP_PLAIN_LIMIT
+        if udp and len(resp) > limit:
+            return truncated(struct.pack("!H", qid), rd, question, enc, edns)
+        return resp
+
+
+__all__ = ["AnswerCache", "Entry", "other_type"]

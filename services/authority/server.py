@@ -1,0 +1,108 @@
+"""The authority process: state recovery, DNS, the control API, until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+from racelab.v1 import authority_pb2_grpc
+from services.runtime.service import ConfigError, Context, hostport, require, start_grpc_server
+
+from . import metrics
+from .control import SERVICE_NAME, RouteControl
+from .dnsserver import DnsServer, bind_dns
+from .events import EventSink
+from .state import AuthorityState, initial_zones
+from .store import StateError, Store
+
+log = logging.getLogger("racelab.authority")
+
+EXTRA_SETTINGS = [
+    ("listen", "RACELAB_LISTEN", "HOST:PORT for the RouteControl gRPC API", True),
+    ("dns-listen", "RACELAB_DNS_LISTEN", "HOST:PORT to answer DNS on, UDP and TCP", True),
+    ("director", "RACELAB_DIRECTOR", "HOST:PORT of the director, for authority.violation events", False),
+    ("snapshot-every", "RACELAB_SNAPSHOT_EVERY", "batches between zone snapshots (default 1000)", False),
+]
+
+
+def _check_free(listen: str) -> None:
+    """Fail with one clear line before gRPC (which binds with SO_REUSEPORT) can share a busy port."""
+    host, port = hostport_str(listen)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--listen: cannot resolve {host!r}: {exc.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(addr)
+        except OSError as exc:
+            raise ConfigError(f"--listen: cannot listen on {listen}: {exc.strerror}") from None
+
+
+def hostport_str(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _state_dir(args) -> Path:
+    path = Path(require(args, "state-dir"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--state-dir: cannot create {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"--state-dir: {path} is not writable")
+    return path
+
+
+def _snapshot_every(args) -> int:
+    raw = args.snapshot_every
+    if raw is None:
+        return 1000
+    if not str(raw).isdigit() or int(raw) < 1:
+        raise ConfigError(f"--snapshot-every: expected a whole number >= 1, got {raw!r}")
+    return int(raw)
+
+
+async def main(ctx: Context) -> None:
+    args = ctx.args
+    listen = require(args, "listen")
+    hostport(args, "listen")
+    dns_host, dns_port = hostport(args, "dns-listen")
+    if args.director:
+        hostport(args, "director")
+    state_dir = _state_dir(args)
+    snapshot_every = _snapshot_every(args)
+    udp, tcp = bind_dns(dns_host, dns_port)
+    _check_free(listen)
+
+    store = Store(state_dir, snapshot_every=snapshot_every, on_fatal=lambda exc: ctx.stopping.set())
+    store.sync_seconds = metrics.WAL_SYNC.observe
+    try:
+        zones, recovery = store.recover(lambda: initial_zones(ctx.scenario))
+    except StateError as exc:
+        raise ConfigError(f"--state-dir: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"--state-dir: {exc}") from None
+    events = EventSink(args.director, ctx.instance)
+    state = AuthorityState(zones, ctx.scenario, ctx.clock, store, ctx.telemetry.tracer, events)
+    store.start()
+    dns = DnsServer(state.answers, udp, tcp)
+    metrics.register_dns(state.answers, dns)
+    await dns.start()
+    server, _ = await start_grpc_server(
+        listen, lambda s: authority_pb2_grpc.add_RouteControlServicer_to_server(RouteControl(state), s),
+        [SERVICE_NAME])
+    log.info("serving %d zones (%s); control on %s, DNS on %s:%d (UDP, TCP)", len(zones), recovery.describe(),
+             listen, *dns.address)
+    try:
+        await ctx.stopping.wait()
+    finally:
+        await server.stop(1.0)
+        await dns.stop()
+        await store.close()
+        await events.close()
+        log.info("stopped")

@@ -1,0 +1,74 @@
+"""python -m services.workload --authority-dns H:P --listen H:P [--director H:P] [--lb-port N]"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+
+from racelab.v1 import workload_pb2_grpc
+from services.director.client import EventPublisher
+from services.runtime.dnsclient import Resolver
+from services.runtime.service import ConfigError, Context, hostport, parser, run, start_grpc_server
+from services.workload.clients import Workload, WorkloadServicer
+
+log = logging.getLogger("racelab.workload")
+
+DEFAULT_LB_PORT = 17100
+
+EXTRA = [
+    ("listen", "RACELAB_LISTEN", "HOST:PORT for the Workload gRPC service", True),
+    ("authority-dns", "RACELAB_AUTHORITY_DNS", "HOST:PORT of the authority's DNS (UDP/TCP)", True),
+    ("director", "RACELAB_DIRECTOR", "HOST:PORT of the director, for notable events", False),
+    ("lb-port", "RACELAB_LB_PORT", f"port every DynamoDB load balancer serves on (default {DEFAULT_LB_PORT})", False),
+]
+
+
+def _settings(ctx: Context) -> tuple[str, str, str | None, int]:
+    args = ctx.args
+    lhost, lport = hostport(args, "listen")
+    dhost, dport = hostport(args, "authority-dns")
+    director = None
+    if args.director:
+        h, p = hostport(args, "director")
+        director = f"{h}:{p}"
+    lb_port = DEFAULT_LB_PORT
+    if args.lb_port is not None:
+        if not str(args.lb_port).isdigit() or not 0 < int(args.lb_port) < 65536:
+            raise ConfigError(f"--lb-port: not a port number: {args.lb_port!r}")
+        lb_port = int(args.lb_port)
+    dns_server = f"[{dhost}]:{dport}" if ":" in dhost else f"{dhost}:{dport}"
+    return f"{lhost}:{lport}", dns_server, director, lb_port
+
+
+async def main(ctx: Context) -> None:
+    listen, dns_server, director, lb_port = _settings(ctx)
+    clock = ctx.clock
+    resolver = Resolver(dns_server, clock.now, tracer=ctx.telemetry.tracer)
+    events = EventPublisher(director, ctx.instance)
+    workload = Workload(
+        resolver=resolver, settings=ctx.scenario.workload, lb_port=lb_port,
+        sim_now=clock.now, sim_rate=lambda: clock.schedule.rate_at(time.time() - clock.wall_start),
+        rng=random.Random(f"{ctx.scenario.seed}/{ctx.instance}"), tracer=ctx.telemetry.tracer,
+        publish=lambda kind, message, attrs: events.publish(kind, message, attrs, clock.now()))
+    server, _ = await start_grpc_server(
+        listen, lambda s: workload_pb2_grpc.add_WorkloadServicer_to_server(WorkloadServicer(workload), s),
+        ["racelab.v1.Workload"])
+    log.info("workload: %g requests per wall second, DNS at %s, load balancers on port %d",
+             ctx.scenario.workload.requests_per_second, dns_server, lb_port)
+    try:
+        await workload.run(ctx.stopping)
+    finally:
+        await server.stop(1.0)
+        await workload.close()
+        await events.close()
+        await resolver.close()
+
+
+def cli(argv: list[str] | None = None) -> int:
+    return run("workload", parser("workload", __doc__ or "", EXTRA), main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

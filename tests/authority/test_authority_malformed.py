@@ -1,0 +1,173 @@
+"""Hostile and broken packets: FORMERR or silence, never a dead server."""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from authority_helpers import answers, dig
+from services.authority.answers import AnswerCache
+from services.authority.state import account_names, initial_zones
+from services.authority.testing import fleet_planner
+from services.core import tree
+from services.core.plans import LEGACY_ENDPOINT
+from services.core.zone import ZoneSet
+from services.runtime.scenario import load_scenario
+
+
+def _header(qid=0x1234, flags=0x0100, qd=1, an=0, ns=0, ar=0) -> bytes:
+    return struct.pack("!HHHHHH", qid, flags, qd, an, ns, ar)
+
+
+QNAME = b"".join(bytes((len(label),)) + label for label in LEGACY_ENDPOINT.encode().split(b".")) + b"\x00"
+NASTY = {
+    "empty": b"",
+    "short header": b"\x12\x34\x01",
+    "header only": _header(),
+    "truncated question": _header() + QNAME[:10],
+    "no type/class": _header() + QNAME,
+    "compression loop": _header() + b"\xc0\x0c" + b"\x00\x01\x00\x01",
+    "pointer forward": _header() + b"\xc0\x40" + b"\x00\x01\x00\x01",
+    "label too long": _header() + b"\x50" + b"a" * 80 + b"\x00\x00\x01\x00\x01",
+    "huge counts": _header(qd=0xFFFF, an=0xFFFF, ns=0xFFFF, ar=0xFFFF) + QNAME + b"\x00\x01\x00\x01",
+    "two questions": _header(qd=2) + (QNAME + b"\x00\x01\x00\x01") * 2,
+    "zero questions": _header(qd=0),
+    "trailing junk": _header() + QNAME + b"\x00\x01\x00\x01" + b"junk",
+    "bad opt": _header(ar=1) + QNAME + b"\x00\x01\x00\x01" + b"\x00\x00\x29\x04",
+    "extended label": _header() + b"\x41abc\x00\x00\x01\x00\x01",
+}
+
+
+@pytest.fixture(scope="module")
+def cache() -> AnswerCache:
+    scenario = load_scenario("oct-2025")
+    zones = ZoneSet()
+    for z in initial_zones(scenario):
+        zones.add(z)
+    plan = fleet_planner().next_plan(0.0)
+    for ep in plan.endpoints:
+        zone = zones[ep.zone]
+        zone.apply(tree.install_changes(ep, plan.generation, 5))
+        zone.apply(tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), None))
+    c = AnswerCache(zones, account_names(scenario))
+    c.rebuild_all()
+    return c
+
+
+@pytest.mark.parametrize("name", sorted(NASTY))
+def test_nasty_packets_in_process(cache, name):
+    packet = NASTY[name]
+    before = cache.malformed
+    resp = cache.handle(packet)
+    if len(packet) < 12:
+        assert resp is None
+    else:
+        msg = dns.message.from_wire(resp)
+        assert msg.id == 0x1234 and msg.rcode() == dns.rcode.FORMERR, name
+        assert cache.malformed == before + 1
+
+
+def test_responses_are_never_answered(cache):
+    q = bytearray(dns.message.make_query(LEGACY_ENDPOINT, "A").to_wire())
+    q[2] |= 0x80
+    assert cache.handle(bytes(q)) is None
+
+
+def test_fuzz_never_raises(cache):
+    rng = random.Random(7)
+    valid = [dns.message.make_query(n, t, use_edns=e).to_wire()
+             for n in (LEGACY_ENDPOINT, "x." + LEGACY_ENDPOINT, "example.com", "123456789012.ddb.us-east-1.api.aws")
+             for t in ("A", "AAAA", "TXT", "MX") for e in (None, 0)]
+    errors = cache.errors
+    for i in range(6000):
+        if i % 2:
+            packet = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 80)))
+        else:
+            packet = bytearray(rng.choice(valid))
+            for _ in range(rng.randrange(1, 4)):
+                packet[rng.randrange(len(packet))] = rng.getrandbits(8)
+            if rng.random() < 0.3:
+                packet = packet[: rng.randrange(len(packet))]
+            packet = bytes(packet)
+        resp = cache.handle(packet)
+        if resp is not None:
+            dns.message.from_wire(resp)  # whatever we send is well-formed
+            assert resp[:2] == packet[:2]
+    assert cache.errors == errors  # no internal error on any input
+
+
+def test_fast_and_slow_paths_agree(cache):
+    for name, rdtype in [(LEGACY_ENDPOINT, "SOA"), ("nx." + LEGACY_ENDPOINT, "A"), ("example.org", "A"),
+                         ("123456789012.ddb.us-east-1.api.aws", "CNAME"), ("dynamodb.us-east-1.api.aws", "NS")]:
+        for edns in (None, 0):
+            q = dns.message.make_query(name, rdtype, use_edns=edns).to_wire()
+            assert cache.handle(q) == cache._slow(q, True), (name, rdtype, edns)
+
+
+@pytest.mark.integration
+def test_server_survives_nasty_packets(served):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        for name, packet in sorted(NASTY.items()):
+            s.sendto(packet, served.dns)
+            try:
+                resp = s.recv(4096)
+            except socket.timeout:
+                assert len(packet) < 12, name
+                continue
+            assert dns.message.from_wire(resp).rcode() == dns.rcode.FORMERR, name
+    # garbage over TCP, including a length prefix that lies
+    for junk in (b"\x00\x05abc", b"\xff\xff" + b"x" * 100, b"\x00\x02\x00"):
+        with socket.create_connection(served.dns, timeout=2) as t:
+            t.sendall(junk)
+    r = dig(served, LEGACY_ENDPOINT, "A")
+    assert r.rcode() == dns.rcode.NOERROR and answers(r)
+    r = dig(served, LEGACY_ENDPOINT, "A", tcp=True)
+    assert r.rcode() == dns.rcode.NOERROR and answers(r)
+
+
+def _dump(cache: AnswerCache) -> dict[bytes, list]:
+    return {k: sorted((p, e.by_id[id(r)].head, e.by_id[id(r)].body) for p, r in e.outcomes.choices)
+            for k, e in cache.entries.items()}
+
+
+def test_incremental_rebuild_matches_full_rebuild():
+    """What a batch rebuilds (its names and whatever aliases them) equals re-encoding everything."""
+    scenario = load_scenario("oct-2025")
+    zones = ZoneSet()
+    for z in initial_zones(scenario):
+        zones.add(z)
+    cache = AnswerCache(zones, account_names(scenario))
+    cache.rebuild_all()
+    planner = fleet_planner()
+    plans = [planner.next_plan(float(i)) for i in range(4)]
+
+    def batch(zone, changes):
+        zones[zone].apply(changes)
+        cache.rebuild(zone, {c.record_set.name for c in changes})
+        full = AnswerCache(zones, account_names(scenario))
+        full.rebuild_all()
+        assert _dump(cache) == _dump(full)
+
+    for i, plan in enumerate(plans[:3]):
+        for ep in plan.endpoints:
+            batch(ep.zone, tree.install_changes(ep, plan.generation, 5))
+            prev = tree.tree_root(plans[i - 1].for_endpoint(ep.endpoint)) if i else None
+            batch(ep.zone, tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), prev))
+    # the race: the legacy endpoint flipped back to plan 0's tree, then that tree cleaned up
+    old = plans[0].for_endpoint(LEGACY_ENDPOINT)
+    batch(LEGACY_ENDPOINT, tree.activation_changes(LEGACY_ENDPOINT, False, tree.tree_root(old),
+                                                   tree.tree_root(plans[2].for_endpoint(LEGACY_ENDPOINT))))
+    batch(LEGACY_ENDPOINT, tree.deletion_changes(zones[LEGACY_ENDPOINT].snapshot, [tree.tree_root(old)]))
+    q = dns.message.make_query(LEGACY_ENDPOINT, "A").to_wire()
+    r = dns.message.from_wire(cache.handle(q))
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority
+    q = dns.message.make_query("123456789012.ddb.us-east-1.api.aws", "A").to_wire()
+    r = dns.message.from_wire(cache.handle(q))
+    assert len(r.answer) == 1 and r.answer[0].rdtype == dns.rdatatype.CNAME  # chased into the emptied name
