@@ -123,6 +123,9 @@ class AuthorityState:
 
     async def _apply_locked(self, span: trace.Span, origin: str, changes: list[Change], comment: str) -> Committed:
         async with self.locks[origin]:
+            # Route 53 works through a zone's changes one batch at a time, and a big
+            # batch (a whole tree) takes longer than a small one (an alias flip).
+            await self.clock.sleep(len(changes) * self.scenario.dns.change_seconds_per_change)
             before = self.zones.zones[origin].snapshot
             work = HostedZone(origin, before.records.values(), before.version)
             try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from services.core import tree
 from services.core.enactor import (BatchCommitted, BatchFailed, Committed, Enactor, EnactorConfig,
@@ -25,6 +25,9 @@ from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT, Endpoint, L
 from services.core.planner import Planner
 from services.core.records import RRType
 from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
+
+if TYPE_CHECKING:
+    from services.runtime.scenario import Scenario
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class WorldConfig:
     stall_probability: float = 0.5
     stall_seconds: tuple[float, float] = (1.0, 20.0)
     delays: tuple[Delay, ...] = ()  # fixed conditions, as a live scenario sets them
+    # Route 53 takes longer over bigger batches: server-side time per change.
+    change_seconds: float = 0.0
+    shared_load_balancers: int = 0  # as FleetSettings: LBs beyond this serve only the legacy name
     enactor: EnactorConfig = EnactorConfig(lock_lease_seconds=1.0, backoff_base_seconds=0.2,
                                            backoff_cap_seconds=8.0, poll_interval_seconds=0.5,
                                            cleanup_threshold_generations=2)
@@ -105,8 +111,10 @@ class World:
         self.planner = Planner(config.endpoints, random.Random(self.rng.getrandbits(64)),
                                last_generation=config.start_generation - 1)
         for i in range(config.load_balancers):
+            regional_only = config.shared_load_balancers and i >= config.shared_load_balancers
             self.planner.register(LoadBalancer(f"lb-{i + 1:03d}", f"127.0.1.{i + 1}", f"fd00::1:{i + 1}",
-                                               f"use1-az{i % 3 + 1}"))
+                                               f"use1-az{i % 3 + 1}",
+                                               endpoints=(LEGACY_ENDPOINT,) if regional_only else ()))
         self.plans: list[Plan] = []
         self.checker = InvariantChecker()
         self.findings: list[Finding] = []
@@ -215,6 +223,8 @@ class World:
             self._at(self.now + effect.seconds, self._resume(e, None))
             return
         there = self.now + self._delay(e)
+        if isinstance(effect, SubmitBatch):
+            there += len(effect.changes) * self.config.change_seconds
         back = self._delay(e)
 
         def serve() -> None:
@@ -296,6 +306,22 @@ def _committed_text(effect: SubmitBatch, before: ZoneSnapshot, newest: int) -> s
     return f"flipped {effect.zone} to generation {effect.generation} (was {was_text}){stale}"
 
 
+def world_from_scenario(scenario: "Scenario", latency_seconds: tuple[float, float] = (0.05, 0.3),
+                        settle_seconds: float = 60.0) -> WorldConfig:
+    """The simulator's twin of a live scenario's race phase: same endpoints, fleet, enactor
+    settings, plan churn, Route 53 cost and conditions; latency stands in for the real network."""
+    conditions_end = max((c.end for c in scenario.conditions), default=0.0)
+    interval = scenario.planner.plan_interval_seconds
+    return WorldConfig(
+        endpoints=scenario.endpoints, load_balancers=scenario.fleet.load_balancers,
+        shared_load_balancers=scenario.fleet.shared_load_balancers,
+        start_generation=scenario.planner.start_generation,
+        plans=max(1, int(conditions_end / interval)), plan_interval_seconds=(interval * 0.8, interval * 1.2),
+        settle_seconds=settle_seconds, latency_seconds=latency_seconds, stall_probability=0.0,
+        delays=tuple(Delay(c.enactor, c.start, c.end, c.delay_seconds) for c in scenario.conditions),
+        change_seconds=scenario.dns.change_seconds_per_change, enactor=scenario.enactor)
+
+
 def run_schedule(seed: int, config: WorldConfig = WorldConfig(),
                  fixes: frozenset[Fix] = frozenset()) -> ScheduleResult:
     return World(config, seed, fixes).run()
@@ -305,4 +331,4 @@ def with_overrides(config: WorldConfig, **enactor_overrides: object) -> WorldCon
     return replace(config, enactor=replace(config.enactor, **enactor_overrides))
 
 
-__all__ = ["Delay", "World", "WorldConfig", "ScheduleResult", "Entry", "run_schedule", "with_overrides", "RRType"]
+__all__ = ["Delay", "world_from_scenario", "World", "WorldConfig", "ScheduleResult", "Entry", "run_schedule", "with_overrides", "RRType"]

@@ -52,11 +52,15 @@ class DnsSettings:
     record_ttl_seconds: int = 5
     soa_ttl_seconds: int = 900  # Route 53 default; caps negative caching at 15 minutes
     negative_ttl_seconds: int = 86400
+    change_seconds_per_change: float = 0.0  # Route 53's processing time per change in a batch
 
 
 @dataclass(frozen=True)
 class FleetSettings:
     load_balancers: int = 6
+    # LBs 1..shared serve every endpoint; the rest serve only the legacy regional
+    # name, by far the biggest endpoint (0: every LB serves every endpoint).
+    shared_load_balancers: int = 0
     availability_zones: tuple[str, ...] = ("use1-az1", "use1-az2", "use1-az4")
     capacity: int = 100
 
