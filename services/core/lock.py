@@ -30,7 +30,7 @@ class Lock:
     def parse(cls, rs: RecordSet) -> "Lock | None":
         """None for a value that is not "<holder> <expiry>" (treated as expired)."""
         parts = rs.values[0].split() if rs.values else []
-        if len(parts) != 2 or not parts[1].isdigit():
+        if len(parts) != 2 or not (parts[1].isascii() and parts[1].isdigit()):
             return None
         return cls(parts[0], int(parts[1]))
 

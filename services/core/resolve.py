@@ -13,7 +13,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .records import RecordSet, RRType, normalize_name
+from typing import Callable
+
+from .records import RecordSet, RRType, is_subdomain, normalize_name
 from .zone import ZoneSet, ZoneSnapshot
 
 MAX_CHAIN = 8  # CNAME/alias hops before giving up (loop protection)
@@ -82,26 +84,46 @@ def negative_soa(snap: ZoneSnapshot) -> RR:
     return RR(snap.origin, RRType.SOA, min(rec.ttl, snap.soa.minimum), rec.values[0])
 
 
+Lookup = Callable[[str], "ZoneSnapshot | None"]  # the served zone snapshot a name falls in
+
+
 def resolve(zones: ZoneSet, qname: str, qtype: RRType) -> Outcomes:
+    def lookup(name: str) -> ZoneSnapshot | None:
+        zone = zones.zone_for(name)
+        return zone.snapshot if zone is not None else None
+    return _resolve(lookup, qname, qtype)
+
+
+def _resolve(lookup: Lookup, qname: str, qtype: RRType) -> Outcomes:
     qname = normalize_name(qname)
-    zone = zones.zone_for(qname)
-    if zone is None:
+    snap = lookup(qname)
+    if snap is None:
         return _single(Response(Rcode.REFUSED))
     merged: dict[Response, float] = {}
-    for p, response in _answer(zones, zone.snapshot, qname, qtype, 0):
+    for p, response in _answer(lookup, snap, qname, qtype, 0):
         merged[response] = merged.get(response, 0.0) + p
     return Outcomes(tuple((p, r) for r, p in merged.items()))
 
 
-def _answer(zones: ZoneSet, snap: ZoneSnapshot, name: str, qtype: RRType,
+def _closest_wildcard(snap: ZoneSnapshot, name: str) -> str | None:
+    """RFC 4592: the wildcard child of the closest existing ancestor, if there is one."""
+    encloser = name
+    while encloser != snap.origin and "." in encloser:
+        encloser = encloser.split(".", 1)[1]
+        if snap.has_name(encloser):
+            break
+    wildcard = f"*.{encloser}"
+    return wildcard if snap.has_name(wildcard) else None
+
+
+def _answer(lookup: Lookup, snap: ZoneSnapshot, name: str, qtype: RRType,
             depth: int) -> list[tuple[float, Response]]:
     owner = name
     if not snap.has_name(name):
-        wildcard = "*." + name.split(".", 1)[1] if "." in name else ""
-        if wildcard and name != snap.origin and snap.has_name(wildcard):
-            name = wildcard  # synthesise from the wildcard, answer with the queried name
-        else:
+        wildcard = _closest_wildcard(snap, name)
+        if wildcard is None:
             return [(1.0, Response(Rcode.NXDOMAIN, authority=(negative_soa(snap),)))]
+        name = wildcard  # synthesise from the wildcard, answer with the queried name
     if snap.rrsets(name, qtype):
         result = []
         for p, rrs in _expand(snap, name, qtype, owner, depth):
@@ -114,11 +136,11 @@ def _answer(zones: ZoneSet, snap: ZoneSnapshot, name: str, qtype: RRType,
     if cname is not None and qtype is not RRType.CNAME:
         link = RR(owner, RRType.CNAME, cname.ttl, cname.values[0])
         target = normalize_name(cname.values[0])
-        target_zone = zones.zone_for(target)
-        if target_zone is None or depth >= MAX_CHAIN:
+        target_snap = lookup(target)
+        if target_snap is None or depth >= MAX_CHAIN:
             return [(1.0, Response(Rcode.NOERROR, (link,)))]
         return [(p, Response(r.rcode, (link,) + r.answer, r.authority))
-                for p, r in _answer(zones, target_zone.snapshot, target, qtype, depth + 1)]
+                for p, r in _answer(lookup, target_snap, target, qtype, depth + 1)]
     return [(1.0, Response(Rcode.NOERROR, authority=(negative_soa(snap),)))]
 
 
@@ -148,8 +170,5 @@ def _weighted(rrsets: tuple[RecordSet, ...]) -> list[tuple[float, RecordSet]]:
 
 
 def resolve_in(snap: ZoneSnapshot, qname: str, qtype: RRType) -> Outcomes:
-    """Resolve within one zone snapshot (no CNAME chasing into other zones)."""
-    merged: dict[Response, float] = {}
-    for p, response in _answer(ZoneSet(), snap, normalize_name(qname), qtype, 0):
-        merged[response] = merged.get(response, 0.0) + p
-    return Outcomes(tuple((p, r) for r, p in merged.items()))
+    """Resolve within one zone snapshot: CNAMEs are chased inside it, not into other zones."""
+    return _resolve(lambda name: snap if is_subdomain(name, snap.origin) else None, qname, qtype)

@@ -13,7 +13,7 @@ hold a snapshot for as long as they like without copying.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Iterable, Mapping
@@ -130,7 +130,7 @@ class HostedZone:
 
     def apply(self, changes: Iterable[Change]) -> ZoneSnapshot:
         """Apply a batch atomically; raise BatchRejected and change nothing on any error."""
-        changes = list(changes)
+        changes = [_normalized(c) for c in changes]
         work = dict(self._snapshot.records)
         names = _NameIndex(work)
         errors: list[BatchError] = []
@@ -186,6 +186,15 @@ class HostedZone:
         work[rs.key] = rs
         names.add(rs.key)
         return None
+
+
+def _normalized(change: Change) -> Change:
+    """Route 53 compares names case-insensitively and takes a trailing dot as the same name."""
+    rs = change.record_set
+    name, target = normalize_name(rs.name), normalize_name(rs.alias_target) if rs.alias_target else ""
+    if name == rs.name and target == rs.alias_target:
+        return change
+    return Change(change.action, replace(rs, name=name, alias_target=target))
 
 
 @lru_cache(maxsize=1 << 16)
