@@ -16,7 +16,8 @@ One run (INCIDENT.md §1):
    that was active) - each a Route 53 batch;
 3. clean up trees "significantly older" than the plan just applied.
 A lost lock means back off and retry the same batch: forward progress, not
-throughput. With every fix off nothing here re-checks freshness after step 1,
+throughput. A batch that keeps failing for other reasons is given up after a
+few tries, for that endpoint only: the run goes on to the next one. With every fix off nothing here re-checks freshness after step 1,
 and clean-up does not look at what is active.
 """
 
@@ -151,10 +152,12 @@ class RollbackHealed:
 
 
 @dataclass(frozen=True, slots=True)
-class RunAbandoned:
+class EndpointAbandoned:
+    """A batch for one endpoint failed too often: the run leaves that endpoint and goes on."""
     at: float
     generation: int
     endpoint: str
+    step: Step
     reason: str
 
 
@@ -163,10 +166,11 @@ class RunFinished:
     at: float
     generation: int
     started_at: float
+    abandoned: tuple[str, ...] = ()  # endpoints this run gave up on
 
 
 Event = Union[RunStarted, LockBusy, LockLost, BatchCommitted, BatchFailed,
-              StalePlanSkipped, RollbackHealed, RunAbandoned, RunFinished]
+              StalePlanSkipped, RollbackHealed, EndpointAbandoned, RunFinished]
 
 
 @dataclass(frozen=True)
@@ -178,10 +182,10 @@ class EnactorConfig:
     poll_interval_seconds: float = 1.0
     cleanup_threshold_generations: int = 10  # "significantly older"
     record_ttl_seconds: int = 5
-    abandon_after_failures: int = 5  # batch failures (not lock losses) before a run is given up
+    abandon_after_failures: int = 5  # batch failures (not lock losses) before an endpoint is given up
 
 
-class _AbandonRun(Exception):
+class _AbandonEndpoint(Exception):
     pass
 
 
@@ -231,22 +235,30 @@ class Enactor:
             started = self.now
             self.phase, self.plan_generation = "applying", plan.generation
             self._emit(RunStarted(self.now, plan.generation, self.applied_generation))
-            try:
-                for ep in plan.endpoints:
-                    self.endpoint = ep.endpoint
-                    yield from self._locked_batch(ep, Step.INSTALL, plan)
-                    yield from self._locked_batch(ep, Step.FLIP, plan)
-                self.applied_generation = plan.generation
-                self.phase, self.endpoint = "cleanup", None
-                for ep in plan.endpoints:
-                    yield from self._locked_batch(ep, Step.CLEANUP, plan)
-            except _AbandonRun as why:
-                self._emit(RunAbandoned(self.now, plan.generation, self.endpoint or "", str(why)))
-                yield Sleep(self.config.poll_interval_seconds, "run abandoned")
-                continue
-            self._emit(RunFinished(self.now, plan.generation, started))
+            abandoned: list[str] = []
+            for ep in plan.endpoints:
+                self.endpoint = ep.endpoint
+                # Each endpoint is its own zone: one that keeps failing is left for the
+                # next run, and the others still get the plan.
+                if (yield from self._attempt(ep, plan, Step.INSTALL, Step.FLIP)):
+                    abandoned.append(ep.endpoint)
+            self.applied_generation = plan.generation
+            self.phase, self.endpoint = "cleanup", None
+            for ep in plan.endpoints:
+                yield from self._attempt(ep, plan, Step.CLEANUP)
+            self._emit(RunFinished(self.now, plan.generation, started, tuple(abandoned)))
             self.phase = "idle"
             yield Sleep(self.config.poll_interval_seconds, "run complete")
+
+    def _attempt(self, ep: EndpointPlan, plan: Plan, *steps: Step) -> Generator[Effect, object, bool]:
+        """Run the steps for one endpoint; True if it had to be abandoned."""
+        try:
+            for step in steps:
+                yield from self._locked_batch(ep, step, plan)
+        except _AbandonEndpoint as why:
+            self._emit(EndpointAbandoned(self.now, plan.generation, ep.endpoint, why.args[1], why.args[0]))
+            return True
+        return False
 
     def _locked_batch(self, ep: EndpointPlan, step: Step, plan: Plan) -> Generator[Effect, object, None]:
         """Read, take the lock, build one batch, submit; back off and retry on contention."""
@@ -291,7 +303,7 @@ class Enactor:
               failures: int) -> Generator[Effect, object, None]:
         self._emit(BatchFailed(self.now, ep.zone, step, plan.generation, reason, codes, failures))
         if failures >= self.config.abandon_after_failures:
-            raise _AbandonRun(f"{step.value} on {ep.endpoint} failed {failures} times: {reason}")
+            raise _AbandonEndpoint(f"{step.value} on {ep.endpoint} failed {failures} times: {reason}", step)
         yield Sleep(self._backoff(failures), "batch failed")
 
     def _build(self, snap: ZoneSnapshot, ep: EndpointPlan, step: Step,

@@ -28,7 +28,7 @@ from racelab.v1 import authority_pb2, authority_pb2_grpc, planner_pb2, planner_p
 from services.core import tree
 from services.core.enactor import (BatchCommitted, BatchFailed, Committed, Effect, Enactor, Event,
                                    FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed,
-                                   RunAbandoned, RunFinished, RunStarted, Sleep, StalePlanSkipped, Step,
+                                   EndpointAbandoned, RunFinished, RunStarted, Sleep, StalePlanSkipped, Step,
                                    SubmitBatch, Unavailable)
 from services.core.plans import Plan
 from services.core.zone import BatchRejected, ZoneSnapshot
@@ -54,7 +54,10 @@ LOCK_CONTENTION = Counter("racelab_enactor_lock_contention_total",
                           ["enactor", "outcome"])
 BACKOFF = Histogram("racelab_enactor_backoff_seconds", "Back-off sleeps, in simulated seconds",
                     buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
-RUNS = Counter("racelab_enactor_runs_total", "Runs ended, by outcome", ["enactor", "outcome"])
+RUNS = Counter("racelab_enactor_runs_total", "Runs ended, by outcome (partial: some endpoint given up)",
+               ["enactor", "outcome"])
+ABANDONED = Counter("racelab_enactor_endpoints_abandoned_total",
+                    "Endpoints a run gave up on after repeated batch failures", ["enactor", "endpoint"])
 STALE_FLIPS = Counter("racelab_enactor_stale_flips_total",
                       "Committed flips whose generation is lower than the one they replaced", ["enactor"])
 
@@ -307,10 +310,10 @@ class EnactorDriver:
             elif isinstance(ev, RollbackHealed):
                 self._span_event("rollback.healed", {"racelab.endpoint": ev.endpoint,
                                                      "racelab.tree.missing": ev.missing_tree or ""})
-            elif isinstance(ev, RunAbandoned):
-                self._end_run("abandoned", ev.generation, ev.reason, ev.endpoint)
+            elif isinstance(ev, EndpointAbandoned):
+                self._abandoned(ev)
             elif isinstance(ev, RunFinished):
-                self._end_run("finished", ev.generation)
+                self._end_run("partial" if ev.abandoned else "finished", ev.generation)
 
     def _span_event(self, name: str, attributes: dict) -> None:
         if self.run_span is not None:
@@ -335,17 +338,21 @@ class EnactorDriver:
                       f"{ev.generation} > {ev.previously_applied})",
                       generation=ev.generation, previous_generation=ev.previously_applied)
 
-    def _end_run(self, outcome: str, generation: int, reason: str = "", endpoint: str = "") -> None:
+    def _abandoned(self, ev: EndpointAbandoned) -> None:
+        ABANDONED.labels(self.id, ev.endpoint).inc()
+        log.error("%s gave up on %s for generation %d: %s", self.id, ev.endpoint, ev.generation, ev.reason)
+        if self.run_span is not None:
+            self.run_span.add_event("endpoint.abandoned", {"racelab.endpoint": ev.endpoint,
+                                                           "racelab.batch.step": ev.step.value,
+                                                           "racelab.reason": ev.reason})
+            self.run_span.set_status(Status(StatusCode.ERROR, ev.reason))
+        self._publish("enactor.stuck", "", f"{self.id} gave up on {ev.endpoint} for generation {ev.generation}: "
+                      f"{ev.reason}", generation=ev.generation, endpoint=ev.endpoint)
+
+    def _end_run(self, outcome: str, generation: int) -> None:
         RUNS.labels(self.id, outcome).inc()
         span = self.run_span
         self.run_span = None
-        if outcome == "abandoned":
-            log.error("%s abandoned generation %d: %s", self.id, generation, reason)
-            if span is not None:
-                span.add_event("run.abandoned", {"racelab.endpoint": endpoint, "racelab.reason": reason})
-                span.set_status(Status(StatusCode.ERROR, reason))
-            self._publish("enactor.stuck", "", f"{self.id} abandoned generation {generation}: {reason}",
-                          generation=generation, endpoint=endpoint)
         if span is not None:
             span.set_attribute("racelab.run.outcome", outcome)
             span.end()

@@ -21,8 +21,8 @@ RESULT_COLOURS = {"committed": "tab:green", "lock_lost": "tab:orange", "rejected
                   "unavailable": "tab:gray"}
 
 
-def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dict) -> Path:
-    clock = SimClock(scenario.schedule, scenario.epoch, 0.0)
+def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dict, wall_start: float) -> Path:
+    clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
     figures = [
         _plot(run_dir / "endpoint_generation.png", "Active generation per endpoint (authority)",
               series.history("racelab_authority_endpoint_generation"), "endpoint", clock),
@@ -68,35 +68,52 @@ def _plot(path: Path, title: str, history: dict, label: str, clock: SimClock) ->
 
 
 def _race_timeline(path: Path, spans: list[dict], clock: SimClock) -> Path | None:
-    """Each enactor's batches on the legacy zone as bars, by result; tree deletions as red lines."""
+    """The minutes before the regional name's active tree was deleted: each enactor's batches on
+    that zone as bars (by result), stale flips labelled, the fatal deletion as a red line."""
     batches = [s for s in spans if s.get("name") == "enactor.batch"
                and s["attrs"].get("racelab.zone") == LEGACY_ENDPOINT]
     if not batches:
         return None
-    t0 = min(int(s["startTimeUnixNano"]) for s in batches)
-    fig, ax = plt.subplots(figsize=(10, 3.5))
+    fatal = sorted(int(ev["timeUnixNano"]) for s in spans for ev in s.get("events", [])
+                   if ev.get("name") == "invariant.violated"
+                   and _event_attr(ev, "racelab.violation") == "active-tree-deleted"
+                   and s["attrs"].get("racelab.zone") == LEGACY_ENDPOINT)
+
+    def sim(ns: int) -> float:
+        return clock.schedule.sim_at(ns / 1e9 - clock.wall_start)
+
+    end = sim(fatal[0]) + 30 if fatal else max(sim(int(s["endTimeUnixNano"])) for s in batches)
+    start = end - 330
+    shown = [s for s in batches if start <= sim(int(s["startTimeUnixNano"])) <= end]
     lanes = sorted({s["attrs"].get("racelab.enactor.id", s["instance"]) for s in batches})
-    for s in batches:
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for s in shown:
         lane = lanes.index(s["attrs"].get("racelab.enactor.id", s["instance"]))
-        start = (int(s["startTimeUnixNano"]) - t0) / 1e9
-        length = max((int(s["endTimeUnixNano"]) - int(s["startTimeUnixNano"])) / 1e9, 0.01)
+        x0, x1 = sim(int(s["startTimeUnixNano"])), sim(int(s["endTimeUnixNano"]))
         colour = RESULT_COLOURS.get(s["attrs"].get("racelab.batch.result"), "tab:blue")
-        ax.barh(lane, length, left=start, color=colour, height=0.6)
-        gen = s["attrs"].get("racelab.plan.generation")
-        replaced = s["attrs"].get("racelab.endpoint.generation.replaced")
+        ax.barh(lane, max(x1 - x0, 0.3), left=x0, color=colour, height=0.6)
+        gen, replaced = s["attrs"].get("racelab.plan.generation"), s["attrs"].get("racelab.endpoint.generation.replaced")
         if s["attrs"].get("racelab.batch.result") == "committed" and gen is not None and replaced is not None \
                 and int(gen) < int(replaced):
-            ax.annotate(f"stale flip {gen} over {replaced}", (start, lane), color="darkred", fontsize=8)
-    for s in spans:
-        for ev in s.get("events", []):
-            if ev.get("name") == "tree.deleted":
-                x = (int(ev["timeUnixNano"]) - t0) / 1e9
-                ax.axvline(x, color="red", linewidth=0.8)
+            ax.annotate(f"stale: {gen} over {replaced}", (x0, lane + 0.35), color="darkred", fontsize=8)
+    for ns in fatal[:1]:
+        ax.axvline(sim(ns), color="red", linewidth=1.5)
+        ax.annotate("active tree deleted: NODATA", (sim(ns), len(lanes) - 0.45), color="red", fontsize=8)
+    ax.set_xlim(start, end)
+    ticks = [t for t in range(int(start) // 60 * 60, int(end) + 1, 60) if t >= start]
+    ax.set_xticks(ticks, [clock.pdt(t)[:5] for t in ticks])
     ax.set_yticks(range(len(lanes)), lanes)
-    ax.set_xlabel("wall seconds since the first batch on the legacy zone")
-    ax.set_title(f"Batches on {LEGACY_ENDPOINT} (green committed, orange lock lost, red rejected; "
-                 "red lines: tree deleted)", fontsize=9)
+    ax.set_xlabel("simulated time (PDT)")
+    ax.set_title(f"Batches on {LEGACY_ENDPOINT}: green committed, orange lock lost, red rejected, grey unreachable",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _event_attr(event: dict, key: str) -> object:
+    for a in event.get("attributes", []):
+        if a.get("key") == key:
+            return next(iter(a.get("value", {}).values()), None)
+    return None

@@ -63,7 +63,11 @@ async def run(opts: RunOptions, console: Console) -> dict:
     events_task = None
     try:
         console.print(f"[dim]run directory: {run_dir}[/dim]")
-        ready = await supervisor.start_all()
+        ready = await supervisor.start_all(hold=("workload",))
+        # Clients start once the regional name answers: one started earlier would
+        # cache NODATA for the SOA's 15 minutes before the race even began.
+        await _wait_for_addresses(topology, supervisor, LEGACY_ENDPOINT)
+        ready["workload"] = await supervisor.start_one("workload")
         console.print(f"[dim]{len(ready)} processes ready in {max(ready.values()):.1f}s; "
                       f"DNS on {topology.dns} (dig @{topology.dns.split(':')[0]} -p {topology.dns.split(':')[1]} "
                       f"{LEGACY_ENDPOINT} A)[/dim]")
@@ -80,12 +84,13 @@ async def run(opts: RunOptions, console: Console) -> dict:
         await asyncio.sleep(0.5)  # last span exports arrive as processes stop
         await sink_server.stop(grace=1.0)
         sink.close()
-    summary = build_summary(scenario, series, run_dir, wall_seconds=time.time() - began, ready=ready, rss=rss,
+    summary = build_summary(scenario, series, run_dir, wall_seconds=time.time() - began, wall_start=wall_start,
+                            ready=ready, rss=rss,
                             failure=failure, spans=sink.spans)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     try:
         from services.lab.report import write_report
-        write_report(run_dir, scenario, series, summary)
+        write_report(run_dir, scenario, series, summary, wall_start)
     except Exception as exc:  # the report must never hide the run's own outcome
         console.print(f"[red]report failed: {exc}[/red]")
     return summary
@@ -122,6 +127,22 @@ async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, s
             live.stop()
 
 
+async def _wait_for_addresses(topology: Topology, supervisor: Supervisor, endpoint: str,
+                              timeout: float = 30.0) -> None:
+    metrics = topology.spec("authority").metrics
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        supervisor.check()
+        try:
+            samples = await asyncio.to_thread(scrape, f"http://{metrics}/metrics")
+        except OSError:
+            samples = {}
+        if samples.get(("racelab_authority_endpoint_addresses", (("endpoint", endpoint), ("qtype", "A"))), 0) > 0:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{endpoint} had no address {timeout:.0f}s after start: the enactors never installed a plan")
+
+
 def _status_line(state: ViewState, series: Series) -> str:
     gen = series.value("racelab_authority_endpoint_generation", endpoint=LEGACY_ENDPOINT)
     addrs = series.value("racelab_authority_endpoint_addresses", endpoint=LEGACY_ENDPOINT, qtype="A")
@@ -145,7 +166,7 @@ async def _follow_events(topology: Topology, clock: SimClock, state: ViewState, 
             await asyncio.sleep(0.5)
 
 
-def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_seconds: float,
+def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_seconds: float, wall_start: float,
                   ready: dict[str, float], rss: dict[str, int], failure: ProcessFailed | None,
                   spans: int) -> dict:
     clock = SimClock(scenario.schedule, scenario.epoch, 0.0)
@@ -153,7 +174,7 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
                   series.values("racelab_invariant_violations_total").items()}
     windows = empty_windows(series, LEGACY_ENDPOINT)
     stale = series.total("racelab_enactor_stale_flips_total") > 0 or violations.get("generation-went-back", 0) > 0
-    rejected_while_empty = series.total("racelab_enactor_runs_total", outcome="abandoned")
+    rejected_while_empty = series.total("racelab_enactor_endpoints_abandoned_total", endpoint=LEGACY_ENDPOINT)
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -167,6 +188,7 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
                            "until_pdt": clock.pdt(b) if b is not None else None,
                            "sim_seconds": (b - a) if b is not None else None} for a, b in windows],
         "wall_seconds": round(wall_seconds, 1),
+        "wall_start": wall_start,
         "startup_seconds": round(max(ready.values()), 2) if ready else None,
         "memory_rss_bytes": sum(rss.values()) if rss else None,
         "spans": spans,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from services.core import tree
 from services.core.enactor import (BatchCommitted, BatchFailed, Committed, Enactor, EnactorConfig,
                                    Event, FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed,
-                                   RunAbandoned, RunFinished, RunStarted, Sleep, StalePlanSkipped, Step,
+                                   EndpointAbandoned, RunFinished, RunStarted, Sleep, StalePlanSkipped, Step,
                                    SubmitBatch)
 from services.core.fixes import Fix
 from services.core.invariants import Finding, InvariantChecker, Violation, stuck_endpoints
@@ -284,10 +284,12 @@ class World:
                                   f"{ev.active_generation} on {ev.endpoint}; skipped", ev.endpoint)
         elif isinstance(ev, RollbackHealed):
             self._log(who, "fix", f"rollback target of {ev.endpoint} is missing; healed", ev.endpoint)
-        elif isinstance(ev, RunAbandoned):
-            self._log(who, "run", f"abandoned generation {ev.generation}: {ev.reason}", ev.endpoint)
+        elif isinstance(ev, EndpointAbandoned):
+            self._log(who, "run", f"gave up on {ev.endpoint} for generation {ev.generation}: {ev.reason}",
+                      ev.endpoint)
         elif isinstance(ev, RunFinished):
-            self._log(who, "run", f"finished generation {ev.generation} ({ev.at - ev.started_at:.2f}s)")
+            left = f"; gave up on {', '.join(ev.abandoned)}" if ev.abandoned else ""
+            self._log(who, "run", f"finished generation {ev.generation} ({ev.at - ev.started_at:.2f}s{left})")
 
 
 def _committed_text(effect: SubmitBatch, before: ZoneSnapshot, newest: int) -> str:

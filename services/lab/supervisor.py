@@ -59,10 +59,11 @@ class Supervisor:
         self.running[spec.instance] = running
         return running
 
-    async def start_all(self, timeout: float = 30.0) -> dict[str, float]:
-        """Start in dependency order; wait until each answers. Returns seconds to ready per instance."""
+    async def start_all(self, timeout: float = 30.0, hold: tuple[str, ...] = ()) -> dict[str, float]:
+        """Start in dependency order (all but `hold`); wait until each answers.
+        Returns seconds to ready per instance."""
         ready: dict[str, float] = {}
-        pending = list(self.topology.processes)
+        pending = [p for p in self.topology.processes if p.instance not in hold]
         while pending:
             batch = [p for p in pending if all(d in ready for d in p.depends_on)]
             if not batch:
@@ -73,6 +74,11 @@ class Supervisor:
             ready.update(zip((s.instance for s in batch), results))
             pending = [p for p in pending if p not in batch]
         return ready
+
+    async def start_one(self, instance: str, timeout: float = 30.0) -> float:
+        spec = self.topology.spec(instance)
+        self.start(spec)
+        return await self._wait_ready(spec, timeout)
 
     async def _wait_ready(self, spec: ProcessSpec, timeout: float) -> float:
         running = self.running[spec.instance]

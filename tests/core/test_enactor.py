@@ -12,7 +12,7 @@ import pytest
 
 from services.core import tree
 from services.core.enactor import (BatchCommitted, BatchFailed, Committed, Effect, Enactor, EnactorConfig,
-                                   FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed, RunAbandoned,
+                                   FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed, EndpointAbandoned,
                                    RunFinished, RunStarted, Sleep, StalePlanSkipped, Step, SubmitBatch, Unavailable)
 from services.core.fixes import Fix
 from services.core.lock import Lock, lock_changes, lock_name, read_lock
@@ -456,13 +456,13 @@ def assert_flip_rejected_for_the_rollback(s: Submitted, endpoint: Endpoint, miss
 
 
 @pytest.mark.parametrize("abandon_after", [1, 3, 5])
-def test_with_the_active_tree_deleted_every_flip_fails_and_the_run_is_abandoned(abandon_after):
+def test_with_the_active_tree_deleted_every_flip_fails_and_the_endpoint_is_given_up(abandon_after):
     world = World(endpoints=(LEGACY,), config=replace(CONFIG, abandon_after_failures=abandon_after))
     world.bootstrap(1)
     missing = break_the_endpoint(world, LEGACY)
     e = world.enactor("e1")
     world.publish()
-    assert world.run(e).reason == "run abandoned"
+    assert world.run(e).reason == "run complete"  # the run goes on past the endpoint it gave up
     events = e.drain_events()
     flips = world.batches(step=Step.FLIP)
     assert len(flips) == abandon_after
@@ -471,9 +471,9 @@ def test_with_the_active_tree_deleted_every_flip_fails_and_the_run_is_abandoned(
     failed = of_type(events, BatchFailed)
     assert [(ev.step, ev.attempt, ev.codes) for ev in failed] == \
         [(Step.FLIP, n, frozenset({"ALIAS_TARGET_MISSING"})) for n in range(1, abandon_after + 1)]
-    assert [ev.endpoint for ev in of_type(events, RunAbandoned)] == [LEGACY.name]
-    assert of_type(events, RunFinished) == []
-    assert e.applied_generation == 1 and world.resolves_empty(LEGACY)
+    assert [(ev.endpoint, ev.step) for ev in of_type(events, EndpointAbandoned)] == [(LEGACY.name, Step.FLIP)]
+    assert [ev.abandoned for ev in of_type(events, RunFinished)] == [(LEGACY.name,)]
+    assert world.resolves_empty(LEGACY)
 
 
 def test_the_stuck_state_persists_across_runs_and_enactors():
@@ -483,13 +483,15 @@ def test_the_stuck_state_persists_across_runs_and_enactors():
     e1, e2 = world.enactor("e1"), world.enactor("e2")
     world.publish()
     world.run(e1)
-    world.run(e1)  # the next run: same plan, same failure
     world.publish()
     world.now += LOCKS_EXPIRE
-    world.run(e2)  # another enactor, a newer plan: same failure
-    runs = [ev for ev in e1.drain_events() + e2.drain_events() if isinstance(ev, (RunStarted, RunAbandoned))]
+    world.run(e1)  # the next run, a newer plan: same failure
+    world.now += LOCKS_EXPIRE
+    world.run(e2)  # another enactor: same failure
+    runs = [ev for ev in e1.drain_events() + e2.drain_events() if isinstance(ev, (RunStarted, EndpointAbandoned))]
     assert [(type(ev), ev.generation) for ev in runs] == [
-        (RunStarted, 2), (RunAbandoned, 2), (RunStarted, 2), (RunAbandoned, 2), (RunStarted, 3), (RunAbandoned, 3)]
+        (RunStarted, 2), (EndpointAbandoned, 2), (RunStarted, 3), (EndpointAbandoned, 3),
+        (RunStarted, 3), (EndpointAbandoned, 3)]
     flips = world.batches(step=Step.FLIP)
     assert len(flips) == 3 * CONFIG.abandon_after_failures
     for s in flips:
@@ -502,7 +504,7 @@ def test_the_race_leaves_the_automation_stuck():
     e2.drain_events()
     world.publish()  # 6
     world.run(e2)
-    assert [ev.endpoint for ev in of_type(e2.drain_events(), RunAbandoned)] == [LEGACY.name]
+    assert [ev.endpoint for ev in of_type(e2.drain_events(), EndpointAbandoned)] == [LEGACY.name]
     assert world.resolves_empty(LEGACY)
 
 
@@ -527,17 +529,19 @@ def test_heal_rollback_unsticks_the_automation_after_the_race():
     world.publish()
     world.run(e2)
     events = e2.drain_events()
-    assert of_type(events, RunAbandoned) == [] and len(of_type(events, RollbackHealed)) == 1
+    assert of_type(events, EndpointAbandoned) == [] and len(of_type(events, RollbackHealed)) == 1
     assert world.active_generation(LEGACY) == 6 and not world.resolves_empty(LEGACY)  # ...but ends it
 
 
-def test_an_unreachable_control_api_counts_as_failures_and_abandons_the_run():
+def test_an_unreachable_control_api_counts_as_failures_and_each_step_is_given_up():
     world = World(endpoints=(LEGACY,))
     world.bootstrap(1)
     world.control_api_down = True
     e = world.enactor("e1")
     world.publish()
-    assert world.run(e).reason == "run abandoned"
-    failed = of_type(e.drain_events(), BatchFailed)
-    assert [ev.codes for ev in failed] == [frozenset({"UNAVAILABLE"})] * CONFIG.abandon_after_failures
+    assert world.run(e).reason == "run complete"
+    events = e.drain_events()
+    failed = of_type(events, BatchFailed)
+    assert [ev.codes for ev in failed] == [frozenset({"UNAVAILABLE"})] * (2 * CONFIG.abandon_after_failures)
+    assert [ev.step for ev in of_type(events, EndpointAbandoned)] == [Step.INSTALL, Step.CLEANUP]
     assert world.submitted == []

@@ -151,7 +151,7 @@ def test_three_enactors_converge_to_the_newest_plan(tmp_path):
         for name, port in c.metrics.items():
             text = scrape(port)
             assert metric(text, "racelab_enactor_plan_generation", enactor=name) == 0
-            assert metric(text, "racelab_enactor_runs_total", enactor=name, outcome="abandoned") == 0
+            assert metric(text, "racelab_enactor_runs_total", enactor=name, outcome="partial") == 0
             assert metric(text, "racelab_enactor_runs_total", enactor=name, outcome="finished") >= 3
             assert metric(text, "racelab_enactor_stale_flips_total", enactor=name) == stale_before[name]
         total = sum(metric(scrape(p), "racelab_enactor_batches_total", result="committed") for p in c.metrics.values())

@@ -20,8 +20,8 @@ def test_builtin_oct_2025_loads_with_the_incidents_figures():
     assert s.planner.start_generation == 110
     assert s.dns.soa_ttl_seconds == 900
     assert [op.action for op in s.operators] == ["restore-dns"]
-    assert s.epoch.hour == 23 and s.epoch.minute == 0
-    assert s.operators[0].at == (3 * 60 + 25) * 60  # 02:25 PDT, the next day
+    assert s.epoch.hour == 23 and s.epoch.minute == 30
+    assert s.operators[0].at == (2 * 60 + 55) * 60  # 02:25 PDT, the next day
     assert s.schedule.sim_at(0) == 0
 
 

@@ -1,0 +1,61 @@
+"""How often does the race emerge in the LIVE replica? Run `racelab run` over many seeds.
+
+For each seed, as in 2025 and with every race fix, run the oct-2025 scenario
+end to end (every process, real gRPC and DNS) and read its summary.json.
+
+    python bench/race_emergence.py [--seeds 20] [--first-seed 1] [--out bench/RESULTS-race.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_once(seed: int, fixes: list[str], base_port: int) -> dict:
+    out = Path(tempfile.mkdtemp(prefix=f"racelab-seed{seed}-"))
+    cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--seed", str(seed), "--out", str(out),
+           "--base-port", str(base_port)] + [f"--fix={f}" for f in fixes]
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    return json.loads((out / "summary.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--base-port", type=int, default=19000)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    rows = []
+    for label, fixes in (("as in 2025", []), ("all race fixes", ["all"])):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            began = time.monotonic()
+            s = run_once(seed, fixes, args.base_port)
+            window = s["empty_windows"][0] if s["empty_windows"] else None
+            row = (label, seed, s["stale_apply"], s["endpoint_emptied"], s["enactors_stuck"],
+                   window["from_pdt"] if window else "-", s["failed_process"] or "-", time.monotonic() - began)
+            rows.append(row)
+            print("%-15s seed %3d  stale %-5s emptied %-5s stuck %-5s from %-13s failed %s  (%.0fs)" % row,
+                  flush=True)
+    lines = ["| fixes | seed | stale apply | regional name emptied | enactors stuck | empty from | failed process |",
+             "| --- | ---: | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} |" for r in rows]
+    for label in ("as in 2025", "all race fixes"):
+        mine = [r for r in rows if r[0] == label]
+        lines.append(f"\n{label}: emptied in {sum(r[3] for r in mine)}/{len(mine)} runs, "
+                     f"stale apply in {sum(r[2] for r in mine)}/{len(mine)}")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(f"# Live race emergence\n\n`python bench/race_emergence.py --seeds {args.seeds}`\n\n"
+                            + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
