@@ -29,9 +29,8 @@ proto: setup
 proto-check: setup
 	$(PY) tools/gen_proto.py --check
 
-# Until the live replica lands (`racelab run`), the oct-2025 race runs in the deterministic explorer.
 run: setup
-	$(VENV)/bin/racelab explore $(RUN_ARGS)
+	$(VENV)/bin/racelab run $(RUN_ARGS)
 
 explore: setup
 	$(VENV)/bin/racelab explore $(EXPLORE_ARGS)

@@ -1,6 +1,11 @@
 import socket
+import sys
+from pathlib import Path
 
 import pytest
+
+# Helpers shared by the test folders (procs.py) import as top-level modules.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

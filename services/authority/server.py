@@ -13,7 +13,7 @@ from services.runtime.service import ConfigError, Context, hostport, require, st
 from . import metrics
 from .control import SERVICE_NAME, RouteControl
 from .dnsserver import DnsServer, bind_dns
-from .events import EventSink
+from services.runtime.events import EventPublisher
 from .state import AuthorityState, initial_zones
 from .store import StateError, Store
 
@@ -87,7 +87,7 @@ async def main(ctx: Context) -> None:
         raise ConfigError(f"--state-dir: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"--state-dir: {exc}") from None
-    events = EventSink(args.director, ctx.instance)
+    events = EventPublisher(args.director, ctx.instance)
     state = AuthorityState(zones, ctx.scenario, ctx.clock, store, ctx.telemetry.tracer, events)
     store.start()
     dns = DnsServer(state.answers, udp, tcp)

@@ -28,7 +28,7 @@ from services.runtime.telemetry import trace_id_hex
 
 from . import metrics
 from .answers import AnswerCache
-from .events import EventSink
+from services.runtime.events import EventPublisher
 from .store import Store, WalRecord
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _tree_label(root: str | None) -> str:
 
 class AuthorityState:
     def __init__(self, zones: dict[str, HostedZone], scenario: Scenario, clock: SimClock, store: Store,
-                 tracer: trace.Tracer, events: EventSink):
+                 tracer: trace.Tracer, events: EventPublisher):
         self.zones = ZoneSet()
         self.zones.zones.update(zones)
         self.scenario = scenario
@@ -194,10 +194,10 @@ class AuthorityState:
             message = f"{finding.endpoint}: {finding.detail}"
         log.warning("invariant violated: %s", message)
         generation = tree.active_generation(after, finding.endpoint)
-        self.events.publish("authority.violation", message, finding.at, {
+        self.events.publish("authority.violation", message, {
             "violation": finding.violation.value, "endpoint": finding.endpoint, "zone": origin,
             "zone_version": str(after.version),
-            "generation": "" if generation is None else str(generation)})
+            "generation": "" if generation is None else str(generation)}, finding.at)
 
     def _update_gauges(self, origin: str) -> None:
         snap = self.zones.zones[origin].snapshot

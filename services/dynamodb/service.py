@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from racelab.v1 import dynamodb_pb2, dynamodb_pb2_grpc, planner_pb2, planner_pb2_grpc
 from services.dynamodb.store import Condition, ConditionFailed, StoredItem, TableStore
-from services.runtime.service import Context, channel
+from services.runtime.service import Context
 from services.runtime.telemetry import trace_id_hex
 
 log = logging.getLogger("racelab.dynamodb")

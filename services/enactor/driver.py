@@ -32,7 +32,7 @@ from services.core.enactor import (BatchCommitted, BatchFailed, Committed, Effec
                                    SubmitBatch, Unavailable)
 from services.core.plans import Plan
 from services.core.zone import BatchRejected, ZoneSnapshot
-from services.enactor.events import DirectorEvents
+from services.runtime.events import EventPublisher
 from services.runtime import wire
 from services.runtime.service import Context, channel
 
@@ -92,7 +92,7 @@ class EnactorDriver:
         self._authority_channel = channel(authority)
         self.planner = planner_pb2_grpc.PlannerStub(self._planner_channel)
         self.authority = authority_pb2_grpc.RouteControlStub(self._authority_channel)
-        self.events = DirectorEvents(director, self.id, ctx.clock.now)
+        self.events = EventPublisher(director, self.id, ctx.clock.now)
         self._last_event: dict[tuple[str, str], float] = {}
         self.fetched: Plan | None = None  # the newest plan seen
         self.run_span: Span | None = None
@@ -282,7 +282,7 @@ class EnactorDriver:
         if not force and last is not None and now - last < EVENT_INTERVAL.get(kind, 10.0):
             return
         self._last_event[(kind, key)] = now
-        self.events.publish(kind, message, **attributes)
+        self.events.publish(kind, message, attributes)
 
     def _observe(self, events: list[Event], batch: SubmitBatch | None = None) -> None:
         for ev in events:

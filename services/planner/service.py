@@ -26,7 +26,7 @@ from services.core.plans import LoadBalancer, Plan
 from services.core.records import normalize_name
 from services.runtime import wire
 from services.runtime.service import Context
-from services.planner.events import DirectorEvents
+from services.runtime.events import EventPublisher
 from services.planner.store import FleetFile, PlanLog
 
 log = logging.getLogger("racelab.planner")
@@ -88,7 +88,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self.core.register(lb)
         self.core.drained_zones |= drained
         self.requested: list[str] = []  # AddCapacity: LBs asked for, not yet registered
-        self.events = DirectorEvents(getattr(ctx.args, "director", None), ctx.instance, ctx.clock.now)
+        self.events = EventPublisher(getattr(ctx.args, "director", None), ctx.instance, ctx.clock.now)
         self.dirty = asyncio.Event()
         self.new_plan = asyncio.Condition()
         self._publish_lock = asyncio.Lock()
@@ -153,7 +153,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             PUBLISHED.inc()
             if plan.generation % EVENT_EVERY == 0:
                 self.events.publish("plan.published", f"published generation {plan.generation}",
-                                    generation=plan.generation)
+                                    {"generation": plan.generation})
         async with self.new_plan:
             self.new_plan.notify_all()
         return plan

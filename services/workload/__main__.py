@@ -8,7 +8,7 @@ import sys
 import time
 
 from racelab.v1 import workload_pb2_grpc
-from services.director.client import EventPublisher
+from services.runtime.events import EventPublisher
 from services.runtime.dnsclient import Resolver
 from services.runtime.service import ConfigError, Context, hostport, parser, run, start_grpc_server
 from services.workload.clients import Workload, WorkloadServicer

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.authority.events import EventSink
+from services.runtime.events import EventPublisher
 from services.authority.state import AuthorityState, initial_zones
 from services.authority.store import Store
 from services.authority.testing import fleet_planner
@@ -30,7 +30,7 @@ def test_batch_spans(tmp_path):
         zones, _ = store.recover(lambda: initial_zones(scenario))
         store.start()
         state = AuthorityState(zones, scenario, SimClock(scenario.schedule, scenario.epoch, 0.0), store,
-                               provider.get_tracer("t"), EventSink(None, "authority"))
+                               provider.get_tracer("t"), EventPublisher(None, "authority"))
         planner = fleet_planner()
         p110, p111 = planner.next_plan(0.0), planner.next_plan(1.0)
         for plan, prev in ((p110, None), (p111, p110)):

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from racelab.v1 import (authority_pb2, authority_pb2_grpc, director_pb2, director_pb2_grpc, planner_pb2,
                         planner_pb2_grpc)
 from services.core import tree
-from services.core.lock import lock_changes, lock_name, read_lock
+from services.core.lock import lock_changes, read_lock
 from services.core.planner import Planner
 from services.core.plans import LoadBalancer
 from services.core.records import RRType

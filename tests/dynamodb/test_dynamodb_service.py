@@ -7,7 +7,7 @@ import pytest
 
 from racelab.v1 import dynamodb_pb2 as db, dynamodb_pb2_grpc, planner_pb2 as pb, planner_pb2_grpc
 from services.dynamodb.store import Condition, ConditionFailed, TableStore
-from dynamodb_procs import (env_for, free_port, metric, run_to_exit, scrape, start, stop, wait_for, wait_serving,
+from procs import (env_for, free_port, metric, run_to_exit, scrape, start, stop, wait_for, wait_serving,
                             write_scenario)
 
 pytestmark = pytest.mark.integration

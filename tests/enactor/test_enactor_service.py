@@ -15,7 +15,7 @@ from services.core import tree
 from services.core.lock import read_lock
 from services.core.records import RRType
 from services.runtime.scenario import load_scenario
-from enactor_procs import (env_for, free_port, metric, run_to_exit, scrape, start, stop, wait_for, wait_serving,
+from procs import (env_for, free_port, metric, run_to_exit, scrape, start, stop, wait_for, wait_serving,
                            write_scenario)
 from enactor_fakes import FakeDirector, FakeRouteControl, serve
 

@@ -20,7 +20,7 @@ from services.runtime.clock import SimClock
 from services.runtime.scenario import load_scenario
 from services.runtime.service import Context
 from services.runtime.telemetry import Telemetry
-from enactor_procs import free_port, write_scenario
+from procs import free_port, write_scenario
 from enactor_fakes import FakeRouteControl, serve
 
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from racelab.v1 import planner_pb2 as pb, planner_pb2_grpc
-from planner_procs import (env_for, free_port, metric, run_to_exit, scrape, start, stop, wait_for, wait_serving,
+from procs import (env_for, free_port, metric, run_to_exit, scrape, start, stop, wait_for, wait_serving,
                            write_scenario)
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 # 60x: ten wall seconds are ten simulated minutes.
 FAST_SCENARIO = """\

@@ -19,11 +19,12 @@ log = logging.getLogger("racelab.events")
 
 
 class EventPublisher:
-    def __init__(self, target: str | None, source: str, *,
+    def __init__(self, target: str | None, source: str, now: Callable[[], float] | None = None, *,
                  channel_factory: Callable[[str], grpc.aio.Channel] | None = None,
                  timeout: float = 2.0, max_queue: int = 1000):
         self.target = target
         self.source = source
+        self._now = now  # simulated clock for events published without a time
         self.timeout = timeout
         self._channel_factory = channel_factory
         self._queue: asyncio.Queue | None = None
@@ -32,11 +33,13 @@ class EventPublisher:
         self._channel: grpc.aio.Channel | None = None
         self.sent = self.dropped = 0
 
-    def publish(self, kind: str, message: str, attributes: Mapping[str, str] | None = None,
-                sim_time_seconds: float = 0.0) -> None:
+    def publish(self, kind: str, message: str, attributes: Mapping[str, object] | None = None,
+                sim_time_seconds: float | None = None) -> None:
         log.info("event %s: %s", kind, message)
         if not self.target:
             return
+        if sim_time_seconds is None:
+            sim_time_seconds = self._now() if self._now else 0.0
         if self._queue is None:
             self._queue = asyncio.Queue(self._max_queue)
         event = director_pb2.Event(sim_time_seconds=sim_time_seconds, source=self.source, kind=kind,
