@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from pathlib import Path
 
 from racelab.v1 import authority_pb2_grpc
@@ -25,26 +24,6 @@ EXTRA_SETTINGS = [
     ("director", "RACELAB_DIRECTOR", "HOST:PORT of the director, for authority.violation events", False),
     ("snapshot-every", "RACELAB_SNAPSHOT_EVERY", "batches between zone snapshots (default 1000)", False),
 ]
-
-
-def _check_free(listen: str) -> None:
-    """Fail with one clear line before gRPC (which binds with SO_REUSEPORT) can share a busy port."""
-    host, port = hostport_str(listen)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ConfigError(f"--listen: cannot resolve {host!r}: {exc.strerror}") from None
-    family, _, _, _, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(addr)
-        except OSError as exc:
-            raise ConfigError(f"--listen: cannot listen on {listen}: {exc.strerror}") from None
-
-
-def hostport_str(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def _state_dir(args) -> Path:
@@ -77,7 +56,6 @@ async def main(ctx: Context) -> None:
     state_dir = _state_dir(args)
     snapshot_every = _snapshot_every(args)
     udp, tcp = bind_dns(dns_host, dns_port)
-    _check_free(listen)
 
     store = Store(state_dir, snapshot_every=snapshot_every, on_fatal=lambda exc: ctx.stopping.set())
     store.sync_seconds = metrics.WAL_SYNC.observe

@@ -71,7 +71,7 @@ async def main(ctx: Context) -> None:
             servicer = LoadBalancerService(spec.lb_id, store)
             server, _ = await start_grpc_server(
                 spec.listen, lambda s, sv=servicer: dynamodb_pb2_grpc.add_DynamoDBServicer_to_server(sv, s),
-                ["racelab.v1.DynamoDB"])
+                ["racelab.v1.DynamoDB"], setting=f"--lb-port ({spec.lb_id})")
             servers.append(server)
         log.info("%d load balancers serving: %s", len(specs), ", ".join(f"{s.lb_id}@{s.listen}" for s in specs))
         shared = ctx.scenario.fleet.shared_load_balancers

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,10 @@ async def run(opts: RunOptions, console: Console) -> dict:
     ready: dict[str, float] = {}
     rss: dict[str, int] = {}
     events_task = None
+    # SIGTERM or Ctrl-C end the run early but cleanly: processes stopped, summary and report written.
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop_requested.set)
     try:
         console.print(f"[dim]run directory: {run_dir}[/dim]")
         ready = await supervisor.start_all(hold=("workload",))
@@ -72,7 +77,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
                       f"DNS on {topology.dns} (dig @{topology.dns.split(':')[0]} -p {topology.dns.split(':')[1]} "
                       f"{LEGACY_ENDPOINT} A)[/dim]")
         events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive))
-        await _watch(opts, topology, supervisor, series, state, clock, console)
+        await _watch(opts, topology, supervisor, series, state, clock, console, stop_requested)
         rss = supervisor.rss_bytes()
     except ProcessFailed as exc:
         failure = exc
@@ -97,14 +102,14 @@ async def run(opts: RunOptions, console: Console) -> dict:
 
 
 async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, series: Series,
-                 state: ViewState, clock: SimClock, console: Console) -> None:
+                 state: ViewState, clock: SimClock, console: Console, stop_requested: asyncio.Event) -> None:
     live = Live(render(state, series), console=console, refresh_per_second=4, transient=False) \
         if opts.interactive else None
     last_line = 0.0
     try:
         if live:
             live.start()
-        while clock.now() < opts.scenario.end:
+        while clock.now() < opts.scenario.end and not stop_requested.is_set():
             supervisor.check()
             sim = clock.now()
             for spec in topology.processes:
@@ -173,6 +178,8 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
     violations = {dict(ls).get("violation"): v for ls, v in
                   series.values("racelab_invariant_violations_total").items()}
     windows = empty_windows(series, LEGACY_ENDPOINT)
+    last_sample = max((points[-1][0] for points in series.points.values() if points), default=0.0)
+    clock_pdt_end = clock.pdt(last_sample)
     stale = series.total("racelab_enactor_stale_flips_total") > 0 or violations.get("generation-went-back", 0) > 0
     rejected_while_empty = series.total("racelab_enactor_endpoints_abandoned_total", endpoint=LEGACY_ENDPOINT)
     return {
@@ -187,6 +194,7 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
         "empty_windows": [{"endpoint": LEGACY_ENDPOINT, "from_pdt": clock.pdt(a),
                            "until_pdt": clock.pdt(b) if b is not None else None,
                            "sim_seconds": (b - a) if b is not None else None} for a, b in windows],
+        "ended_at_pdt": clock_pdt_end,
         "wall_seconds": round(wall_seconds, 1),
         "wall_start": wall_start,
         "startup_seconds": round(max(ready.values()), 2) if ready else None,

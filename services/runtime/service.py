@@ -121,6 +121,7 @@ async def _main(ctx: Context, main: Callable[[Context], Awaitable[None]]) -> int
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, ctx.stopping.set)
     stop = asyncio.ensure_future(ctx.stopping.wait())
+    orphan_watch = asyncio.ensure_future(_stop_when_orphaned(ctx.stopping))
     try:
         done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
@@ -137,14 +138,27 @@ async def _main(ctx: Context, main: Callable[[Context], Awaitable[None]]) -> int
         return 2
     finally:
         stop.cancel()
+        orphan_watch.cancel()
         ctx.telemetry.shutdown()
 
 
+async def _stop_when_orphaned(stopping: asyncio.Event) -> None:
+    """A process whose supervisor died (even by SIGKILL) stops instead of holding its ports."""
+    parent = os.getppid()
+    while not stopping.is_set():
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:
+            log.warning("parent process %d is gone; stopping", parent)
+            stopping.set()
+
+
 async def start_grpc_server(listen: str, register: Callable[[grpc.aio.Server], None],
-                            service_names: Iterable[str]) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
+                            service_names: Iterable[str], setting: str = "--listen",
+                            ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     """A grpc.aio server with OpenTelemetry spans and the standard health service, started."""
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
     # No SO_REUSEPORT: a port another process holds must be an error, not a shared socket.
+    _check_port_free(listen, setting)
     server = grpc.aio.server(interceptors=[aio_server_interceptor()], options=[("grpc.so_reuseport", 0)])
     register(server)
     health_servicer = health_aio.HealthServicer()
@@ -154,11 +168,28 @@ async def start_grpc_server(listen: str, register: Callable[[grpc.aio.Server], N
     except RuntimeError:
         bound = 0
     if bound == 0:
-        raise ConfigError(f"cannot listen on {listen}: address in use or not available")
+        raise ConfigError(f"{setting}: cannot listen on {listen}: address in use or not available")
     await server.start()
     for name in list(service_names) + [""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, health_servicer
+
+
+def _check_port_free(listen: str, setting: str) -> None:
+    """One clear line for a port someone listens on (gRPC would log its own error first).
+    SO_REUSEADDR, as servers bind: connections lingering from a previous run do not count."""
+    import socket
+    try:
+        host, port = split_hostport(listen)
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (ValueError, socket.gaierror) as exc:
+        raise ConfigError(f"{setting}: cannot listen on {listen}: {exc}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(addr)
+        except OSError as exc:
+            raise ConfigError(f"{setting}: cannot listen on {listen}: {exc.strerror}") from None
 
 
 def channel(target: str) -> grpc.aio.Channel:
