@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, SOA, A, DNSRecord
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
 
 from racelab.v1 import dynamodb_pb2, dynamodb_pb2_grpc
 
@@ -46,19 +51,20 @@ class FakeDNS(asyncio.DatagramProtocol):
         return sum(1 for n, t in self.queries if n == name and (qtype is None or t == qtype))
 
     def datagram_received(self, data, addr):
-        request = DNSRecord.parse(data)
-        qname = str(request.q.qname).rstrip(".").lower()
-        qtype = QTYPE[request.q.qtype]
+        request = dns.message.from_wire(data)
+        question = request.question[0]
+        qname = question.name.to_text().rstrip(".").lower()
+        qtype = dns.rdatatype.to_text(question.rdtype)
         self.queries.append((qname, qtype))
         if self.modes.get(qname) == "DROP":
             return
-        reply = request.reply()
-        reply.header.aa = 1
+        reply = dns.message.make_response(request)
+        reply.flags |= dns.flags.AA
         if self.modes.get(qname) == "SERVFAIL":
-            reply.header.rcode = RCODE.SERVFAIL
+            reply.set_rcode(dns.rcode.SERVFAIL)
         else:
             self._answer(reply, qname, qtype)
-        self.transport.sendto(reply.pack(), addr)
+        self.transport.sendto(reply.to_wire(), addr)
 
     def _zone(self, name: str) -> str | None:
         while True:
@@ -68,42 +74,45 @@ class FakeDNS(asyncio.DatagramProtocol):
                 return None
             name = name.split(".", 1)[1]
 
-    def _soa_rr(self, zone: str, negative: bool) -> RR:
+    def _soa_rr(self, zone: str, negative: bool) -> dns.rrset.RRset:
         ttl, minimum = self.zones[zone]
-        return RR(zone + ".", QTYPE.SOA, ttl=min(ttl, minimum) if negative else ttl,
-                  rdata=SOA("ns-1.example.", "hostmaster." + zone + ".", (1, 7200, 900, 1209600, minimum)))
+        return _rrset(zone, "SOA", min(ttl, minimum) if negative else ttl,
+                      f"ns-1.example. hostmaster.{zone}. 1 7200 900 1209600 {minimum}")
 
-    def _answer(self, reply: DNSRecord, qname: str, qtype: str) -> None:
+    def _answer(self, reply: dns.message.Message, qname: str, qtype: str) -> None:
         zone = self._zone(qname)
         if zone is None:
-            reply.header.rcode = RCODE.REFUSED
+            reply.set_rcode(dns.rcode.REFUSED)
             return
         if qtype == "SOA" and qname == zone:
-            reply.add_answer(self._soa_rr(zone, False))
+            reply.answer.append(self._soa_rr(zone, False))
             return
         name = qname
         for _ in range(8):
             recs = self.records.get(name)
             if recs is None:
                 if name == qname and name != zone:
-                    reply.header.rcode = RCODE.NXDOMAIN
-                    reply.add_auth(self._soa_rr(zone, True))
+                    reply.set_rcode(dns.rcode.NXDOMAIN)
+                    reply.authority.append(self._soa_rr(zone, True))
                 return
             if qtype in recs:
                 addrs, ttl = recs[qtype]
-                for a in addrs:
-                    reply.add_answer(RR(qname if name == qname else name, QTYPE.reverse[qtype], ttl=ttl,
-                                        rdata=A(a) if qtype == "A" else AAAA(a)))
+                if addrs:
+                    reply.answer.append(_rrset(name, qtype, ttl, *addrs))
                 return
             if "CNAME" in recs:
                 target, ttl = recs["CNAME"]
-                reply.add_answer(RR(name, QTYPE.CNAME, ttl=ttl, rdata=CNAME(target)))
+                reply.answer.append(_rrset(name, "CNAME", ttl, target + "."))
                 name = target
                 if self._zone(name) is None or not self.follow_cnames:
                     return  # not followed here: the client chases it
                 continue
-            reply.add_auth(self._soa_rr(self._zone(name), True))  # NODATA
+            reply.authority.append(self._soa_rr(self._zone(name), True))  # NODATA
             return
+
+
+def _rrset(name: str, rtype: str, ttl: int, *values: str) -> dns.rrset.RRset:
+    return dns.rrset.from_text(name + ".", ttl, dns.rdataclass.IN, rtype, *values)
 
 
 class FakeDynamoDB(dynamodb_pb2_grpc.DynamoDBServicer):
