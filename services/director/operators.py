@@ -32,6 +32,7 @@ from opentelemetry import trace
 
 from racelab.v1 import authority_pb2, authority_pb2_grpc, planner_pb2, planner_pb2_grpc
 from services.core import tree
+from services.core.invariants import resolves_empty
 from services.core.lock import lock_changes, read_lock
 from services.core.plans import EndpointPlan, Plan
 from services.runtime.scenario import OPERATOR_ACTIONS, Scenario
@@ -68,6 +69,7 @@ class Restored:
     zone_version: int
     installed: bool
     attempts: int
+    left_alone: bool = False  # it still answered: nothing to repair
 
 
 class Operators:
@@ -148,7 +150,7 @@ class Operators:
         endpoints = [ep for ep in plan.endpoints if not only or ep.endpoint == only.rstrip(".").lower()]
         if not endpoints:
             raise ActionFailed(f"generation {plan.generation} has no endpoint {only!r}")
-        restored, failed = [], []
+        restored, failed, healthy = [], [], []
         for ep in endpoints:
             try:
                 r = await self.restore_endpoint(ep, plan.generation)
@@ -157,6 +159,9 @@ class Operators:
                 self.publish("operator.action", f"operators could not restore {ep.endpoint}: {exc}",
                              action="restore-dns", endpoint=ep.endpoint, generation=str(plan.generation),
                              result="failed")
+                continue
+            if r.left_alone:
+                healthy.append(ep.endpoint)
                 continue
             restored.append(r)
             self.publish("operator.action",
@@ -168,6 +173,8 @@ class Operators:
             raise ActionFailed("; ".join(failed))
         message = (f"operators restored {len(restored)} endpoint(s) to generation {plan.generation} "
                    f"by installing a healthy tree by hand")
+        if healthy:
+            message += f"; {len(healthy)} still answered and were left alone"
         if failed:
             message += f"; {len(failed)} failed: " + "; ".join(failed)
         return message
@@ -196,6 +203,11 @@ class Operators:
                 snap = snapshot_from_wire(ep.zone, await self._call(
                     self.authority.ListResourceRecordSets,
                     authority_pb2.ListResourceRecordSetsRequest(hosted_zone=ep.zone), ep.zone))
+                # Operators repair what is broken: an endpoint that still answers is left alone
+                # (restoring it to the plan they fetched could only move it backwards).
+                if not resolves_empty(snap, ep.endpoint, ep.dual_stack):
+                    span.set_attribute("racelab.batch.result", "left_alone")
+                    return Restored(ep.endpoint, generation, snap.version, False, attempt, left_alone=True)
                 seen, lock = read_lock(snap)
                 now = self.sim_unix()
                 if lock is not None and lock.blocks(HOLDER, now) and attempt <= LOCK_PATIENCE:

@@ -254,6 +254,23 @@ async def test_restore_dns_installs_tree_and_points_alias_and_rollback_at_it(rig
     assert rig.director.metrics.operator_actions.labels("restore-dns")._value.get() == 1
 
 
+async def test_restore_dns_leaves_an_endpoint_that_still_answers_alone(rig):
+    # An enactor already moved the dual-stack endpoint to a newer plan than the operators fetched:
+    # restoring it to their plan could only move it backwards.
+    older, newer = rig.plans[-2], rig.plans[-1]
+    rig.planner.plan = older
+    ep = newer.for_endpoint(DUALSTACK)
+    zone = rig.zones[ep.zone]
+    seen, _ = read_lock(zone.snapshot)
+    zone.apply(lock_changes(ep.zone, seen, "enactor-az3", 0, 2) + tree.install_changes(ep, newer.generation, 5)
+               + tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), tree.tree_root(ep)))
+    version = zone.version
+    message = await rig.director.operators.perform("restore_dns")
+    assert "1 still answered and were left alone" in message
+    assert zone.version == version and tree.active_generation(zone.snapshot, ep.endpoint) == newer.generation
+    assert tree.active_generation(rig.zones[LEGACY].snapshot, LEGACY) == older.generation  # the broken one
+
+
 async def test_restore_dns_reuses_an_installed_tree(rig):
     plan = rig.plans[-1]
     ep = plan.for_endpoint(LEGACY)
