@@ -177,7 +177,7 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
     clock = SimClock(scenario.schedule, scenario.epoch, 0.0)
     violations = {dict(ls).get("violation"): v for ls, v in
                   series.values("racelab_invariant_violations_total").items()}
-    windows = empty_windows(series, LEGACY_ENDPOINT)
+    windows = empty_windows(series, LEGACY_ENDPOINT, run_dir / "state" / "director" / "events.jsonl")
     last_sample = max((points[-1][0] for points in series.points.values() if points), default=0.0)
     clock_pdt_end = clock.pdt(last_sample)
     stale = series.total("racelab_enactor_stale_flips_total") > 0 or violations.get("generation-went-back", 0) > 0
@@ -205,8 +205,15 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
     }
 
 
-def empty_windows(series: Series, endpoint: str) -> list[tuple[float, float | None]]:
-    """Simulated intervals during which the endpoint could answer no A address."""
+def empty_windows(series: Series, endpoint: str, events: Path | None = None) -> list[tuple[float, float | None]]:
+    """Simulated intervals during which the endpoint could answer no A address.
+
+    The authority's own events say exactly when (the simulated time of the batch); scrapes every
+    half second are the fallback, coarse when simulated time runs hundreds of times faster."""
+    if events is not None and events.exists():
+        windows = _windows_from_events(events, endpoint)
+        if windows:
+            return windows
     points = next(iter(series.history("racelab_authority_endpoint_addresses", endpoint=endpoint,
                                       qtype="A").values()), [])
     windows: list[tuple[float, float | None]] = []
@@ -220,6 +227,29 @@ def empty_windows(series: Series, endpoint: str) -> list[tuple[float, float | No
                 start = None
         elif seen_nonzero and start is None:
             start = sim
+    if start is not None:
+        windows.append((start, None))
+    return windows
+
+
+def _windows_from_events(path: Path, endpoint: str) -> list[tuple[float, float | None]]:
+    windows: list[tuple[float, float | None]] = []
+    start = None
+    for line in path.read_text().splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        attrs = ev.get("attributes", {})
+        if attrs.get("endpoint") != endpoint:
+            continue
+        at = float(ev.get("sim_time_seconds", 0.0))
+        if ev.get("kind") == "authority.violation" and attrs.get("violation") == "endpoint-empty" and start is None:
+            start = at
+        elif start is not None and (ev.get("kind") == "operator.action" and attrs.get("result") == "restored"
+                                    or ev.get("kind") == "enactor.flip"):
+            windows.append((start, at))
+            start = None
     if start is not None:
         windows.append((start, None))
     return windows
