@@ -6,7 +6,7 @@ two runs (or a run and the tests) can share a machine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from services.runtime.scenario import Scenario
 
@@ -27,14 +27,9 @@ class ProcessSpec:
 class Topology:
     base_port: int
     processes: tuple[ProcessSpec, ...]
-    otlp: str
-    dns: str
-    authority: str
-    planner: str
-    director: str
-    workload: str
-    lb_port: int
-    lb_addresses: tuple[str, ...] = field(default=())
+    otlp: str  # where the run's trace sink listens
+    dns: str  # the authority's DNS, for the user's dig
+    director: str  # for the event stream the view shows
 
     def spec(self, instance: str) -> ProcessSpec:
         return next(p for p in self.processes if p.instance == instance)
@@ -48,7 +43,7 @@ def local_topology(scenario: Scenario, base_port: int = 17000, host: str = "127.
     dns, otlp, lb_port = addr(53), addr(317), base_port + 100
     metrics = {name: addr(901 + i) for i, name in enumerate(
         ["authority", "planner", "director", *ENACTORS, "dynamodb", "workload"])}
-    lbs = tuple(f"127.0.1.{i + 1}:{lb_port}" for i in range(scenario.fleet.load_balancers))
+    first_lb = f"127.0.1.1:{lb_port}"  # the fleet answers health checks once its first LB does
 
     def proc(instance: str, service: str, grpc: str | None, env: dict[str, str],
              depends: tuple[str, ...] = ()) -> ProcessSpec:
@@ -62,7 +57,7 @@ def local_topology(scenario: Scenario, base_port: int = 17000, host: str = "127.
         proc("planner", "planner", planner, {"RACELAB_LISTEN": planner, "RACELAB_DIRECTOR": director}),
         proc("director", "director", director, {"RACELAB_LISTEN": director, "RACELAB_PLANNER": planner,
                                                  "RACELAB_AUTHORITY": authority}, ("planner", "authority")),
-        proc("dynamodb", "dynamodb", lbs[0] if lbs else None,
+        proc("dynamodb", "dynamodb", first_lb,
              {"RACELAB_PLANNER": planner, "RACELAB_LB_HOST_PREFIX": "127.0.1.", "RACELAB_LB_PORT": str(lb_port)},
              ("planner",)),
         *(proc(e, "enactor", None, {"RACELAB_PLANNER": planner, "RACELAB_AUTHORITY": authority,
@@ -72,4 +67,4 @@ def local_topology(scenario: Scenario, base_port: int = 17000, host: str = "127.
                                                 "RACELAB_DIRECTOR": director, "RACELAB_LB_PORT": str(lb_port)},
              ("authority", "dynamodb")),
     )
-    return Topology(base_port, processes, otlp, dns, authority, planner, director, workload, lb_port, lbs)
+    return Topology(base_port, processes, otlp, dns, director)
