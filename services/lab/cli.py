@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
                                        fixes=parse_fixes(args.fix) if args.fix is not None else None)
     out = args.out or default_out(scenario)
     try:
-        ensure_ports_free(local_topology(scenario, args.base_port))
+        ensure_ports_free(local_topology(args.base_port))
     except OSError as exc:
         raise CliError(str(exc)) from None
     text = _scenario_text(args.scenario)

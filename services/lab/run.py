@@ -44,7 +44,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
     run_dir = opts.out
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.yaml").write_text(opts.scenario_text)
-    topology = local_topology(scenario, opts.base_port)
+    topology = local_topology(opts.base_port)
     began = time.time()
     # Simulated time starts once every process is up: a few seconds from now.
     wall_start = began + 4.0

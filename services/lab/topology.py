@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.runtime.scenario import Scenario
 
 ENACTORS = ("enactor-az1", "enactor-az2", "enactor-az3")
 
@@ -35,7 +34,7 @@ class Topology:
         return next(p for p in self.processes if p.instance == instance)
 
 
-def local_topology(scenario: Scenario, base_port: int = 17000, host: str = "127.0.0.1") -> Topology:
+def local_topology(base_port: int = 17000, host: str = "127.0.0.1") -> Topology:
     def addr(offset: int) -> str:
         return f"{host}:{base_port + offset}"
 
