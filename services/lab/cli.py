@@ -83,9 +83,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from services.lab.run import RunOptions, default_out, ensure_ports_free, run
     from services.lab.topology import local_topology
-    from services.runtime.scenario import ScenarioError, load_scenario
+    from services.runtime.scenario import ScenarioError, parse_scenario, scenario_text
     try:
-        scenario = load_scenario(args.scenario)
+        text, source = scenario_text(args.scenario)  # the run directory keeps exactly what ran
+        scenario = parse_scenario(text, source)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
     scenario = scenario.with_overrides(seed=args.seed,
@@ -95,20 +96,11 @@ def _run(args: argparse.Namespace) -> int:
         ensure_ports_free(local_topology(args.base_port))
     except OSError as exc:
         raise CliError(str(exc)) from None
-    text = _scenario_text(args.scenario)
     console = Console()
     interactive = console.is_terminal and not args.no_tty and not os.environ.get("CI")
     summary = asyncio.run(run(RunOptions(scenario, out, args.base_port, interactive, text), console))
     console.print(_run_verdict(summary))
     return 3 if summary["failed_process"] else 0
-
-
-def _scenario_text(name_or_path: str) -> str:
-    from importlib import resources
-    path = Path(name_or_path)
-    if path.exists():
-        return path.read_text()
-    return (resources.files("services.lab.scenarios") / f"{name_or_path}.yaml").read_text()
 
 
 def _run_verdict(summary: dict) -> str:

@@ -28,6 +28,7 @@ from services.lab.topology import Topology, local_topology
 from services.lab.view import Event, ViewState, render
 from services.runtime.clock import SimClock
 from services.runtime.scenario import Scenario
+from services.runtime.service import ConfigError, check_port_free
 
 
 @dataclass
@@ -261,13 +262,9 @@ def default_out(scenario: Scenario) -> Path:
 
 
 def ensure_ports_free(topology: Topology) -> None:
-    import socket
     for spec in topology.processes:
         for addr in filter(None, (spec.grpc, spec.metrics)):
-            host, port = addr.rsplit(":", 1)
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((host, int(port)))
-                except OSError:
-                    raise OSError(f"port {addr} ({spec.instance}) is in use; pick another --base-port") from None
+            try:
+                check_port_free(addr, spec.instance)
+            except ConfigError as exc:
+                raise OSError(f"{exc}; pick another --base-port") from None

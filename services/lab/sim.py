@@ -333,4 +333,4 @@ def with_overrides(config: WorldConfig, **enactor_overrides: object) -> WorldCon
     return replace(config, enactor=replace(config.enactor, **enactor_overrides))
 
 
-__all__ = ["Delay", "world_from_scenario", "World", "WorldConfig", "ScheduleResult", "Entry", "run_schedule", "with_overrides", "RRType"]
+__all__ = ["Delay", "world_from_scenario", "World", "WorldConfig", "ScheduleResult", "Entry", "run_schedule", "with_overrides"]

@@ -113,17 +113,21 @@ def builtin_names() -> list[str]:
 
 def load_scenario(name_or_path: str) -> Scenario:
     """A built-in scenario by name (e.g. "oct-2025") or a YAML file by path."""
+    return parse_scenario(*scenario_text(name_or_path))
+
+
+def scenario_text(name_or_path: str) -> tuple[str, str]:
+    """The YAML of a built-in scenario or a file, and where it came from."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         try:
-            text = path.read_text()
+            return path.read_text(), str(path)
         except OSError as exc:
             raise ScenarioError(f"{name_or_path}: {exc.strerror}") from None
-        return parse_scenario(text, str(path))
     resource = resources.files(BUILTIN) / f"{name_or_path}.yaml"
     if not resource.is_file():
         raise ScenarioError(f"no scenario {name_or_path!r}; built in: {', '.join(builtin_names())}")
-    return parse_scenario(resource.read_text(), f"{name_or_path}.yaml")
+    return resource.read_text(), f"{name_or_path}.yaml"
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:

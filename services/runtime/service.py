@@ -158,7 +158,7 @@ async def start_grpc_server(listen: str, register: Callable[[grpc.aio.Server], N
     """A grpc.aio server with OpenTelemetry spans and the standard health service, started."""
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
     # No SO_REUSEPORT: a port another process holds must be an error, not a shared socket.
-    _check_port_free(listen, setting)
+    check_port_free(listen, setting)
     server = grpc.aio.server(interceptors=[aio_server_interceptor()], options=[("grpc.so_reuseport", 0)])
     register(server)
     health_servicer = health_aio.HealthServicer()
@@ -175,7 +175,7 @@ async def start_grpc_server(listen: str, register: Callable[[grpc.aio.Server], N
     return server, health_servicer
 
 
-def _check_port_free(listen: str, setting: str) -> None:
+def check_port_free(listen: str, setting: str) -> None:
     """One clear line for a port someone listens on (gRPC would log its own error first).
     SO_REUSEADDR, as servers bind: connections lingering from a previous run do not count."""
     import socket
