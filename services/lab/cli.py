@@ -204,7 +204,7 @@ def _summary(found: explore.Search, args: argparse.Namespace) -> dict:
 
 
 def _matrix(args: argparse.Namespace, config: WorldConfig) -> int:
-    rows = [frozenset()] + [frozenset({f}) for f in Fix] + [RACE_FIXES]
+    rows = [frozenset()] + [frozenset({f}) for f in Fix if f in RACE_FIXES] + [RACE_FIXES]
     results = [explore.search(args.seed, args.schedules, config, fixes, until="none", workers=args.workers)
                for fixes in rows]
     if args.json:

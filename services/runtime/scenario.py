@@ -17,7 +17,11 @@ from typing import Any
 
 import yaml
 
+from services.core.dependents import DependentsConfig
 from services.core.enactor import EnactorConfig
+from services.core.healthcheck import NlbConfig
+from services.core.leases import DwfmConfig
+from services.core.propagation import PropagationConfig
 from services.core.fixes import Fix, UnknownFix, parse_fixes
 from services.core.plans import DEFAULT_ENDPOINTS, Endpoint
 from services.runtime.clock import Schedule, ScheduleError, parse_pdt
@@ -78,7 +82,17 @@ class WorkloadSettings:
     call_timeout_seconds: float = 2.0
 
 
-OPERATOR_ACTIONS = {"restore-dns", "disable-dns-automation", "enable-dns-automation"}
+# INCIDENT.md §3, what people did; each is a scenario knob (its time, or left out).
+OPERATOR_ACTIONS = {
+    "restore-dns",  # 02:25 a healthy tree installed by hand
+    "mitigate-internal",  # 01:15 internal services (STS, IAM) reconnected another way
+    "throttle-dwfm",  # 04:14 incoming work throttled (params: admit_per_host_second, launches_per_second)
+    "restart-dwfm-hosts",  # 04:14 DWFM hosts restarted (params: count)
+    "restart-sqs-poller",  # 04:40 Lambda's SQS poller restored by hand
+    "disable-dns-automation", "enable-dns-automation",  # 05:38 DNS frozen
+    "disable-nlb-failover", "enable-nlb-failover",  # 09:36 / 14:09
+    "relax-ec2-throttle",  # 11:23 throttles relaxed step by step (params: over_seconds)
+}
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,10 @@ class Scenario:
     planner: PlannerSettings
     enactor: EnactorConfig
     workload: WorkloadSettings
+    dwfm: DwfmConfig
+    netmgr: PropagationConfig
+    nlb: NlbConfig
+    dependents: DependentsConfig
     conditions: tuple[Condition, ...]
     operators: tuple[OperatorAction, ...]
 
@@ -191,6 +209,10 @@ def _build(r: "_Reader") -> Scenario:
         planner=r.settings("planner", PlannerSettings),
         enactor=r.settings("enactor", EnactorConfig),
         workload=r.settings("workload", WorkloadSettings),
+        dwfm=r.settings("dwfm", DwfmConfig),
+        netmgr=r.settings("netmgr", PropagationConfig),
+        nlb=r.settings("nlb", NlbConfig),
+        dependents=r.settings("dependents", DependentsConfig),
         conditions=conditions,
         operators=tuple(sorted(operators, key=lambda o: o.at)),
     )

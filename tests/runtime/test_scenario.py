@@ -19,7 +19,11 @@ def test_builtin_oct_2025_loads_with_the_incidents_figures():
     assert s.endpoints[-1].name == LEGACY_ENDPOINT
     assert s.planner.start_generation == 110
     assert s.dns.soa_ttl_seconds == 900
-    assert [op.action for op in s.operators] == ["restore-dns"]
+    # INCIDENT.md §3's operators' actions, at their times
+    assert [op.action for op in s.operators] == [
+        "mitigate-internal", "restore-dns", "throttle-dwfm", "restart-dwfm-hosts", "restart-sqs-poller",
+        "disable-dns-automation", "disable-nlb-failover", "relax-ec2-throttle", "enable-nlb-failover"]
+    assert s.dwfm.droplets >= 1000  # "thousands"
     assert s.epoch.hour == 23 and s.epoch.minute == 30
     assert s.operators[0].at == (2 * 60 + 55) * 60  # 02:25 PDT, the next day
     assert s.schedule.sim_at(0) == 0

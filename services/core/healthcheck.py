@@ -1,0 +1,220 @@
+"""NLB health checking and automatic AZ DNS failover.
+
+INCIDENT.md §3: NLB health checks brought new instances into service before
+their network state had propagated: checks failed, then passed, then failed;
+nodes were pulled from DNS and re-added. The extra load slowed the
+health-check subsystem itself, whose delays triggered automatic AZ DNS
+failover, removing capacity until clients saw connection errors.
+
+Here: each target is checked every `check_interval_seconds`; a target whose
+network has not propagated passes a check only now and then (its state is
+half there), so it flaps. Every health transition costs the checker extra
+work (DNS updates, re-checks). The checker runs `checker_capacity_per_second`
+checks; load beyond that piles up as delay. A delay over
+`failover_delay_seconds` makes zones look unhealthy and automatic failover
+takes the weakest zone of each NLB out of DNS, one per cooldown, never the
+last. Velocity control (INCIDENT.md §4) caps how many zones one NLB may
+remove. Sans-IO: the shell supplies network readiness and writes DNS.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+HEALTHY = "healthy"
+UNHEALTHY = "unhealthy"
+INITIAL = "initial"
+
+
+@dataclass(frozen=True)
+class NlbConfig:
+    names: tuple[str, ...] = ("app-nlb", "sts-nlb")  # one per NLB-backed dependent
+    check_interval_seconds: float = 10.0
+    healthy_threshold: int = 3
+    unhealthy_threshold: int = 2
+    checker_capacity_per_second: float = 30.0
+    transition_cost_checks: float = 700.0  # checker work one health transition adds
+    failover_delay_seconds: float = 60.0
+    failover_cooldown_seconds: float = 600.0
+    unpropagated_pass_probability: float = 0.3
+    required_capacity: float = 0.6  # share of registered targets the NLB's traffic needs
+    velocity_limit_zones: int = 1  # with the velocity-control fix: zones one NLB may remove at once
+
+
+@dataclass
+class Target:
+    instance: str
+    zone: str
+    address: str
+    state: str = INITIAL
+    passes: int = 0
+    fails: int = 0
+    transitions: int = 0
+    reason: str = ""
+
+
+@dataclass
+class Transition:
+    nlb: str
+    target: Target
+    state: str
+    flapped: bool  # between healthy and unhealthy (not a first verdict)
+
+
+@dataclass
+class FailoverChange:
+    nlb: str
+    zone: str
+    action: str  # "remove" | "restore"
+    delay: float
+
+
+@dataclass
+class Nlb:
+    name: str
+    zones: tuple[str, ...]
+    targets: dict[str, Target] = field(default_factory=dict)
+    failed_over: dict[str, float] = field(default_factory=dict)  # zone -> when it was removed
+    last_failover: float = float("-inf")
+
+    def healthy(self, zone: str | None = None) -> list[Target]:
+        return [t for t in self.targets.values() if t.state == HEALTHY and (zone is None or t.zone == zone)]
+
+    def zones_in_dns(self) -> list[str]:
+        """Zones whose node is in the NLB's DNS: not failed over, with a healthy target."""
+        return [z for z in self.zones if z not in self.failed_over and self.healthy(z)]
+
+    def capacity_ratio(self) -> float:
+        if not self.targets:
+            return 0.0
+        serving = sum(len(self.healthy(z)) for z in self.zones_in_dns())
+        return serving / len(self.targets)
+
+
+@dataclass
+class CheckRound:
+    transitions: list[Transition]
+    failovers: list[FailoverChange]
+    dns_changed: list[str]  # NLBs whose zone set in DNS changed
+    passes: dict[str, int]
+    fails: dict[str, int]
+
+
+class HealthChecker:
+    def __init__(self, config: NlbConfig, nlbs: Iterable[Nlb], now: float = 0.0, *, velocity_control: bool = False,
+                 rng: random.Random | None = None):
+        self.config = config
+        self.nlbs = {n.name: n for n in nlbs}
+        self.velocity_control = velocity_control
+        self.rng = rng or random.Random(0)
+        self.now = now
+        self.backlog = 0.0  # checks waiting, in checks
+        self.automatic_failover = True
+        self._check_credit = 0.0
+        self.failovers_total = 0
+
+    @property
+    def delay(self) -> float:
+        return self.backlog / self.config.checker_capacity_per_second
+
+    def register(self, nlb: str, instance: str, zone: str, address: str) -> Target:
+        n = self.nlbs[nlb]
+        if zone not in n.zones:
+            raise ValueError(f"{nlb} has no zone {zone!r}; zones: {', '.join(n.zones)}")
+        target = n.targets.setdefault(instance, Target(instance, zone, address))
+        return target
+
+    def deregister(self, nlb: str, instance: str) -> bool:
+        return self.nlbs[nlb].targets.pop(instance, None) is not None
+
+    def set_automatic_failover(self, enabled: bool, now: float) -> list[FailoverChange]:
+        """Turning it off brings every failed-over zone back at once."""
+        self.automatic_failover = enabled
+        restored = []
+        if not enabled:
+            for n in self.nlbs.values():
+                for zone in list(n.failed_over):
+                    del n.failed_over[zone]
+                    restored.append(FailoverChange(n.name, zone, "restore", self.delay))
+        return restored
+
+    def advance(self, now: float, network_ready: Callable[[str], bool]) -> CheckRound:
+        cfg = self.config
+        dt = max(0.0, now - self.now)
+        self.now = now
+        before = {name: tuple(n.zones_in_dns()) for name, n in self.nlbs.items()}
+        targets = [(n, t) for n in self.nlbs.values() for t in n.targets.values()]
+        # Every target is due once per interval; the checker only gets through its capacity.
+        due = len(targets) * dt / cfg.check_interval_seconds
+        capacity = cfg.checker_capacity_per_second * dt
+        done = min(capacity, due + self.backlog)
+        self.backlog = max(0.0, self.backlog + due - done)
+        self._check_credit += done / max(1, len(targets)) if targets else 0.0
+        rounds = int(self._check_credit)
+        self._check_credit -= rounds
+        transitions: list[Transition] = []
+        passes: dict[str, int] = {}
+        fails: dict[str, int] = {}
+        for _ in range(min(rounds, 50)):
+            for n, t in targets:
+                ok = network_ready(t.instance) or self.rng.random() < cfg.unpropagated_pass_probability
+                if ok:
+                    passes[n.name] = passes.get(n.name, 0) + 1
+                    t.passes, t.fails = t.passes + 1, 0
+                    if t.state != HEALTHY and t.passes >= cfg.healthy_threshold:
+                        transitions.append(self._flip(n, t, HEALTHY, ""))
+                else:
+                    fails[n.name] = fails.get(n.name, 0) + 1
+                    t.fails, t.passes = t.fails + 1, 0
+                    if t.state != UNHEALTHY and t.fails >= cfg.unhealthy_threshold:
+                        transitions.append(self._flip(n, t, UNHEALTHY, "no network: connection timed out"))
+        # Each flip is more work for the checker: a DNS update and a burst of re-checks.
+        self.backlog += sum(1 for x in transitions if x.flapped) * cfg.transition_cost_checks
+        failovers = self._failover(now)
+        dns_changed = [name for name, n in self.nlbs.items() if tuple(n.zones_in_dns()) != before[name]]
+        return CheckRound(transitions, failovers, dns_changed, passes, fails)
+
+    def _flip(self, n: Nlb, t: Target, state: str, reason: str) -> Transition:
+        flapped = t.state in (HEALTHY, UNHEALTHY)
+        t.transitions += int(flapped)
+        t.state, t.reason = state, reason
+        return Transition(n.name, t, state, flapped)
+
+    def _failover(self, now: float) -> list[FailoverChange]:
+        cfg = self.config
+        changes: list[FailoverChange] = []
+        if not self.automatic_failover:
+            return changes
+        slow = self.delay > cfg.failover_delay_seconds
+        for n in self.nlbs.values():
+            if now - n.last_failover < cfg.failover_cooldown_seconds:
+                continue
+            if slow:
+                # Late checks look like a sick zone: take the weakest out of DNS, never the last one.
+                in_service = [z for z in n.zones if z not in n.failed_over]
+                limit = cfg.velocity_limit_zones if self.velocity_control else len(n.zones) - 1
+                if len(in_service) > 1 and len(n.failed_over) < limit:
+                    zone = min(in_service, key=lambda z: (len(n.healthy(z)), z))
+                    n.failed_over[zone] = now
+                    n.last_failover = now
+                    self.failovers_total += 1
+                    changes.append(FailoverChange(n.name, zone, "remove", self.delay))
+            elif n.failed_over and self.delay < cfg.failover_delay_seconds / 2:
+                zone = min(n.failed_over, key=n.failed_over.get)
+                del n.failed_over[zone]
+                n.last_failover = now
+                changes.append(FailoverChange(n.name, zone, "restore", self.delay))
+        return changes
+
+    def connect(self, nlb: str, zone: str | None, network_ready: Callable[[str], bool], rng: random.Random) -> str:
+        """A client connection through one of the NLB's zone nodes: "ok" or why it failed."""
+        n = self.nlbs[nlb]
+        if zone is not None and zone not in n.zones_in_dns():
+            return "connect_error"  # a node no longer in DNS (a cached answer) refuses
+        serving = [t for z in n.zones_in_dns() for t in n.healthy(z) if network_ready(t.instance)]
+        needed = self.config.required_capacity * max(1, len(n.targets))
+        if not serving or rng.random() > len(serving) / needed:
+            return "connect_error"
+        return "ok"

@@ -1,0 +1,327 @@
+"""EC2's DropletWorkflow Manager (DWFM): droplet leases, lease work, launches.
+
+INCIDENT.md §3: every few minutes each DWFM host completes a state check with
+each of its droplets; the check writes the droplet's lease to DynamoDB. When
+the checks fail, leases time out one by one; a droplet without a lease takes
+no launch ("insufficient capacity"). When DynamoDB came back, DWFM tried to
+re-lease the whole fleet at once: each attempt took longer than the lease
+work timeout, timed-out work was queued again, and nothing progressed.
+
+The collapse comes out of three numbers, never a switch. A host works on all
+its admitted lease items at once, sharing itself between them (processor
+sharing): with n items in flight each one needs n x `lease_work_seconds` to
+finish. Once n x lease_work_seconds > lease_work_timeout_seconds every item
+times out before it finishes, and the host retries it in place - so n never
+shrinks and goodput is zero. Throttling admissions alone does not help (the
+retries are already in flight); restarting a host drops them; both together
+let a few items at a time finish inside the timeout.
+
+Sans-IO: the shell calls `advance(now)`, writes what it returns to DynamoDB
+(one batch per host), and reports back with `record_writes`. No clock reads,
+no I/O here.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Iterable
+
+
+LAUNCH_BURST = 50.0  # launches a throttled caller may make at once after a quiet spell
+
+
+@dataclass(frozen=True)
+class DwfmConfig:
+    droplets: int = 4000
+    hosts: int = 8
+    slots_per_droplet: int = 4
+    state_check_interval_seconds: float = 300.0  # "every few minutes"
+    lease_seconds: float = 1200.0  # a lease outlives its last good check by this much
+    lease_work_seconds: float = 7.0  # host work to (re-)establish one lease, alone on the host
+    lease_work_timeout_seconds: float = 600.0
+    running_fraction: float = 0.5  # share of slots holding running instances at the start
+
+
+class InsufficientCapacity(Exception):
+    """No droplet with a valid lease has room."""
+
+
+class RequestLimitExceeded(Exception):
+    """The operators' throttle refused the call."""
+
+
+@dataclass
+class _Item:
+    droplet: int
+    deadline: float  # when this attempt times out
+    start_virtual: float  # the host's virtual time at admission
+
+
+@dataclass
+class Host:
+    """One DWFM host: its droplets, its admission backlog and the work it has in flight."""
+
+    index: int
+    droplets: list[int]
+    reachable: bool = True  # did its last DynamoDB write go through?
+    backlog: collections.deque = field(default_factory=collections.deque)  # droplets waiting for admission
+    in_flight: collections.deque = field(default_factory=collections.deque)  # _Item, oldest first
+    virtual: float = 0.0  # work seconds each in-flight item has received since t=0 (processor sharing)
+    tokens: float = 0.0  # admission tokens under a throttle
+    awaiting_write: list[int] = field(default_factory=list)  # finished lease work, not yet written
+    next_check: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"dwfm-{self.index + 1}"
+
+
+@dataclass
+class HostRound:
+    """What one host must write to DynamoDB now: lease renewals and newly established leases."""
+
+    host: str
+    checked: list[int]
+    established: list[int]
+
+
+@dataclass
+class Tick:
+    rounds: list[HostRound]
+    expired: dict[str, int]  # host -> leases that timed out in this step
+    timeouts: dict[str, int]  # host -> lease work items that timed out in this step
+
+
+class Fleet:
+    """The droplets, their leases and the DWFM hosts, in simulated time."""
+
+    def __init__(self, config: DwfmConfig, now: float = 0.0, *, queue_throttle: bool = False,
+                 rng: random.Random | None = None):
+        self.config = config
+        self.queue_throttle = queue_throttle  # INCIDENT.md §4: admit only what can finish in time
+        self.rng = rng or random.Random(0)
+        n = config.droplets
+        self.hosts = [Host(h, [d for d in range(n) if d % config.hosts == h]) for h in range(config.hosts)]
+        self.lease_expires = [0.0] * n
+        self.next_check = [0.0] * n
+        self.needs_lease = [False] * n
+        for d in range(n):
+            # Checks are spread over the interval; every lease is fresh at the start.
+            self.next_check[d] = now + self.rng.uniform(0, config.state_check_interval_seconds)
+            self.lease_expires[d] = self.next_check[d] + config.lease_seconds
+        for h in self.hosts:
+            h.next_check = now
+        self.slots_free = [config.slots_per_droplet] * n
+        self.instances: dict[str, int] = {}  # instance id -> droplet
+        self.pending_terminations: dict[int, list[str]] = collections.defaultdict(list)
+        self._seq = 0
+        running = int(n * config.slots_per_droplet * config.running_fraction)
+        for i in range(running):
+            d = i % n
+            self._place(d)
+        self.now = now
+        self.admit_rate: float | None = None  # per host per simulated second; None: no throttle
+        self.launch_rate: float | None = None  # RunInstances per simulated second; None: no throttle
+        self.launch_tokens = 0.0
+        self._relax: tuple[float, float, float] | None = None  # (start, end, from rate) of a ramp to no throttle
+        self.timeouts_total = 0
+        self.established_total = 0
+        self.expired_total = 0
+
+    # ---- what the metrics show ----
+
+    def leased(self) -> int:
+        return sum(1 for d in range(self.config.droplets) if not self.needs_lease[d])
+
+    def queue_depth(self) -> int:
+        return sum(len(h.backlog) + len(h.in_flight) + len(h.awaiting_write) for h in self.hosts)
+
+    def in_flight(self) -> int:
+        return sum(len(h.in_flight) for h in self.hosts)
+
+    # ---- time ----
+
+    def advance(self, now: float) -> Tick:
+        """Move to `now`: leases expire, lease work progresses or times out, checks fall due."""
+        dt = max(0.0, now - self.now)
+        self._update_ramp(now)
+        if self.launch_rate is not None:
+            self.launch_tokens = min(self.launch_tokens + dt * self.launch_rate, max(LAUNCH_BURST, self.launch_rate * 60))
+        expired: dict[str, int] = {}
+        timeouts: dict[str, int] = {}
+        rounds = []
+        cfg = self.config
+        for h in self.hosts:
+            round_due = now >= h.next_check
+            if round_due:  # leases are looked at once a round (a tenth of the check interval)
+                lost = 0
+                for d in h.droplets:
+                    if not self.needs_lease[d] and self.lease_expires[d] <= now:
+                        self.needs_lease[d] = True
+                        h.backlog.append(d)
+                        lost += 1
+                if lost:
+                    expired[h.name] = lost
+                    self.expired_total += lost
+            if h.reachable:  # a host that cannot reach DynamoDB does not start lease work
+                self._admit(h, dt)
+            t = self._work(h, self.now, now)
+            if t:
+                timeouts[h.name] = t
+                self.timeouts_total += t
+            if round_due:
+                h.next_check = now + cfg.state_check_interval_seconds / 10  # a round every tenth of the interval
+                due = [d for d in h.droplets if not self.needs_lease[d] and self.next_check[d] <= now]
+                for d in due:
+                    self.next_check[d] = now + cfg.state_check_interval_seconds
+                rounds.append(HostRound(h.name, due, h.awaiting_write))
+                h.awaiting_write = []
+        self.now = now
+        return Tick(rounds, expired, timeouts)
+
+    def _admit(self, h: Host, dt: float) -> None:
+        cfg = self.config
+        limit = len(h.backlog)
+        if self.admit_rate is not None:
+            h.tokens = min(h.tokens + dt * self.admit_rate, max(1.0, self.admit_rate * 60))
+            limit = min(limit, int(h.tokens))
+        if self.queue_throttle:
+            # Admit only while everything in flight can still finish inside the timeout.
+            room = int(cfg.lease_work_timeout_seconds / cfg.lease_work_seconds * 0.5) - len(h.in_flight)
+            limit = min(limit, max(0, room))
+        for _ in range(limit):
+            d = h.backlog.popleft()
+            h.in_flight.append(_Item(d, self.now + cfg.lease_work_timeout_seconds, h.virtual))
+            if self.admit_rate is not None:
+                h.tokens -= 1
+
+    def _work(self, h: Host, start: float, end: float) -> int:
+        """Processor sharing from `start` to `end`; returns how many items timed out."""
+        cfg = self.config
+        t = start
+        timed_out = 0
+        while h.in_flight and t < end:
+            n = len(h.in_flight)
+            head = h.in_flight[0]
+            finish_at = t + (head.start_virtual + cfg.lease_work_seconds - h.virtual) * n
+            next_event = min(finish_at, head.deadline, end)
+            h.virtual += (next_event - t) / n
+            t = next_event
+            if t >= head.deadline and head.deadline <= finish_at:
+                # Timed out: the work is wasted and the host queues it again, at the back, at once.
+                h.in_flight.popleft()
+                h.in_flight.append(_Item(head.droplet, t + cfg.lease_work_timeout_seconds, h.virtual))
+                timed_out += 1
+            elif t >= finish_at:
+                h.in_flight.popleft()
+                h.awaiting_write.append(head.droplet)
+        return timed_out
+
+    def record_writes(self, host: str, now: float, checked: Iterable[int], established: Iterable[int],
+                      ok: bool) -> list[str]:
+        """The outcome of one host's DynamoDB write. Returns terminations that may now propagate."""
+        h = self._host(host)
+        h.reachable = ok
+        released: list[str] = []
+        if not ok:
+            for d in established:  # written nowhere: the lease is not there; do the work again later
+                h.backlog.append(d)
+            return released
+        for d in checked:
+            if not self.needs_lease[d]:
+                self.lease_expires[d] = now + self.config.lease_seconds
+        for d in established:
+            self.needs_lease[d] = False
+            self.lease_expires[d] = now + self.config.lease_seconds
+            self.next_check[d] = now + self.config.state_check_interval_seconds
+            self.established_total += 1
+            released.extend(self.pending_terminations.pop(d, []))
+        return released
+
+    # ---- operators ----
+
+    def throttle(self, admit_per_host_second: float | None, launches_per_second: float | None) -> None:
+        self.admit_rate = admit_per_host_second
+        self.launch_rate = launches_per_second
+        self._relax = None
+
+    def relax(self, now: float, over_seconds: float) -> None:
+        """Raise the launch throttle step by step until, `over_seconds` later, there is none."""
+        if self.launch_rate is not None:
+            self._relax = (now, now + over_seconds, self.launch_rate)
+
+    def _update_ramp(self, now: float) -> None:
+        if self._relax is None:
+            return
+        start, end, base = self._relax
+        if now >= end:
+            self.launch_rate = None
+            self.admit_rate = None
+            self._relax = None
+        else:
+            # Geometric: each step multiplies the limit, as operators widen a throttle.
+            self.launch_rate = base * math.pow(1000.0, (now - start) / (end - start))
+
+    def restart_hosts(self, count: int | None = None) -> tuple[list[str], int]:
+        """Restart the `count` most backlogged hosts (all if None): their in-flight work is dropped
+        back into their backlogs. Returns (host names, items dropped)."""
+        hosts = sorted(self.hosts, key=lambda h: -len(h.in_flight))[: count or len(self.hosts)]
+        dropped = 0
+        for h in hosts:
+            dropped += len(h.in_flight)
+            for item in h.in_flight:
+                h.backlog.append(item.droplet)
+            h.in_flight.clear()
+            h.tokens = 0.0
+        return [h.name for h in hosts], dropped
+
+    # ---- launches ----
+
+    def run_instances(self, count: int) -> list[str]:
+        if count <= 0:
+            raise ValueError("count must be positive")
+        if self.launch_rate is not None:
+            if self.launch_tokens < count:
+                raise RequestLimitExceeded(f"request limit exceeded: throttled to {self.launch_rate:.3g} launches/s")
+            self.launch_tokens -= count
+        candidates = [d for d in range(self.config.droplets) if not self.needs_lease[d] and self.slots_free[d] > 0]
+        if sum(self.slots_free[d] for d in candidates) < count:
+            raise InsufficientCapacity(f"insufficient capacity: {len(candidates)} leased droplets with room")
+        launched = []
+        for d in self.rng.sample(candidates, len(candidates)):
+            while self.slots_free[d] > 0 and len(launched) < count:
+                launched.append(self._place(d))
+            if len(launched) == count:
+                break
+        return launched
+
+    def terminate(self, instance_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Terminate instances. Returns (propagate now, held until their droplet has a lease)."""
+        now_, held = [], []
+        for iid in instance_ids:
+            d = self.instances.pop(iid, None)
+            if d is None:
+                continue
+            self.slots_free[d] += 1
+            if self.needs_lease[d]:
+                self.pending_terminations[d].append(iid)
+                held.append(iid)
+            else:
+                now_.append(iid)
+        return now_, held
+
+    def _place(self, d: int) -> str:
+        self._seq += 1
+        iid = f"i-{self._seq:08x}"
+        self.instances[iid] = d
+        self.slots_free[d] -= 1
+        return iid
+
+    def _host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)

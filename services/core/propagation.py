@@ -1,0 +1,102 @@
+"""EC2's Network Manager: network state propagates through one backlog.
+
+INCIDENT.md §3: from 05:28 Network Manager worked through a backlog - new
+instances plus those terminated during the event - and from 06:21 instances
+launched without network until propagation caught up at 10:36.
+
+Terminations made on a droplet without a lease reach the backlog only when
+DWFM leases the droplet again, so the event's terminations arrive in a burst
+during the lease recovery, ahead of the launches that resume at 05:28. New instances go first; but every pass reconciles the
+whole waiting set, so the more is waiting the slower each item goes
+(`propagations_per_second / (1 + waiting / slowdown_items)`) - which is why
+throttling by queue size (INCIDENT.md §4) helps. An instance whose network
+state has not propagated by the time it has booted runs without network.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from typing import Iterable
+
+NEW = "new"
+TERMINATED = "terminated"
+
+
+@dataclass(frozen=True)
+class PropagationConfig:
+    propagations_per_second: float = 2.0  # with nothing else waiting
+    slowdown_items: float = 300.0  # waiting items that halve the rate
+    boot_seconds: float = 600.0  # an instance is up this long after launch; without network if not propagated
+
+
+@dataclass
+class Pending:
+    instance: str
+    kind: str
+    queued_at: float
+
+
+class Backlog:
+    def __init__(self, config: PropagationConfig, now: float = 0.0):
+        self.config = config
+        self.queue: collections.deque[Pending] = collections.deque()  # new instances
+        self.removals: collections.deque[Pending] = collections.deque()  # terminated ones, served after
+        self.ready_at: dict[str, float] = {}  # instance -> when its network propagated
+        self.queued_at: dict[str, float] = {}  # new instances still waiting
+        self.now = now
+        self.credit = 0.0
+        self.propagated = collections.Counter()
+        self.without_network_total = 0
+        self._booting: collections.deque[tuple[float, str]] = collections.deque()
+
+    def add(self, instances: Iterable[str], kind: str, now: float) -> int:
+        """Queue propagations; returns how many were ahead."""
+        ahead = len(self.queue) + (len(self.removals) if kind == TERMINATED else 0)
+        for iid in instances:
+            (self.queue if kind == NEW else self.removals).append(Pending(iid, kind, now))
+            if kind == NEW:
+                self.queued_at[iid] = now
+                self._booting.append((now + self.config.boot_seconds, iid))
+            else:
+                self.ready_at.pop(iid, None)
+        return ahead
+
+    def advance(self, now: float) -> list[Pending]:
+        """Serve the backlog, in order, up to `now`."""
+        dt = max(0.0, now - self.now)
+        done: list[Pending] = []
+        self.credit += dt * self.rate()
+        while (self.queue or self.removals) and self.credit >= 1.0:
+            item = (self.queue or self.removals).popleft()
+            self.credit -= 1.0
+            self.propagated[item.kind] += 1
+            if item.kind == NEW:
+                self.queued_at.pop(item.instance, None)
+                self.ready_at[item.instance] = now
+            done.append(item)
+        if not (self.queue or self.removals):
+            self.credit = min(self.credit, 1.0)
+        while self._booting and self._booting[0][0] <= now:
+            _, iid = self._booting.popleft()
+            if iid in self.queued_at:
+                self.without_network_total += 1
+        self.now = now
+        return done
+
+    def ready(self, instance: str) -> bool:
+        return instance in self.ready_at
+
+    def rate(self) -> float:
+        waiting = len(self.queue) + len(self.removals)
+        return self.config.propagations_per_second / (1.0 + waiting / self.config.slowdown_items)
+
+    def pending(self, kind: str) -> int:
+        return len(self.queue) if kind == NEW else len(self.removals)
+
+    def oldest_age(self, now: float) -> float:
+        return max((now - q[0].queued_at for q in (self.queue, self.removals) if q), default=0.0)
+
+    def delay(self) -> float:
+        """How long a new instance queued now would wait for its network, in simulated seconds."""
+        return len(self.queue) / self.rate()
