@@ -25,7 +25,7 @@ def test_builtin_oct_2025_loads_with_the_incidents_figures():
         "disable-dns-automation", "disable-nlb-failover", "relax-ec2-throttle", "enable-nlb-failover"]
     assert s.dwfm.droplets >= 1000  # "thousands"
     assert s.epoch.hour == 23 and s.epoch.minute == 30
-    assert s.operators[0].at == (2 * 60 + 55) * 60  # 02:25 PDT, the next day
+    assert s.operators[1].at == (2 * 60 + 55) * 60  # restore-dns at 02:25 PDT, the next day
     assert s.schedule.sim_at(0) == 0
 
 
