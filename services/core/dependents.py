@@ -19,6 +19,7 @@ from dataclasses import dataclass
 class DependentsConfig:
     sqs_wedge_after: int = 5
     churn_per_hour: float = 0.04  # share of running instances terminated (and to be replaced) per hour
+    customer_growth_per_hour: float = 600.0  # instances EC2 customers want to add per hour
     app_growth_per_hour: float = 12.0  # instances each NLB app wants to add per hour
     app_targets_per_zone: int = 15  # per NLB app at the start
     app_churn_per_hour: float = 0.03

@@ -24,7 +24,6 @@ no I/O here.
 from __future__ import annotations
 
 import collections
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -248,22 +247,21 @@ class Fleet:
         self.launch_rate = launches_per_second
         self._relax = None
 
-    def relax(self, now: float, over_seconds: float) -> None:
-        """Raise the launch throttle step by step until, `over_seconds` later, there is none."""
+    def relax(self, now: float, over_seconds: float, to_launches_per_second: float) -> None:
+        """Raise the launch limit evenly to `to_launches_per_second` over `over_seconds`, then lift it."""
         if self.launch_rate is not None:
-            self._relax = (now, now + over_seconds, self.launch_rate)
+            self._relax = (now, now + over_seconds, self.launch_rate, to_launches_per_second)
 
     def _update_ramp(self, now: float) -> None:
         if self._relax is None:
             return
-        start, end, base = self._relax
+        start, end, base, top = self._relax
         if now >= end:
             self.launch_rate = None
             self.admit_rate = None
             self._relax = None
         else:
-            # Geometric: each step multiplies the limit, as operators widen a throttle.
-            self.launch_rate = base * math.pow(1000.0, (now - start) / (end - start))
+            self.launch_rate = base + (top - base) * (now - start) / (end - start)
 
     def restart_hosts(self, count: int | None = None) -> tuple[list[str], int]:
         """Restart the `count` most backlogged hosts (all if None): their in-flight work is dropped
@@ -287,7 +285,10 @@ class Fleet:
             if self.launch_tokens < count:
                 raise RequestLimitExceeded(f"request limit exceeded: throttled to {self.launch_rate:.3g} launches/s")
             self.launch_tokens -= count
-        candidates = [d for d in range(self.config.droplets) if not self.needs_lease[d] and self.slots_free[d] > 0]
+        # A launch is DWFM work too, queued on the droplet's host behind any lease work there:
+        # only hosts with nothing to re-lease can start one in time.
+        free_hosts = [h for h in self.hosts if not (h.backlog or h.in_flight or h.awaiting_write)]
+        candidates = [d for h in free_hosts for d in h.droplets if not self.needs_lease[d] and self.slots_free[d] > 0]
         if sum(self.slots_free[d] for d in candidates) < count:
             raise InsufficientCapacity(f"insufficient capacity: {len(candidates)} leased droplets with room")
         launched = []

@@ -6,7 +6,7 @@ launched without network until propagation caught up at 10:36.
 
 Terminations made on a droplet without a lease reach the backlog only when
 DWFM leases the droplet again, so the event's terminations arrive in a burst
-during the lease recovery, ahead of the launches that resume at 05:28. New instances go first; but every pass reconciles the
+during the lease recovery, ahead of the launches that resume at 05:28. Items are served in order, and every pass reconciles the
 whole waiting set, so the more is waiting the slower each item goes
 (`propagations_per_second / (1 + waiting / slowdown_items)`) - which is why
 throttling by queue size (INCIDENT.md §4) helps. An instance whose network
@@ -40,8 +40,8 @@ class Pending:
 class Backlog:
     def __init__(self, config: PropagationConfig, now: float = 0.0):
         self.config = config
-        self.queue: collections.deque[Pending] = collections.deque()  # new instances
-        self.removals: collections.deque[Pending] = collections.deque()  # terminated ones, served after
+        self.queue: collections.deque[Pending] = collections.deque()
+        self.counts = collections.Counter()  # waiting, by kind
         self.ready_at: dict[str, float] = {}  # instance -> when its network propagated
         self.queued_at: dict[str, float] = {}  # new instances still waiting
         self.now = now
@@ -52,9 +52,10 @@ class Backlog:
 
     def add(self, instances: Iterable[str], kind: str, now: float) -> int:
         """Queue propagations; returns how many were ahead."""
-        ahead = len(self.queue) + (len(self.removals) if kind == TERMINATED else 0)
+        ahead = len(self.queue)
         for iid in instances:
-            (self.queue if kind == NEW else self.removals).append(Pending(iid, kind, now))
+            self.queue.append(Pending(iid, kind, now))
+            self.counts[kind] += 1
             if kind == NEW:
                 self.queued_at[iid] = now
                 self._booting.append((now + self.config.boot_seconds, iid))
@@ -67,15 +68,16 @@ class Backlog:
         dt = max(0.0, now - self.now)
         done: list[Pending] = []
         self.credit += dt * self.rate()
-        while (self.queue or self.removals) and self.credit >= 1.0:
-            item = (self.queue or self.removals).popleft()
+        while self.queue and self.credit >= 1.0:
+            item = self.queue.popleft()
+            self.counts[item.kind] -= 1
             self.credit -= 1.0
             self.propagated[item.kind] += 1
             if item.kind == NEW:
                 self.queued_at.pop(item.instance, None)
                 self.ready_at[item.instance] = now
             done.append(item)
-        if not (self.queue or self.removals):
+        if not self.queue:
             self.credit = min(self.credit, 1.0)
         while self._booting and self._booting[0][0] <= now:
             _, iid = self._booting.popleft()
@@ -88,15 +90,14 @@ class Backlog:
         return instance in self.ready_at
 
     def rate(self) -> float:
-        waiting = len(self.queue) + len(self.removals)
-        return self.config.propagations_per_second / (1.0 + waiting / self.config.slowdown_items)
+        return self.config.propagations_per_second / (1.0 + len(self.queue) / self.config.slowdown_items)
 
     def pending(self, kind: str) -> int:
-        return len(self.queue) if kind == NEW else len(self.removals)
+        return self.counts[kind]
 
     def oldest_age(self, now: float) -> float:
-        return max((now - q[0].queued_at for q in (self.queue, self.removals) if q), default=0.0)
+        return now - self.queue[0].queued_at if self.queue else 0.0
 
     def delay(self) -> float:
-        """How long a new instance queued now would wait for its network, in simulated seconds."""
+        """How long an instance queued now would wait for its network, in simulated seconds."""
         return len(self.queue) / self.rate()

@@ -77,7 +77,7 @@ class Cascade:
                 t.state = "healthy"
             apps[n] = Customers(dep.app_churn_per_hour, dep.app_growth_per_hour, dep.launch_batch,
                                 random.Random(f"{seed}/{n}"), now)
-        customers = Customers(dep.churn_per_hour, 0.0, dep.launch_batch * 4, random.Random(f"{seed}/ec2"), now)
+        customers = Customers(dep.churn_per_hour, dep.customer_growth_per_hour, dep.launch_batch * 4, random.Random(f"{seed}/ec2"), now)
         return cls(scenario, fleet, backlog, checker, customers, apps, app_instances,
                    SqsPoller(dep.sqs_wedge_after), zones)
 
@@ -194,7 +194,7 @@ def apply_operator(c: Cascade, action: str, params: dict[str, str], t: float) ->
     elif action == "enable-nlb-failover":
         c.checker.set_automatic_failover(True, t)
     elif action == "relax-ec2-throttle":
-        c.fleet.relax(t, float(params.get("over_seconds", 8820)))
+        c.fleet.relax(t, float(params.get("over_seconds", 8820)), float(params.get("to_launches_per_second", 2.0)))
     return action == "mitigate-internal"
 
 
