@@ -216,6 +216,8 @@ def record(out: TwinRun, c: Cascade, t: float, stats) -> None:
         out.add(f"racelab_nlb_healthy_capacity_ratio:{name}", t, n.capacity_ratio())
         out.add(f"racelab_nlb_zones_in_service:{name}", t, len(n.zones_in_dns()))
         out.add(f"racelab_nlb_transitions:{name}", t, sum(x.transitions for x in n.targets.values()))
+    out.add("racelab_nlb_targets:unhealthy", t,
+            sum(1 for n in c.checker.nlbs.values() for x in n.targets.values() if x.state == "unhealthy"))
     for dep, (ok, total) in stats.items():
         if total:
             out.add(f"racelab_dependent_success_ratio:{dep}", t, ok / total)

@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"turn a fix on (repeatable): {', '.join(f.value for f in Fix)}, or all")
     run.add_argument("--out", type=Path, help="run directory (default runs/<time>-<scenario>-seed<N>)")
     run.add_argument("--base-port", type=_positive, default=17000, help="first of the ports the run uses")
+    run.add_argument("--no-what-if", action="store_true",
+                     help="skip the report's what-if table (the cascade's twin once per remediation)")
     run.add_argument("--no-tty", action="store_true",
                      help="plain line output instead of the live view (the default when not on a terminal or CI)")
     run.set_defaults(func=_run)
@@ -98,7 +100,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     console = Console()
     interactive = console.is_terminal and not args.no_tty and not os.environ.get("CI")
-    summary = asyncio.run(run(RunOptions(scenario, out, args.base_port, interactive, text), console))
+    summary = asyncio.run(run(RunOptions(scenario, out, args.base_port, interactive, text,
+                                          what_if=not args.no_what_if), console))
     console.print(_run_verdict(summary))
     return 3 if summary["failed_process"] else 0
 

@@ -21,7 +21,8 @@ RESULT_COLOURS = {"committed": "tab:green", "lock_lost": "tab:orange", "rejected
                   "unavailable": "tab:gray"}
 
 
-def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dict, wall_start: float) -> Path:
+def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dict, wall_start: float,
+                 what_if: list | None = None) -> Path:
     clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
     figures = [
         _plot(run_dir / "endpoint_generation.png", "Active generation per endpoint (authority)",
@@ -33,6 +34,18 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
         _plot(run_dir / "client_success.png", "Client success ratio (last 10 s)",
               series.history("racelab_client_success_ratio"), "client", clock),
     ]
+    figures += [
+        _plot(run_dir / "dependents.png", "Dependents' success ratio (last 10 s)",
+              series.history("racelab_dependent_success_ratio"), "dependent", clock),
+        _plot(run_dir / "dwfm.png", "DWFM: droplets by lease state, and lease work in flight",
+              {**series.history("racelab_dwfm_droplets"),
+               (("state", "work in flight"),): series.history("racelab_dwfm_work_in_flight").get((), [])},
+              "state", clock),
+        _plot(run_dir / "netmgr.png", "Network Manager: wait for a new propagation (simulated s)",
+              series.history("racelab_netmgr_delay_seconds"), "instance", clock),
+        _plot(run_dir / "nlb.png", "NLB: healthy in-service capacity (share of registered targets)",
+              series.history("racelab_nlb_healthy_capacity_ratio"), "nlb", clock),
+    ]
     traces = run_dir / "traces.jsonl"
     race = _race_timeline(run_dir / "race_timeline.png", read_spans(traces), clock) if traces.exists() else None
     body = [f"<h1>racelab run: {html.escape(scenario.name)}</h1>",
@@ -40,6 +53,7 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
     for fig in figures:
         if fig:
             body.append(f'<img src="{fig.name}" width="900">')
+    body += cascade_tables(scenario, series, summary, clock, what_if)
     body.append("<h2>The race, from the trace</h2>")
     body.append(f'<img src="{race.name}" width="900">' if race else
                 "<p>No enactor batch spans for the legacy endpoint were recorded.</p>")
@@ -47,6 +61,61 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
     path.write_text("<!doctype html><meta charset=utf-8><title>racelab report</title>"
                     "<body style='font-family:sans-serif;max-width:960px;margin:auto'>" + "\n".join(body))
     return path
+
+
+def live_lookup(series: Series):
+    """fidelity.Lookup over the live run's scraped metrics ("metric" or "metric:label value")."""
+    label_of = {"racelab_dependent_success_ratio": "dependent", "racelab_dwfm_droplets": "state",
+                "racelab_nlb_targets": "state", "racelab_client_success_ratio": "client"}
+
+    def get(key: str):
+        name, _, value = key.partition(":")
+        if name == "racelab_dependent_success_ratio" and value == "legacy":
+            name = "racelab_client_success_ratio"
+        history = series.history(name, **({label_of[name]: value} if value else {}))
+        if not history:
+            return []
+        if len(history) == 1:
+            return next(iter(history.values()))
+        merged: dict[float, float] = {}  # several label sets (e.g. one per NLB): their sum
+        for points in history.values():
+            for t, v in points:
+                merged[t] = merged.get(t, 0.0) + v
+        return sorted(merged.items())
+    return get
+
+
+def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: SimClock,
+                   what_if: list | None) -> list[str]:
+    from services.lab.fidelity import fidelity
+    empty = summary.get("empty_windows") or []
+    window = (empty[0]["from_sim"], empty[0]["until_sim"]) if empty else (None, None)
+    rows, windows = fidelity(scenario, live_lookup(series), summary.get("operator_times", {}), window)
+    out = ["<h2>Fidelity: INCIDENT.md §3 against this run</h2>",
+           "<table border=1 cellpadding=3><tr><th>real (PDT)</th><th>this run</th><th>what</th><th>how</th></tr>"]
+    for r in rows:
+        got = clock.pdt(r.reproduced)[:5] if r.reproduced is not None else "not seen"
+        out.append(f"<tr><td>{r.real}</td><td>{got}</td><td>{html.escape(r.what)}</td><td>{html.escape(r.how)}</td></tr>")
+    out.append("</table><h3>Phase durations (minutes)</h3><table border=1 cellpadding=3>"
+               "<tr><th>phase</th><th>real</th><th>this run</th><th>off by</th></tr>")
+    for w in windows:
+        real, got = w.real_minutes(scenario), w.minutes()
+        off = f"{(got - real) / real:+.0%}" if got is not None else "-"
+        out.append(f"<tr><td>{html.escape(w.what)}</td><td>{real:.0f}</td>"
+                   f"<td>{'-' if got is None else f'{got:.0f}'}</td><td>{off}</td></tr>")
+    out.append("</table>")
+    if what_if:
+        deps = list(what_if[0].minutes)
+        out.append("<h2>What if: minutes of impact per dependent (the cascade's twin, same core objects)</h2>"
+                   "<table border=1 cellpadding=3><tr><th>run</th>" + "".join(f"<th>{d}</th>" for d in deps)
+                   + "<th>DWFM recovered</th></tr>")
+        for w in what_if:
+            out.append(f"<tr><td>{html.escape(w.label)}</td>" + "".join(f"<td>{w.minutes[d]:.0f}</td>" for d in deps)
+                       + f"<td>{'yes' if w.dwfm_recovered else 'NEVER'}</td></tr>")
+        out.append("</table><p>Impact: simulated minutes under a 90% success ratio, 23:30-14:30 PDT. "
+                   "The twin takes the DNS outage as input (empty from 23:48 until the 02:25 repair) and runs "
+                   "the same core objects as the live dwfm, netmgr, nlb and workload processes.</p>")
+    return out
 
 
 def _plot(path: Path, title: str, history: dict, label: str, clock: SimClock) -> Path | None:

@@ -9,6 +9,7 @@ state/director), logs/, summary.json and report.html.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import signal
 import time
@@ -38,6 +39,7 @@ class RunOptions:
     base_port: int = 17000
     interactive: bool = True
     scenario_text: str = ""
+    what_if: bool = True
 
 
 async def run(opts: RunOptions, console: Console) -> dict:
@@ -63,6 +65,10 @@ async def run(opts: RunOptions, console: Console) -> dict:
     ready: dict[str, float] = {}
     rss: dict[str, int] = {}
     events_task = None
+    # The what-if table comes from the cascade's twin, in another process, started once the race
+    # and the DNS repair are over (before that it would steal CPU from the race's timing).
+    executor = concurrent.futures.ProcessPoolExecutor(max_workers=1) if opts.what_if else None
+    what_if_job = None
     # SIGTERM or Ctrl-C end the run early but cleanly: processes stopped, summary and report written.
     stop_requested = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -78,7 +84,12 @@ async def run(opts: RunOptions, console: Console) -> dict:
                       f"DNS on {topology.dns} (dig @{topology.dns.split(':')[0]} -p {topology.dns.split(':')[1]} "
                       f"{LEGACY_ENDPOINT} A)[/dim]")
         events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive))
-        await _watch(opts, topology, supervisor, series, state, clock, console, stop_requested)
+        def start_what_if() -> None:
+            nonlocal what_if_job
+            if executor is not None and what_if_job is None:
+                what_if_job = executor.submit(_what_if, opts.scenario_text, scenario.seed)
+        await _watch(opts, topology, supervisor, series, state, clock, console, stop_requested,
+                     after_repair=start_what_if)
         rss = supervisor.rss_bytes()
     except ProcessFailed as exc:
         failure = exc
@@ -90,20 +101,37 @@ async def run(opts: RunOptions, console: Console) -> dict:
         await asyncio.sleep(0.5)  # last span exports arrive as processes stop
         await sink_server.stop(grace=1.0)
         sink.close()
+    what_if = None
+    if what_if_job is not None:
+        try:
+            what_if = what_if_job.result(timeout=120)
+        except Exception as exc:  # the table is extra; the run's own outcome stands
+            console.print(f"[red]what-if table failed: {exc}[/red]")
+        executor.shutdown(wait=False, cancel_futures=True)
     summary = build_summary(scenario, series, run_dir, wall_seconds=time.time() - began, wall_start=wall_start,
                             ready=ready, rss=rss,
                             failure=failure, spans=sink.spans)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     try:
         from services.lab.report import write_report
-        write_report(run_dir, scenario, series, summary, wall_start)
+        write_report(run_dir, scenario, series, summary, wall_start, what_if)
     except Exception as exc:  # the report must never hide the run's own outcome
         console.print(f"[red]report failed: {exc}[/red]")
     return summary
 
 
+def _what_if(scenario_text: str, seed: int) -> list:
+    import os
+    from services.lab.fidelity import what_if
+    from services.runtime.scenario import parse_scenario
+    os.nice(10)
+    return what_if(parse_scenario(scenario_text).with_overrides(seed=seed))
+
+
 async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, series: Series,
-                 state: ViewState, clock: SimClock, console: Console, stop_requested: asyncio.Event) -> None:
+                 state: ViewState, clock: SimClock, console: Console, stop_requested: asyncio.Event,
+                 after_repair=lambda: None) -> None:
+    repaired_by = max((o.at for o in opts.scenario.operators if o.action == "restore-dns"), default=0.0) + 1800
     live = Live(render(state, series), console=console, refresh_per_second=4, transient=False) \
         if opts.interactive else None
     last_line = 0.0
@@ -113,6 +141,8 @@ async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, s
         while clock.now() < opts.scenario.end and not stop_requested.is_set():
             supervisor.check()
             sim = clock.now()
+            if sim >= repaired_by:
+                after_repair()
             for spec in topology.processes:
                 try:
                     samples = await asyncio.to_thread(scrape, f"http://{spec.metrics}/metrics")
@@ -193,8 +223,9 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
         "enactors_stuck": bool(windows) and rejected_while_empty > 0,
         "invariant_violations": violations,
         "empty_windows": [{"endpoint": LEGACY_ENDPOINT, "from_pdt": clock.pdt(a),
-                           "until_pdt": clock.pdt(b) if b is not None else None,
+                           "until_pdt": clock.pdt(b) if b is not None else None, "from_sim": a, "until_sim": b,
                            "sim_seconds": (b - a) if b is not None else None} for a, b in windows],
+        "operator_times": _operator_times(run_dir / "state" / "director" / "events.jsonl"),
         "ended_at_pdt": clock_pdt_end,
         "wall_seconds": round(wall_seconds, 1),
         "wall_start": wall_start,
@@ -204,6 +235,19 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
         "failed_process": failure.instance if failure else None,
         "run_dir": str(run_dir),
     }
+
+
+def _operator_times(path: Path) -> dict[str, float]:
+    from services.lab.fidelity import operator_times
+    events = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            events.append((float(ev.get("sim_time_seconds", 0.0)), ev.get("kind", ""), ev.get("attributes", {})))
+    return operator_times(events)
 
 
 def empty_windows(series: Series, endpoint: str, events: Path | None = None) -> list[tuple[float, float | None]]:

@@ -1,0 +1,178 @@
+"""How close a run came to INCIDENT.md §3, and what each remediation would have changed.
+
+Both tables read time series by one naming scheme, "metric" or "metric:label
+value" (e.g. "racelab_dependent_success_ratio:sts"), so they work on the live
+run's scraped metrics and on the twin alike. Rows that people did (operators'
+actions) are marked as inputs: the scenario sets their times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from services.core.fixes import Fix
+from services.runtime.clock import parse_pdt
+from services.runtime.scenario import Scenario
+
+Points = list[tuple[float, float]]
+Lookup = Callable[[str], Points]
+
+OK = 0.9  # a dependent at or above this success ratio is counted as working
+DEPENDENTS = ("legacy", "lambda_update", "lambda_sqs", "sts", "app", "ec2_launch")
+
+
+@dataclass
+class Row:
+    real: str  # PDT, as in INCIDENT.md
+    what: str
+    reproduced: float | None  # simulated seconds since the epoch; None: not seen
+    how: str  # "measured" | "operators (input)" | "not modelled"
+
+
+@dataclass
+class Window:
+    what: str
+    real: tuple[str, str]
+    reproduced: tuple[float | None, float | None]
+
+    def real_minutes(self, scenario: Scenario) -> float:
+        a, b = (parse_pdt(t, scenario.epoch) for t in self.real)
+        return (b - a) / 60
+
+    def minutes(self) -> float | None:
+        a, b = self.reproduced
+        return None if a is None or b is None else (b - a) / 60
+
+
+def _first(points: Points, pred, after: float = float("-inf")) -> float | None:
+    return next((t for t, v in points if t >= after and pred(v)), None)
+
+
+def _last(points: Points, pred, after: float = float("-inf")) -> float | None:
+    found = None
+    for t, v in points:
+        if t >= after and pred(v):
+            found = t
+    return found
+
+
+def _after_last(points: Points, pred, after: float) -> float | None:
+    """The first sample after the last one where `pred` held (when it stopped holding)."""
+    last = _last(points, pred, after)
+    if last is None:
+        return None
+    return next((t for t, _ in points if t > last), None)
+
+
+def fidelity(scenario: Scenario, get: Lookup, operator_times: dict[str, float],
+             empty: tuple[float | None, float | None]) -> tuple[list[Row], list[Window]]:
+    at = lambda hhmm: parse_pdt(hhmm, scenario.epoch)  # noqa: E731
+    ratio = lambda dep: get(f"racelab_dependent_success_ratio:{dep}")  # noqa: E731
+    bad = lambda v: v < OK  # noqa: E731
+    good = lambda v: v >= OK  # noqa: E731
+    op = operator_times.get
+    late = at("03:00")  # the cascade's second half: after the DNS repair
+    sts, legacy = ratio("sts"), ratio("legacy")
+    start_errors = min(filter(None, [_first(sts, bad), _first(ratio("lambda_update"), bad)]), default=None)
+    sts1_end = _first(sts, good, op("mitigate-internal", late)) if start_errors is not None else None
+    restored = op("restore-dns", empty[1])
+    clients_back = _first(legacy, lambda v: v >= 0.99, restored) if restored is not None else None
+    in_flight = get("racelab_dwfm_work_in_flight")
+    collapse = _first(in_flight, lambda v: v > 0, restored) if restored is not None else None
+    expired = get("racelab_dwfm_droplets:expired")
+    all_leased = _first(expired, lambda v: v == 0, collapse) if collapse is not None else None
+    unhealthy = get("racelab_nlb_targets:unhealthy")
+    hc_fail = _first(unhealthy, lambda v: v > 0, late)
+    nonet = get("racelab_netmgr_instances_without_network_total")
+    base = next((v for t, v in nonet if t >= late), 0.0)
+    no_network = _first(nonet, lambda v: v > base, late)
+    delay = get("racelab_netmgr_delay_seconds")
+    boot = scenario.netmgr.boot_seconds
+    propagation_normal = _after_last(delay, lambda v: v > boot, late)
+    sts2 = (_first(sts, bad, late), _after_last(sts, bad, late))
+    ec2 = ratio("ec2_launch")
+    ec2_back = _after_last(ec2, lambda v: v < 0.99, late)
+    everything = [ratio(d) for d in DEPENDENTS]
+    over = max(filter(None, (_after_last(p, bad, late) for p in everything)), default=None)
+    rows = [
+        Row("23:48", "regional endpoint emptied", empty[0], "measured"),
+        Row("23:51", "Lambda and STS errors begin", start_errors, "measured"),
+        Row("00:38", "DNS identified as the source", None, "not modelled (people diagnosing)"),
+        Row("01:15", "mitigations reconnect internal services", op("mitigate-internal"), "operators (input)"),
+        Row("01:19", "STS recovers (first window)", sts1_end, "measured"),
+        Row("02:25", "DNS restored by hand", restored, "operators (input)" if empty[0] is not None else "measured"),
+        Row("02:40", "clients recovered (cached answers expired)", clients_back, "measured"),
+        Row("02:25", "DWFM re-leases the fleet: congestive collapse", collapse, "measured"),
+        Row("04:14", "DWFM throttled, hosts restarted", op("throttle-dwfm"), "operators (input)"),
+        Row("04:40", "Lambda SQS poller restored by hand", op("restart-sqs-poller"), "operators (input)"),
+        Row("05:28", "every droplet has a lease", all_leased, "measured"),
+        Row("05:30", "NLB health-check failures begin", hc_fail, "measured"),
+        Row("05:38", "DNS automation disabled", op("disable-dns-automation"), "operators (input)"),
+        Row("06:21", "new instances launch without network", no_network, "measured"),
+        Row("06:52", "NLB problem detected", None, "not modelled (people diagnosing)"),
+        Row("08:31", "STS second window begins (via NLB)", sts2[0], "measured"),
+        Row("09:36", "NLB automatic failover disabled", op("disable-nlb-failover"), "operators (input)"),
+        Row("09:59", "STS second window ends", sts2[1], "measured"),
+        Row("10:36", "network propagation normal", propagation_normal, "measured"),
+        Row("11:23", "EC2 throttles begin to relax", op("relax-ec2-throttle"), "operators (input)"),
+        Row("13:50", "EC2 launches fully recovered", ec2_back, "measured"),
+        Row("14:09", "NLB automatic failover re-enabled", op("enable-nlb-failover"), "operators (input)"),
+        Row("14:20", "event over: every dependent working", over, "measured"),
+    ]
+    windows = [
+        Window("DynamoDB endpoint empty", ("23:48", "02:25"), empty),
+        Window("STS first window", ("23:51", "01:19"), (start_errors, sts1_end)),
+        Window("DWFM: restore to every droplet leased", ("02:25", "05:28"), (collapse, all_leased)),
+        Window("instances without network", ("06:21", "10:36"), (no_network, propagation_normal)),
+        Window("STS second window", ("08:31", "09:59"), sts2),
+        Window("whole event", ("23:48", "14:20"), (empty[0], over)),
+    ]
+    return rows, windows
+
+
+def impact_minutes(points: Points, step: float) -> float:
+    """Simulated minutes a dependent spent under the OK ratio."""
+    return sum(step for _, v in points if v < OK) / 60
+
+
+@dataclass
+class WhatIf:
+    label: str
+    minutes: dict[str, float]  # dependent -> minutes of impact
+    dwfm_recovered: bool
+
+
+def what_if(scenario: Scenario, *, until: str = "14:30", no_operators_hours: float = 48.0) -> list[WhatIf]:
+    """The twin, once as in 2025 and once per remediation; and without the operators' DWFM
+    throttle and restart, run on for `no_operators_hours` simulated hours after the epoch."""
+    from services.lab.cascade import STEP, run_twin
+
+    def one(label: str, sc: Scenario, empty_at: str | None = "23:48", end: str | float = until) -> WhatIf:
+        out = run_twin(sc, empty_at=empty_at, until=end)
+        minutes = {d: impact_minutes(out.series.get(f"racelab_dependent_success_ratio:{d}", []), STEP)
+                   for d in DEPENDENTS}
+        expired = out.series.get("racelab_dwfm_droplets:expired", [])
+        return WhatIf(label, minutes, bool(expired) and expired[-1][1] == 0)
+
+    base = scenario.with_overrides(fixes=frozenset())
+    rows = [one("as in October 2025", base)]
+    # Any one race fix keeps the regional name answering, so nothing downstream starts.
+    rows.append(one("race fixes (fencing / protect-active / heal-rollback)", base, empty_at=None))
+    for fix in (Fix.QUEUE_THROTTLE, Fix.NLB_VELOCITY):
+        rows.append(one(f"{fix.value}: {fix.summary}", base.with_overrides(fixes=frozenset({fix}))))
+    without = dataclasses.replace(base, operators=tuple(o for o in base.operators
+                                                        if o.action not in ("throttle-dwfm", "restart-dwfm-hosts")))
+    rows.append(one(f"no DWFM throttle and restart (ran {no_operators_hours:g} h)", without,
+                    end=no_operators_hours * 3600))
+    return rows
+
+
+def operator_times(events: Iterable[tuple[float, str, dict]]) -> dict[str, float]:
+    """The first time each operator action was performed, from (sim, kind, attributes) events."""
+    times: dict[str, float] = {}
+    for sim, kind, attrs in events:
+        if kind == "operator.action" and attrs.get("action") and attrs.get("result") in ("done", "restored", None):
+            times.setdefault(attrs["action"], sim)
+    return times
