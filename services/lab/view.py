@@ -36,7 +36,8 @@ ALARMING = ("violation", "stuck", "errors")
 def render(state: ViewState, series: Series) -> Group:
     head = Text.assemble((f"racelab  {state.title}", "bold"), "   ", (state.pdt, "bold cyan"),
                          f"  x{state.speed:.0f}  ", ("phase: ", "dim"), (state.phase, "yellow"))
-    return Group(head, _endpoints(state, series), _enactors(series), _clients(series), _events(state))
+    return Group(head, _endpoints(state, series), _enactors(series), _clients(series), _ec2(series),
+                 _events(state))
 
 
 def _endpoints(state: ViewState, series: Series) -> Table:
@@ -81,6 +82,28 @@ def _clients(series: Series) -> Table:
         ok = series.total("racelab_client_requests_total", client=client, outcome="ok")
         t.add_row(client, f"{ratio:.0%}", f"{total:.0f}", f"{total - ok:.0f}",
                   style="bold red" if ratio < 0.5 else "")
+    for labels, ratio in sorted(series.values("racelab_dependent_success_ratio").items()):
+        dependent = dict(labels).get("dependent", "?")
+        total = series.total("racelab_dependent_requests_total", dependent=dependent)
+        ok = series.total("racelab_dependent_requests_total", dependent=dependent, result="ok")
+        t.add_row(dependent, f"{ratio:.0%}", f"{total:.0f}", f"{total - ok:.0f}",
+                  style="bold red" if ratio < 0.5 else "")
+    return t
+
+
+def _ec2(series: Series) -> Table:
+    """The EC2 side of the cascade: leases, lease work, propagation, NLB capacity."""
+    t = Table(title="EC2 and NLB", title_justify="left", expand=True)
+    for col in ("leased droplets", "lease work in flight", "work timeouts", "propagation wait (s)",
+                "NLB capacity", "failovers"):
+        t.add_column(col)
+    capacity = series.values("racelab_nlb_healthy_capacity_ratio")
+    t.add_row(_num(series.value("racelab_dwfm_droplets", state="leased")),
+              _num(series.value("racelab_dwfm_work_in_flight")),
+              _num(series.total("racelab_dwfm_work_timeouts_total")),
+              _num(series.value("racelab_netmgr_delay_seconds")),
+              " ".join(f"{dict(k).get('nlb', '?')}={v:.0%}" for k, v in sorted(capacity.items())) or "-",
+              _num(series.total("racelab_nlb_failovers_total")))
     return t
 
 

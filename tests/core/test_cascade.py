@@ -1,0 +1,151 @@
+"""The cascade's core objects: the collapse, the backlog, the flapping and failover come out of numbers."""
+
+import random
+
+import pytest
+
+from services.core.dependents import Customers, SqsPoller
+from services.core.healthcheck import HEALTHY, HealthChecker, Nlb, NlbConfig
+from services.core.leases import DwfmConfig, Fleet, InsufficientCapacity, RequestLimitExceeded
+from services.core.propagation import NEW, TERMINATED, Backlog, PropagationConfig
+
+SMALL = DwfmConfig(droplets=400, hosts=4, state_check_interval_seconds=300, lease_seconds=1200,
+                   lease_work_seconds=7.0, lease_work_timeout_seconds=600)
+
+
+def run_fleet(fleet: Fleet, start: float, end: float, reachable, step: float = 30.0) -> None:
+    t = start
+    while t <= end:
+        for r in fleet.advance(t).rounds:
+            fleet.record_writes(r.host, t, r.checked, r.established, reachable(t))
+        t += step
+
+
+def test_leases_hold_while_checks_succeed_and_expire_one_by_one_when_they_fail():
+    fleet = Fleet(SMALL, rng=random.Random(1))
+    run_fleet(fleet, 0, 3600, lambda t: True)
+    assert fleet.leased() == 400
+    run_fleet(fleet, 3630, 3600 + 1050, lambda t: False)
+    partly = fleet.leased()
+    run_fleet(fleet, 3600 + 1080, 3600 + 2400, lambda t: False)
+    assert 0 < partly < 400  # one by one, not all at once
+    assert fleet.leased() == 0
+    with pytest.raises(InsufficientCapacity):
+        fleet.run_instances(1)
+
+
+def collapse_fleet() -> Fleet:
+    fleet = Fleet(SMALL, rng=random.Random(2))
+    run_fleet(fleet, 0, 3000, lambda t: t < 600)  # DynamoDB gone from t=600
+    assert fleet.leased() == 0
+    run_fleet(fleet, 3030, 6000, lambda t: True)  # back: the whole fleet re-leased at once
+    return fleet
+
+
+def test_re_leasing_the_whole_fleet_at_once_collapses_and_never_recovers_by_itself():
+    fleet = collapse_fleet()
+    assert fleet.leased() == 0 and fleet.timeouts_total > 0
+    timeouts = fleet.timeouts_total
+    run_fleet(fleet, 6030, 6000 + 24 * 3600, lambda t: True)
+    assert fleet.leased() == 0  # a day later: still nothing, every item timed out again
+    assert fleet.timeouts_total > timeouts
+
+
+def test_throttle_alone_does_not_help_but_throttle_and_restart_do():
+    fleet = collapse_fleet()
+    fleet.throttle(0.11, 1.5)
+    run_fleet(fleet, 6030, 9000, lambda t: True)
+    assert fleet.leased() == 0  # the retries are already in flight
+    fleet.restart_hosts()
+    run_fleet(fleet, 9030, 9000 + 2 * 3600, lambda t: True)
+    assert fleet.leased() == 400
+
+
+def test_queue_throttle_fix_prevents_the_collapse():
+    fleet = Fleet(SMALL, queue_throttle=True, rng=random.Random(2))
+    run_fleet(fleet, 0, 3000, lambda t: t < 600)
+    run_fleet(fleet, 3030, 3000 + 3 * 3600, lambda t: True)
+    assert fleet.leased() == 400 and fleet.timeouts_total == 0
+
+
+def test_launch_throttle_says_request_limit_exceeded():
+    fleet = Fleet(SMALL, rng=random.Random(3))
+    fleet.advance(0)
+    fleet.throttle(None, 0.01)
+    with pytest.raises(RequestLimitExceeded):
+        fleet.run_instances(5)
+    ids = Fleet(SMALL).run_instances(3)
+    assert len(set(ids)) == 3
+
+
+def test_terminations_on_unleased_droplets_wait_for_the_lease():
+    fleet = Fleet(SMALL, rng=random.Random(4))
+    some = list(fleet.instances)[:20]
+    run_fleet(fleet, 0, 2400, lambda t: False)
+    now_, held = fleet.terminate(some)
+    assert now_ == [] and sorted(held) == sorted(some)
+
+
+def test_propagation_slows_with_what_waits():
+    cfg = PropagationConfig(propagations_per_second=1.0, slowdown_items=100, boot_seconds=60)
+    small, big = Backlog(cfg), Backlog(cfg)
+    small.add([f"s{i}" for i in range(10)], NEW, 0)
+    big.add([f"b{i}" for i in range(1000)], TERMINATED, 0)
+    big.add(["late"], NEW, 0)
+    assert big.rate() < small.rate() / 5
+    small.advance(20)
+    big.advance(20)
+    assert small.ready("s9") and not big.ready("late")
+    big.advance(100)
+    assert big.without_network_total == 1  # booted before its network propagated
+
+
+def checker(velocity: bool = False) -> HealthChecker:
+    zones = ("a", "b", "c")
+    hc = HealthChecker(NlbConfig(checker_capacity_per_second=20, transition_cost_checks=200,
+                                 failover_delay_seconds=30, failover_cooldown_seconds=60),
+                       [Nlb("app-nlb", zones)], velocity_control=velocity, rng=random.Random(5))
+    for i in range(30):
+        hc.register("app-nlb", f"i-{i}", zones[i % 3], "")
+    return hc
+
+
+def test_targets_without_network_flap_and_the_checker_fails_zones_over():
+    hc = checker()
+    ready = {f"i-{i}" for i in range(30)}
+    for t in range(0, 300, 10):
+        hc.advance(t, lambda i: i in ready)
+    assert all(x.state == HEALTHY for x in hc.nlbs["app-nlb"].targets.values())
+    assert hc.failovers_total == 0
+    ready.clear()  # half-propagated network: checks pass now and then
+    flips = 0
+    for t in range(300, 3000, 10):
+        flips += sum(1 for x in hc.advance(t, lambda i: i in ready).transitions if x.flapped)
+    assert flips > 10
+    assert hc.delay > 30 and hc.failovers_total >= 2
+    assert len(hc.nlbs["app-nlb"].failed_over) == 2  # never the last zone
+    restored = hc.set_automatic_failover(False, 3000)
+    assert {c.zone for c in restored} and not hc.nlbs["app-nlb"].failed_over
+
+
+def test_velocity_control_caps_the_zones_one_nlb_removes():
+    hc = checker(velocity=True)
+    for t in range(0, 3000, 10):
+        hc.advance(t, lambda i: False)
+    assert len(hc.nlbs["app-nlb"].failed_over) == 1
+
+
+def test_the_sqs_poller_wedges_and_only_a_restart_brings_it_back():
+    p = SqsPoller(wedge_after=3)
+    assert [p.record(False) for _ in range(3)] == [False, False, True]
+    assert p.wedged and not p.record(True) and p.wedged
+    p.restart()
+    assert not p.wedged
+
+
+def test_customers_pile_up_demand_while_launches_fail():
+    c = Customers(churn_per_hour=0.1, growth_per_hour=10, batch=5, rng=random.Random(0))
+    d = c.advance(3600, running=1000)
+    assert d.terminate == 100 and d.launch == 5 and c.wanted == pytest.approx(110)
+    c.launched(5)
+    assert c.wanted == pytest.approx(105)
