@@ -292,7 +292,8 @@ class Fleet:
         if sum(self.slots_free[d] for d in candidates) < count:
             raise InsufficientCapacity(f"insufficient capacity: {len(candidates)} leased droplets with room")
         launched = []
-        for d in self.rng.sample(candidates, len(candidates)):
+        start = self.rng.randrange(len(candidates))  # spread launches over the fleet
+        for d in candidates[start:] + candidates[:start]:
             while self.slots_free[d] > 0 and len(launched) < count:
                 launched.append(self._place(d))
             if len(launched) == count:

@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"turn a fix on (repeatable): {', '.join(f.value for f in Fix)}, or all")
     run.add_argument("--out", type=Path, help="run directory (default runs/<time>-<scenario>-seed<N>)")
     run.add_argument("--base-port", type=_positive, default=17000, help="first of the ports the run uses")
+    run.add_argument("--until", metavar="HH:MM", help="end the run at this PDT time instead of the scenario's end")
     run.add_argument("--no-what-if", action="store_true",
                      help="skip the report's what-if table (the cascade's twin once per remediation)")
     run.add_argument("--no-tty", action="store_true",
@@ -93,6 +94,14 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     scenario = scenario.with_overrides(seed=args.seed,
                                        fixes=parse_fixes(args.fix) if args.fix is not None else None)
+    if args.until:
+        from dataclasses import replace
+
+        from services.runtime.clock import ScheduleError, parse_pdt
+        try:
+            scenario = replace(scenario, end=parse_pdt(args.until, scenario.epoch))
+        except ScheduleError as exc:
+            raise CliError(f"--until: {exc}") from None
     out = args.out or default_out(scenario)
     try:
         ensure_ports_free(local_topology(args.base_port))
