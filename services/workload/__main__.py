@@ -1,4 +1,5 @@
-"""python -m services.workload --authority-dns H:P --listen H:P [--director H:P] [--lb-port N] [--dwfm H:P] [--nlb H:P]"""
+"""python -m services.workload --authority-dns H:P --listen H:P [--director H:P] [--lb-port N]
+[--dwfm H:P] [--nlb H:P]"""
 
 from __future__ import annotations
 
