@@ -88,10 +88,12 @@ class SetWorkflowThrottleResponse(_message.Message):
     def __init__(self, throttle: _Optional[_Union[_common_pb2.Throttle, _Mapping]] = ..., launches_per_second: _Optional[float] = ...) -> None: ...
 
 class RelaxThrottleRequest(_message.Message):
-    __slots__ = ("relax_over_seconds",)
+    __slots__ = ("relax_over_seconds", "to_launches_per_second")
     RELAX_OVER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TO_LAUNCHES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     relax_over_seconds: float
-    def __init__(self, relax_over_seconds: _Optional[float] = ...) -> None: ...
+    to_launches_per_second: float
+    def __init__(self, relax_over_seconds: _Optional[float] = ..., to_launches_per_second: _Optional[float] = ...) -> None: ...
 
 class RelaxThrottleResponse(_message.Message):
     __slots__ = ("launches_per_second",)

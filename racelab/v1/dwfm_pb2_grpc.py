@@ -108,8 +108,8 @@ class DropletWorkflowServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RelaxThrottle(self, request, context):
-        """Operator: relaxes the launch throttle step by step (each step multiplies
-        the limit) until, relax_over_seconds later, there is no throttle at all.
+        """Operator: relaxes the launch throttle: the limit rises evenly to
+        to_launches_per_second over relax_over_seconds, then every throttle is lifted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -200,10 +200,11 @@ class Operators:
                     f"({', '.join(reply.restarted_host_ids)}): {reply.dropped_work_items} work items dropped")
         if action == "relax-ec2-throttle":
             over = _number(action, params, "over_seconds", 8820.0)
-            reply = await self._rpc(action, "DWFM", dwfm.RelaxThrottle,
-                                    dwfm_pb2.RelaxThrottleRequest(relax_over_seconds=over))
-            return (f"operators started relaxing the EC2 launch throttle from {reply.launches_per_second:g}/s "
-                    f"to none over {over / 3600:.1f} h")
+            top = _number(action, params, "to_launches_per_second", 2.0)
+            reply = await self._rpc(action, "DWFM", dwfm.RelaxThrottle, dwfm_pb2.RelaxThrottleRequest(
+                relax_over_seconds=over, to_launches_per_second=top))
+            return (f"operators started relaxing the EC2 launch throttle from {reply.launches_per_second:g} to "
+                    f"{top:g} launches per simulated second over {over / 3600:.1f} h, then none")
         raise ActionFailed(f"{action} is not an action the operators can take here")
 
     @staticmethod

@@ -354,8 +354,10 @@ class DwfmServicer(dwfm_pb2_grpc.DropletWorkflowServicer):
     async def RelaxThrottle(self, request, context):
         if not request.relax_over_seconds > 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "relax_over_seconds must be positive")
+        if not request.to_launches_per_second > 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "to_launches_per_second must be positive")
         fleet = self.dwfm.fleet
-        fleet.relax(self.now(), request.relax_over_seconds)
+        fleet.relax(self.now(), request.relax_over_seconds, request.to_launches_per_second)
         return dwfm_pb2.RelaxThrottleResponse(launches_per_second=fleet.launch_rate or 0.0)
 
     async def RestartHosts(self, request, context):

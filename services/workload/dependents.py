@@ -111,7 +111,8 @@ class Dependents:
         dep = scenario.dependents
         now = sim_now()
         seed = scenario.seed
-        self.customers = Customers(dep.churn_per_hour, 0.0, dep.launch_batch * 4, random.Random(f"{seed}/ec2"), now)
+        self.customers = Customers(dep.churn_per_hour, dep.customer_growth_per_hour, dep.launch_batch * 4,
+                                   random.Random(f"{seed}/ec2"), now)
         self.app_nlbs = [n for n in scenario.nlb.names if nlb is not None and dwfm is not None]
         self.apps = {n: Customers(dep.app_churn_per_hour, dep.app_growth_per_hour, dep.launch_batch,
                                   random.Random(f"{seed}/{n}"), now) for n in self.app_nlbs}

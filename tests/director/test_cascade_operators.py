@@ -117,12 +117,13 @@ async def test_every_scheduled_cascade_action_reaches_its_service(rig):
                      "RelaxThrottle", "SetAutomaticFailover"]
     throttle = rec.calls[1][1]
     assert throttle.enabled and throttle.requests_per_second == pytest.approx(0.11)
-    assert throttle.launches_per_second == pytest.approx(0.5)
+    assert throttle.launches_per_second == pytest.approx(1.5)
     assert rec.calls[2][1].WhichOneof("selection") is None  # every host
     assert [rec.calls[i][1].action for i in (0, 3)] == ["mitigate-internal", "restart-sqs-poller"]
     assert rec.calls[4][1].enabled is False
     assert [rec.calls[i][1].enabled for i in (5, 7)] == [False, True]
     assert rec.calls[6][1].relax_over_seconds == pytest.approx(8820)
+    assert rec.calls[6][1].to_launches_per_second == pytest.approx(2.0)
     messages = [m for kind, m, a in published if a.get("result") == "done"]
     assert "2 DWFM host(s) (dwfm-1, dwfm-2): 900 work items dropped" in messages[2]
     assert messages[4].startswith("operators disabled DNS automation")
