@@ -18,14 +18,18 @@ INSUFFICIENT_CAPACITY: RunInstancesError
 REQUEST_LIMIT_EXCEEDED: RunInstancesError
 
 class RunInstancesRequest(_message.Message):
-    __slots__ = ("count", "availability_zone", "client_token")
+    __slots__ = ("count", "availability_zone", "client_token", "group", "preexisting")
     COUNT_FIELD_NUMBER: _ClassVar[int]
     AVAILABILITY_ZONE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    PREEXISTING_FIELD_NUMBER: _ClassVar[int]
     count: int
     availability_zone: str
     client_token: str
-    def __init__(self, count: _Optional[int] = ..., availability_zone: _Optional[str] = ..., client_token: _Optional[str] = ...) -> None: ...
+    group: str
+    preexisting: bool
+    def __init__(self, count: _Optional[int] = ..., availability_zone: _Optional[str] = ..., client_token: _Optional[str] = ..., group: _Optional[str] = ..., preexisting: _Optional[bool] = ...) -> None: ...
 
 class RunInstancesResponse(_message.Message):
     __slots__ = ("instance_ids", "error", "error_message")
@@ -42,7 +46,7 @@ class DescribeFleetRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeFleetResponse(_message.Message):
-    __slots__ = ("droplets_total", "droplets_leased", "droplets_expired", "queue_depth", "timeouts_total", "hosts", "throttle")
+    __slots__ = ("droplets_total", "droplets_leased", "droplets_expired", "queue_depth", "timeouts_total", "hosts", "throttle", "instances_running", "work_in_flight", "launches_per_second")
     DROPLETS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     DROPLETS_LEASED_FIELD_NUMBER: _ClassVar[int]
     DROPLETS_EXPIRED_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +54,9 @@ class DescribeFleetResponse(_message.Message):
     TIMEOUTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     HOSTS_FIELD_NUMBER: _ClassVar[int]
     THROTTLE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    WORK_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    LAUNCHES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     droplets_total: int
     droplets_leased: int
     droplets_expired: int
@@ -57,21 +64,42 @@ class DescribeFleetResponse(_message.Message):
     timeouts_total: int
     hosts: int
     throttle: _common_pb2.Throttle
-    def __init__(self, droplets_total: _Optional[int] = ..., droplets_leased: _Optional[int] = ..., droplets_expired: _Optional[int] = ..., queue_depth: _Optional[int] = ..., timeouts_total: _Optional[int] = ..., hosts: _Optional[int] = ..., throttle: _Optional[_Union[_common_pb2.Throttle, _Mapping]] = ...) -> None: ...
+    instances_running: int
+    work_in_flight: int
+    launches_per_second: float
+    def __init__(self, droplets_total: _Optional[int] = ..., droplets_leased: _Optional[int] = ..., droplets_expired: _Optional[int] = ..., queue_depth: _Optional[int] = ..., timeouts_total: _Optional[int] = ..., hosts: _Optional[int] = ..., throttle: _Optional[_Union[_common_pb2.Throttle, _Mapping]] = ..., instances_running: _Optional[int] = ..., work_in_flight: _Optional[int] = ..., launches_per_second: _Optional[float] = ...) -> None: ...
 
 class SetWorkflowThrottleRequest(_message.Message):
-    __slots__ = ("requests_per_second", "enabled")
+    __slots__ = ("requests_per_second", "enabled", "launches_per_second")
     REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
+    LAUNCHES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     requests_per_second: float
     enabled: bool
-    def __init__(self, requests_per_second: _Optional[float] = ..., enabled: _Optional[bool] = ...) -> None: ...
+    launches_per_second: float
+    def __init__(self, requests_per_second: _Optional[float] = ..., enabled: _Optional[bool] = ..., launches_per_second: _Optional[float] = ...) -> None: ...
 
 class SetWorkflowThrottleResponse(_message.Message):
-    __slots__ = ("throttle",)
+    __slots__ = ("throttle", "launches_per_second")
     THROTTLE_FIELD_NUMBER: _ClassVar[int]
+    LAUNCHES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     throttle: _common_pb2.Throttle
-    def __init__(self, throttle: _Optional[_Union[_common_pb2.Throttle, _Mapping]] = ...) -> None: ...
+    launches_per_second: float
+    def __init__(self, throttle: _Optional[_Union[_common_pb2.Throttle, _Mapping]] = ..., launches_per_second: _Optional[float] = ...) -> None: ...
+
+class RelaxThrottleRequest(_message.Message):
+    __slots__ = ("relax_over_seconds", "to_launches_per_second")
+    RELAX_OVER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TO_LAUNCHES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    relax_over_seconds: float
+    to_launches_per_second: float
+    def __init__(self, relax_over_seconds: _Optional[float] = ..., to_launches_per_second: _Optional[float] = ...) -> None: ...
+
+class RelaxThrottleResponse(_message.Message):
+    __slots__ = ("launches_per_second",)
+    LAUNCHES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    launches_per_second: float
+    def __init__(self, launches_per_second: _Optional[float] = ...) -> None: ...
 
 class RestartHostsRequest(_message.Message):
     __slots__ = ("host_ids", "count")
@@ -94,3 +122,27 @@ class RestartHostsResponse(_message.Message):
     restarted_host_ids: _containers.RepeatedScalarFieldContainer[str]
     dropped_work_items: int
     def __init__(self, restarted_host_ids: _Optional[_Iterable[str]] = ..., dropped_work_items: _Optional[int] = ...) -> None: ...
+
+class InstanceIds(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TerminateInstancesRequest(_message.Message):
+    __slots__ = ("instance_ids", "count", "group")
+    INSTANCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    instance_ids: InstanceIds
+    count: int
+    group: str
+    def __init__(self, instance_ids: _Optional[_Union[InstanceIds, _Mapping]] = ..., count: _Optional[int] = ..., group: _Optional[str] = ...) -> None: ...
+
+class TerminateInstancesResponse(_message.Message):
+    __slots__ = ("terminated_instance_ids", "held")
+    TERMINATED_INSTANCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    terminated_instance_ids: _containers.RepeatedScalarFieldContainer[str]
+    held: int
+    def __init__(self, terminated_instance_ids: _Optional[_Iterable[str]] = ..., held: _Optional[int] = ...) -> None: ...

@@ -54,6 +54,16 @@ class DropletWorkflowStub:
                 request_serializer=racelab_dot_v1_dot_dwfm__pb2.RestartHostsRequest.SerializeToString,
                 response_deserializer=racelab_dot_v1_dot_dwfm__pb2.RestartHostsResponse.FromString,
                 _registered_method=True)
+        self.TerminateInstances = channel.unary_unary(
+                '/racelab.v1.DropletWorkflow/TerminateInstances',
+                request_serializer=racelab_dot_v1_dot_dwfm__pb2.TerminateInstancesRequest.SerializeToString,
+                response_deserializer=racelab_dot_v1_dot_dwfm__pb2.TerminateInstancesResponse.FromString,
+                _registered_method=True)
+        self.RelaxThrottle = channel.unary_unary(
+                '/racelab.v1.DropletWorkflow/RelaxThrottle',
+                request_serializer=racelab_dot_v1_dot_dwfm__pb2.RelaxThrottleRequest.SerializeToString,
+                response_deserializer=racelab_dot_v1_dot_dwfm__pb2.RelaxThrottleResponse.FromString,
+                _registered_method=True)
 
 
 class DropletWorkflowServicer:
@@ -88,6 +98,23 @@ class DropletWorkflowServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TerminateInstances(self, request, context):
+        """Terminates instances, by id or a number of random ones of a group. Their
+        network state is removed through Network Manager; for an instance on a
+        droplet without a lease, only once DWFM leases the droplet again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RelaxThrottle(self, request, context):
+        """Operator: relaxes the launch throttle: the limit rises evenly to
+        to_launches_per_second over relax_over_seconds, then every throttle is lifted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DropletWorkflowServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +137,16 @@ def add_DropletWorkflowServicer_to_server(servicer, server):
                     servicer.RestartHosts,
                     request_deserializer=racelab_dot_v1_dot_dwfm__pb2.RestartHostsRequest.FromString,
                     response_serializer=racelab_dot_v1_dot_dwfm__pb2.RestartHostsResponse.SerializeToString,
+            ),
+            'TerminateInstances': grpc.unary_unary_rpc_method_handler(
+                    servicer.TerminateInstances,
+                    request_deserializer=racelab_dot_v1_dot_dwfm__pb2.TerminateInstancesRequest.FromString,
+                    response_serializer=racelab_dot_v1_dot_dwfm__pb2.TerminateInstancesResponse.SerializeToString,
+            ),
+            'RelaxThrottle': grpc.unary_unary_rpc_method_handler(
+                    servicer.RelaxThrottle,
+                    request_deserializer=racelab_dot_v1_dot_dwfm__pb2.RelaxThrottleRequest.FromString,
+                    response_serializer=racelab_dot_v1_dot_dwfm__pb2.RelaxThrottleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +257,60 @@ class DropletWorkflow:
             '/racelab.v1.DropletWorkflow/RestartHosts',
             racelab_dot_v1_dot_dwfm__pb2.RestartHostsRequest.SerializeToString,
             racelab_dot_v1_dot_dwfm__pb2.RestartHostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TerminateInstances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/racelab.v1.DropletWorkflow/TerminateInstances',
+            racelab_dot_v1_dot_dwfm__pb2.TerminateInstancesRequest.SerializeToString,
+            racelab_dot_v1_dot_dwfm__pb2.TerminateInstancesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RelaxThrottle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/racelab.v1.DropletWorkflow/RelaxThrottle',
+            racelab_dot_v1_dot_dwfm__pb2.RelaxThrottleRequest.SerializeToString,
+            racelab_dot_v1_dot_dwfm__pb2.RelaxThrottleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -125,3 +125,34 @@ class QueryResponse(_message.Message):
     last_evaluated_sort_key: str
     lb_id: str
     def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., last_evaluated_sort_key: _Optional[str] = ..., lb_id: _Optional[str] = ...) -> None: ...
+
+class PutRequest(_message.Message):
+    __slots__ = ("key", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    key: ItemKey
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, key: _Optional[_Union[ItemKey, _Mapping]] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class BatchWriteItemRequest(_message.Message):
+    __slots__ = ("table", "puts")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PUTS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    puts: _containers.RepeatedCompositeFieldContainer[PutRequest]
+    def __init__(self, table: _Optional[str] = ..., puts: _Optional[_Iterable[_Union[PutRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchWriteItemResponse(_message.Message):
+    __slots__ = ("written", "lb_id")
+    WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    LB_ID_FIELD_NUMBER: _ClassVar[int]
+    written: int
+    lb_id: str
+    def __init__(self, written: _Optional[int] = ..., lb_id: _Optional[str] = ...) -> None: ...

@@ -54,6 +54,11 @@ class DynamoDBStub:
                 request_serializer=racelab_dot_v1_dot_dynamodb__pb2.QueryRequest.SerializeToString,
                 response_deserializer=racelab_dot_v1_dot_dynamodb__pb2.QueryResponse.FromString,
                 _registered_method=True)
+        self.BatchWriteItem = channel.unary_unary(
+                '/racelab.v1.DynamoDB/BatchWriteItem',
+                request_serializer=racelab_dot_v1_dot_dynamodb__pb2.BatchWriteItemRequest.SerializeToString,
+                response_deserializer=racelab_dot_v1_dot_dynamodb__pb2.BatchWriteItemResponse.FromString,
+                _registered_method=True)
 
 
 class DynamoDBServicer:
@@ -89,6 +94,15 @@ class DynamoDBServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchWriteItem(self, request, context):
+        """Writes up to 1000 items of one table unconditionally, in one call (how
+        DWFM writes one host's lease renewals per state-check round). A request
+        with an invalid item writes nothing (INVALID_ARGUMENT).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DynamoDBServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +125,11 @@ def add_DynamoDBServicer_to_server(servicer, server):
                     servicer.Query,
                     request_deserializer=racelab_dot_v1_dot_dynamodb__pb2.QueryRequest.FromString,
                     response_serializer=racelab_dot_v1_dot_dynamodb__pb2.QueryResponse.SerializeToString,
+            ),
+            'BatchWriteItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchWriteItem,
+                    request_deserializer=racelab_dot_v1_dot_dynamodb__pb2.BatchWriteItemRequest.FromString,
+                    response_serializer=racelab_dot_v1_dot_dynamodb__pb2.BatchWriteItemResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +240,33 @@ class DynamoDB:
             '/racelab.v1.DynamoDB/Query',
             racelab_dot_v1_dot_dynamodb__pb2.QueryRequest.SerializeToString,
             racelab_dot_v1_dot_dynamodb__pb2.QueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchWriteItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/racelab.v1.DynamoDB/BatchWriteItem',
+            racelab_dot_v1_dot_dynamodb__pb2.BatchWriteItemRequest.SerializeToString,
+            racelab_dot_v1_dot_dynamodb__pb2.BatchWriteItemResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,8 +1,9 @@
 from racelab.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -17,12 +18,16 @@ NEW: PropagationKind
 TERMINATED: PropagationKind
 
 class PropagateInstanceRequest(_message.Message):
-    __slots__ = ("instance_id", "kind")
+    __slots__ = ("instance_id", "kind", "instance_ids", "already_propagated")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_PROPAGATED_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     kind: PropagationKind
-    def __init__(self, instance_id: _Optional[str] = ..., kind: _Optional[_Union[PropagationKind, str]] = ...) -> None: ...
+    instance_ids: _containers.RepeatedScalarFieldContainer[str]
+    already_propagated: bool
+    def __init__(self, instance_id: _Optional[str] = ..., kind: _Optional[_Union[PropagationKind, str]] = ..., instance_ids: _Optional[_Iterable[str]] = ..., already_propagated: _Optional[bool] = ...) -> None: ...
 
 class PropagateInstanceResponse(_message.Message):
     __slots__ = ("queue_position",)
@@ -43,6 +48,18 @@ class GetInstanceNetworkResponse(_message.Message):
     ready: bool
     propagated_at_sim_seconds: float
     def __init__(self, ready: _Optional[bool] = ..., propagated_at_sim_seconds: _Optional[float] = ...) -> None: ...
+
+class GetInstancesNetworkRequest(_message.Message):
+    __slots__ = ("instance_ids",)
+    INSTANCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    instance_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, instance_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetInstancesNetworkResponse(_message.Message):
+    __slots__ = ("ready",)
+    READY_FIELD_NUMBER: _ClassVar[int]
+    ready: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, ready: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class DescribeBacklogRequest(_message.Message):
     __slots__ = ()

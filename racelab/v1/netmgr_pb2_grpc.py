@@ -44,6 +44,11 @@ class NetworkManagerStub:
                 request_serializer=racelab_dot_v1_dot_netmgr__pb2.GetInstanceNetworkRequest.SerializeToString,
                 response_deserializer=racelab_dot_v1_dot_netmgr__pb2.GetInstanceNetworkResponse.FromString,
                 _registered_method=True)
+        self.GetInstancesNetwork = channel.unary_unary(
+                '/racelab.v1.NetworkManager/GetInstancesNetwork',
+                request_serializer=racelab_dot_v1_dot_netmgr__pb2.GetInstancesNetworkRequest.SerializeToString,
+                response_deserializer=racelab_dot_v1_dot_netmgr__pb2.GetInstancesNetworkResponse.FromString,
+                _registered_method=True)
         self.DescribeBacklog = channel.unary_unary(
                 '/racelab.v1.NetworkManager/DescribeBacklog',
                 request_serializer=racelab_dot_v1_dot_netmgr__pb2.DescribeBacklogRequest.SerializeToString,
@@ -60,7 +65,7 @@ class NetworkManagerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def PropagateInstance(self, request, context):
-        """Queues a propagation for one instance.
+        """Queues a propagation for one instance or a batch of them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,6 +73,14 @@ class NetworkManagerServicer:
 
     def GetInstanceNetwork(self, request, context):
         """Whether an instance's network state has propagated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInstancesNetwork(self, request, context):
+        """The same for many instances at once (the NLB health checker asks for
+        every target once per round).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -99,6 +112,11 @@ def add_NetworkManagerServicer_to_server(servicer, server):
                     servicer.GetInstanceNetwork,
                     request_deserializer=racelab_dot_v1_dot_netmgr__pb2.GetInstanceNetworkRequest.FromString,
                     response_serializer=racelab_dot_v1_dot_netmgr__pb2.GetInstanceNetworkResponse.SerializeToString,
+            ),
+            'GetInstancesNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInstancesNetwork,
+                    request_deserializer=racelab_dot_v1_dot_netmgr__pb2.GetInstancesNetworkRequest.FromString,
+                    response_serializer=racelab_dot_v1_dot_netmgr__pb2.GetInstancesNetworkResponse.SerializeToString,
             ),
             'DescribeBacklog': grpc.unary_unary_rpc_method_handler(
                     servicer.DescribeBacklog,
@@ -165,6 +183,33 @@ class NetworkManager:
             '/racelab.v1.NetworkManager/GetInstanceNetwork',
             racelab_dot_v1_dot_netmgr__pb2.GetInstanceNetworkRequest.SerializeToString,
             racelab_dot_v1_dot_netmgr__pb2.GetInstanceNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInstancesNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/racelab.v1.NetworkManager/GetInstancesNetwork',
+            racelab_dot_v1_dot_netmgr__pb2.GetInstancesNetworkRequest.SerializeToString,
+            racelab_dot_v1_dot_netmgr__pb2.GetInstancesNetworkResponse.FromString,
             options,
             channel_credentials,
             insecure,

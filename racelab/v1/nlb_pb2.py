@@ -24,39 +24,43 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14racelab/v1/nlb.proto\x12\nracelab.v1\"h\n\x15RegisterTargetRequest\x12\x0e\n\x06nlb_id\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x04 \x01(\t\"\x18\n\x16RegisterTargetResponse\">\n\x17\x44\x65registerTargetRequest\x12\x0e\n\x06nlb_id\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\"\x1a\n\x18\x44\x65registerTargetResponse\"\xc4\x01\n\x0cTargetHealth\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x03 \x01(\t\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.racelab.v1.TargetHealthState\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0btransitions\x18\x06 \x01(\r\x12 \n\x18last_checked_sim_seconds\x18\x07 \x01(\x01\"-\n\x1b\x44\x65scribeTargetHealthRequest\x12\x0e\n\x06nlb_id\x18\x01 \x01(\t\"I\n\x1c\x44\x65scribeTargetHealthResponse\x12)\n\x07targets\x18\x01 \x03(\x0b\x32\x18.racelab.v1.TargetHealth\".\n\x1bSetAutomaticFailoverRequest\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\"/\n\x1cSetAutomaticFailoverResponse\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\"\x19\n\x17\x44\x65scribeCapacityRequest\"\x83\x01\n\x0cZoneCapacity\x12\x0e\n\x06nlb_id\x18\x01 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x02 \x01(\t\x12\x1a\n\x12targets_registered\x18\x03 \x01(\r\x12\x17\n\x0ftargets_healthy\x18\x04 \x01(\r\x12\x13\n\x0b\x66\x61iled_over\x18\x05 \x01(\x08\"\x8b\x01\n\x18\x44\x65scribeCapacityResponse\x12\'\n\x05zones\x18\x01 \x03(\x0b\x32\x18.racelab.v1.ZoneCapacity\x12\"\n\x1a\x61utomatic_failover_enabled\x18\x02 \x01(\x08\x12\"\n\x1ahealth_check_delay_seconds\x18\x03 \x01(\x01*a\n\x11TargetHealthState\x12#\n\x1fTARGET_HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07INITIAL\x10\x01\x12\x0b\n\x07HEALTHY\x10\x02\x12\r\n\tUNHEALTHY\x10\x03\x32\xfc\x03\n\rLoadBalancing\x12W\n\x0eRegisterTarget\x12!.racelab.v1.RegisterTargetRequest\x1a\".racelab.v1.RegisterTargetResponse\x12]\n\x10\x44\x65registerTarget\x12#.racelab.v1.DeregisterTargetRequest\x1a$.racelab.v1.DeregisterTargetResponse\x12i\n\x14\x44\x65scribeTargetHealth\x12\'.racelab.v1.DescribeTargetHealthRequest\x1a(.racelab.v1.DescribeTargetHealthResponse\x12i\n\x14SetAutomaticFailover\x12\'.racelab.v1.SetAutomaticFailoverRequest\x1a(.racelab.v1.SetAutomaticFailoverResponse\x12]\n\x10\x44\x65scribeCapacity\x12#.racelab.v1.DescribeCapacityRequest\x1a$.racelab.v1.DescribeCapacityResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14racelab/v1/nlb.proto\x12\nracelab.v1\"|\n\x15RegisterTargetRequest\x12\x0e\n\x06nlb_id\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x04 \x01(\t\x12\x12\n\nin_service\x18\x05 \x01(\x08\"\x18\n\x16RegisterTargetResponse\">\n\x17\x44\x65registerTargetRequest\x12\x0e\n\x06nlb_id\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\"\x1a\n\x18\x44\x65registerTargetResponse\"\xc4\x01\n\x0cTargetHealth\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x03 \x01(\t\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.racelab.v1.TargetHealthState\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0btransitions\x18\x06 \x01(\r\x12 \n\x18last_checked_sim_seconds\x18\x07 \x01(\x01\"-\n\x1b\x44\x65scribeTargetHealthRequest\x12\x0e\n\x06nlb_id\x18\x01 \x01(\t\"I\n\x1c\x44\x65scribeTargetHealthResponse\x12)\n\x07targets\x18\x01 \x03(\x0b\x32\x18.racelab.v1.TargetHealth\".\n\x1bSetAutomaticFailoverRequest\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\"/\n\x1cSetAutomaticFailoverResponse\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\"\x19\n\x17\x44\x65scribeCapacityRequest\"\x83\x01\n\x0cZoneCapacity\x12\x0e\n\x06nlb_id\x18\x01 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x02 \x01(\t\x12\x1a\n\x12targets_registered\x18\x03 \x01(\r\x12\x17\n\x0ftargets_healthy\x18\x04 \x01(\r\x12\x13\n\x0b\x66\x61iled_over\x18\x05 \x01(\x08\"\x8b\x01\n\x18\x44\x65scribeCapacityResponse\x12\'\n\x05zones\x18\x01 \x03(\x0b\x32\x18.racelab.v1.ZoneCapacity\x12\"\n\x1a\x61utomatic_failover_enabled\x18\x02 \x01(\x08\x12\"\n\x1ahealth_check_delay_seconds\x18\x03 \x01(\x01\"1\n\x0e\x43onnectRequest\x12\x0e\n\x06nlb_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"G\n\x0f\x43onnectResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x19\n\x11\x61vailability_zone\x18\x03 \x01(\t*a\n\x11TargetHealthState\x12#\n\x1fTARGET_HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07INITIAL\x10\x01\x12\x0b\n\x07HEALTHY\x10\x02\x12\r\n\tUNHEALTHY\x10\x03\x32\xc0\x04\n\rLoadBalancing\x12W\n\x0eRegisterTarget\x12!.racelab.v1.RegisterTargetRequest\x1a\".racelab.v1.RegisterTargetResponse\x12]\n\x10\x44\x65registerTarget\x12#.racelab.v1.DeregisterTargetRequest\x1a$.racelab.v1.DeregisterTargetResponse\x12i\n\x14\x44\x65scribeTargetHealth\x12\'.racelab.v1.DescribeTargetHealthRequest\x1a(.racelab.v1.DescribeTargetHealthResponse\x12i\n\x14SetAutomaticFailover\x12\'.racelab.v1.SetAutomaticFailoverRequest\x1a(.racelab.v1.SetAutomaticFailoverResponse\x12]\n\x10\x44\x65scribeCapacity\x12#.racelab.v1.DescribeCapacityRequest\x1a$.racelab.v1.DescribeCapacityResponse\x12\x42\n\x07\x43onnect\x12\x1a.racelab.v1.ConnectRequest\x1a\x1b.racelab.v1.ConnectResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'racelab.v1.nlb_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TARGETHEALTHSTATE']._serialized_start=981
-  _globals['_TARGETHEALTHSTATE']._serialized_end=1078
+  _globals['_TARGETHEALTHSTATE']._serialized_start=1125
+  _globals['_TARGETHEALTHSTATE']._serialized_end=1222
   _globals['_REGISTERTARGETREQUEST']._serialized_start=36
-  _globals['_REGISTERTARGETREQUEST']._serialized_end=140
-  _globals['_REGISTERTARGETRESPONSE']._serialized_start=142
-  _globals['_REGISTERTARGETRESPONSE']._serialized_end=166
-  _globals['_DEREGISTERTARGETREQUEST']._serialized_start=168
-  _globals['_DEREGISTERTARGETREQUEST']._serialized_end=230
-  _globals['_DEREGISTERTARGETRESPONSE']._serialized_start=232
-  _globals['_DEREGISTERTARGETRESPONSE']._serialized_end=258
-  _globals['_TARGETHEALTH']._serialized_start=261
-  _globals['_TARGETHEALTH']._serialized_end=457
-  _globals['_DESCRIBETARGETHEALTHREQUEST']._serialized_start=459
-  _globals['_DESCRIBETARGETHEALTHREQUEST']._serialized_end=504
-  _globals['_DESCRIBETARGETHEALTHRESPONSE']._serialized_start=506
-  _globals['_DESCRIBETARGETHEALTHRESPONSE']._serialized_end=579
-  _globals['_SETAUTOMATICFAILOVERREQUEST']._serialized_start=581
-  _globals['_SETAUTOMATICFAILOVERREQUEST']._serialized_end=627
-  _globals['_SETAUTOMATICFAILOVERRESPONSE']._serialized_start=629
-  _globals['_SETAUTOMATICFAILOVERRESPONSE']._serialized_end=676
-  _globals['_DESCRIBECAPACITYREQUEST']._serialized_start=678
-  _globals['_DESCRIBECAPACITYREQUEST']._serialized_end=703
-  _globals['_ZONECAPACITY']._serialized_start=706
-  _globals['_ZONECAPACITY']._serialized_end=837
-  _globals['_DESCRIBECAPACITYRESPONSE']._serialized_start=840
-  _globals['_DESCRIBECAPACITYRESPONSE']._serialized_end=979
-  _globals['_LOADBALANCING']._serialized_start=1081
-  _globals['_LOADBALANCING']._serialized_end=1589
+  _globals['_REGISTERTARGETREQUEST']._serialized_end=160
+  _globals['_REGISTERTARGETRESPONSE']._serialized_start=162
+  _globals['_REGISTERTARGETRESPONSE']._serialized_end=186
+  _globals['_DEREGISTERTARGETREQUEST']._serialized_start=188
+  _globals['_DEREGISTERTARGETREQUEST']._serialized_end=250
+  _globals['_DEREGISTERTARGETRESPONSE']._serialized_start=252
+  _globals['_DEREGISTERTARGETRESPONSE']._serialized_end=278
+  _globals['_TARGETHEALTH']._serialized_start=281
+  _globals['_TARGETHEALTH']._serialized_end=477
+  _globals['_DESCRIBETARGETHEALTHREQUEST']._serialized_start=479
+  _globals['_DESCRIBETARGETHEALTHREQUEST']._serialized_end=524
+  _globals['_DESCRIBETARGETHEALTHRESPONSE']._serialized_start=526
+  _globals['_DESCRIBETARGETHEALTHRESPONSE']._serialized_end=599
+  _globals['_SETAUTOMATICFAILOVERREQUEST']._serialized_start=601
+  _globals['_SETAUTOMATICFAILOVERREQUEST']._serialized_end=647
+  _globals['_SETAUTOMATICFAILOVERRESPONSE']._serialized_start=649
+  _globals['_SETAUTOMATICFAILOVERRESPONSE']._serialized_end=696
+  _globals['_DESCRIBECAPACITYREQUEST']._serialized_start=698
+  _globals['_DESCRIBECAPACITYREQUEST']._serialized_end=723
+  _globals['_ZONECAPACITY']._serialized_start=726
+  _globals['_ZONECAPACITY']._serialized_end=857
+  _globals['_DESCRIBECAPACITYRESPONSE']._serialized_start=860
+  _globals['_DESCRIBECAPACITYRESPONSE']._serialized_end=999
+  _globals['_CONNECTREQUEST']._serialized_start=1001
+  _globals['_CONNECTREQUEST']._serialized_end=1050
+  _globals['_CONNECTRESPONSE']._serialized_start=1052
+  _globals['_CONNECTRESPONSE']._serialized_end=1123
+  _globals['_LOADBALANCING']._serialized_start=1225
+  _globals['_LOADBALANCING']._serialized_end=1801
 # @@protoc_insertion_point(module_scope)

@@ -19,16 +19,18 @@ HEALTHY: TargetHealthState
 UNHEALTHY: TargetHealthState
 
 class RegisterTargetRequest(_message.Message):
-    __slots__ = ("nlb_id", "instance_id", "address", "availability_zone")
+    __slots__ = ("nlb_id", "instance_id", "address", "availability_zone", "in_service")
     NLB_ID_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     AVAILABILITY_ZONE_FIELD_NUMBER: _ClassVar[int]
+    IN_SERVICE_FIELD_NUMBER: _ClassVar[int]
     nlb_id: str
     instance_id: str
     address: str
     availability_zone: str
-    def __init__(self, nlb_id: _Optional[str] = ..., instance_id: _Optional[str] = ..., address: _Optional[str] = ..., availability_zone: _Optional[str] = ...) -> None: ...
+    in_service: bool
+    def __init__(self, nlb_id: _Optional[str] = ..., instance_id: _Optional[str] = ..., address: _Optional[str] = ..., availability_zone: _Optional[str] = ..., in_service: _Optional[bool] = ...) -> None: ...
 
 class RegisterTargetResponse(_message.Message):
     __slots__ = ()
@@ -115,3 +117,21 @@ class DescribeCapacityResponse(_message.Message):
     automatic_failover_enabled: bool
     health_check_delay_seconds: float
     def __init__(self, zones: _Optional[_Iterable[_Union[ZoneCapacity, _Mapping]]] = ..., automatic_failover_enabled: _Optional[bool] = ..., health_check_delay_seconds: _Optional[float] = ...) -> None: ...
+
+class ConnectRequest(_message.Message):
+    __slots__ = ("nlb_id", "address")
+    NLB_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    nlb_id: str
+    address: str
+    def __init__(self, nlb_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class ConnectResponse(_message.Message):
+    __slots__ = ("ok", "error", "availability_zone")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    AVAILABILITY_ZONE_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    availability_zone: str
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., availability_zone: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,11 @@ class LoadBalancingStub:
                 request_serializer=racelab_dot_v1_dot_nlb__pb2.DescribeCapacityRequest.SerializeToString,
                 response_deserializer=racelab_dot_v1_dot_nlb__pb2.DescribeCapacityResponse.FromString,
                 _registered_method=True)
+        self.Connect = channel.unary_unary(
+                '/racelab.v1.LoadBalancing/Connect',
+                request_serializer=racelab_dot_v1_dot_nlb__pb2.ConnectRequest.SerializeToString,
+                response_deserializer=racelab_dot_v1_dot_nlb__pb2.ConnectResponse.FromString,
+                _registered_method=True)
 
 
 class LoadBalancingServicer:
@@ -99,6 +104,17 @@ class LoadBalancingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Connect(self, request, context):
+        """A client connection through one of the NLB's zone nodes: the address is
+        one the client got by resolving `<nlb_id>.elb.us-east-1.amazonaws.com`.
+        A refused or timed-out connection is not a gRPC error: the response
+        carries it, as a client's socket would. Unknown NLB is NOT_FOUND; an
+        address that is no node of the NLB is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LoadBalancingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +142,11 @@ def add_LoadBalancingServicer_to_server(servicer, server):
                     servicer.DescribeCapacity,
                     request_deserializer=racelab_dot_v1_dot_nlb__pb2.DescribeCapacityRequest.FromString,
                     response_serializer=racelab_dot_v1_dot_nlb__pb2.DescribeCapacityResponse.SerializeToString,
+            ),
+            'Connect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Connect,
+                    request_deserializer=racelab_dot_v1_dot_nlb__pb2.ConnectRequest.FromString,
+                    response_serializer=racelab_dot_v1_dot_nlb__pb2.ConnectResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +284,33 @@ class LoadBalancing:
             '/racelab.v1.LoadBalancing/DescribeCapacity',
             racelab_dot_v1_dot_nlb__pb2.DescribeCapacityRequest.SerializeToString,
             racelab_dot_v1_dot_nlb__pb2.DescribeCapacityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Connect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/racelab.v1.LoadBalancing/Connect',
+            racelab_dot_v1_dot_nlb__pb2.ConnectRequest.SerializeToString,
+            racelab_dot_v1_dot_nlb__pb2.ConnectResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -153,3 +153,15 @@ class ShiftTrafficResponse(_message.Message):
     EFFECTIVE_GENERATION_FIELD_NUMBER: _ClassVar[int]
     effective_generation: int
     def __init__(self, effective_generation: _Optional[int] = ...) -> None: ...
+
+class SetAutomationRequest(_message.Message):
+    __slots__ = ("enabled",)
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    def __init__(self, enabled: _Optional[bool] = ...) -> None: ...
+
+class SetAutomationResponse(_message.Message):
+    __slots__ = ("enabled",)
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    def __init__(self, enabled: _Optional[bool] = ...) -> None: ...

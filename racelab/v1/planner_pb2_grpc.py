@@ -74,6 +74,11 @@ class PlannerStub:
                 request_serializer=racelab_dot_v1_dot_planner__pb2.ShiftTrafficRequest.SerializeToString,
                 response_deserializer=racelab_dot_v1_dot_planner__pb2.ShiftTrafficResponse.FromString,
                 _registered_method=True)
+        self.SetAutomation = channel.unary_unary(
+                '/racelab.v1.Planner/SetAutomation',
+                request_serializer=racelab_dot_v1_dot_planner__pb2.SetAutomationRequest.SerializeToString,
+                response_deserializer=racelab_dot_v1_dot_planner__pb2.SetAutomationResponse.FromString,
+                _registered_method=True)
 
 
 class PlannerServicer:
@@ -141,6 +146,16 @@ class PlannerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAutomation(self, request, context):
+        """Operator: turns DNS automation off or on. While off the planner
+        publishes no plan and GetLatestPlan answers FAILED_PRECONDITION
+        ("DNS automation disabled"), so enactors idle and DNS stays frozen as it
+        is. The setting is durable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlannerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +198,11 @@ def add_PlannerServicer_to_server(servicer, server):
                     servicer.ShiftTraffic,
                     request_deserializer=racelab_dot_v1_dot_planner__pb2.ShiftTrafficRequest.FromString,
                     response_serializer=racelab_dot_v1_dot_planner__pb2.ShiftTrafficResponse.SerializeToString,
+            ),
+            'SetAutomation': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAutomation,
+                    request_deserializer=racelab_dot_v1_dot_planner__pb2.SetAutomationRequest.FromString,
+                    response_serializer=racelab_dot_v1_dot_planner__pb2.SetAutomationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +421,33 @@ class Planner:
             '/racelab.v1.Planner/ShiftTraffic',
             racelab_dot_v1_dot_planner__pb2.ShiftTrafficRequest.SerializeToString,
             racelab_dot_v1_dot_planner__pb2.ShiftTrafficResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAutomation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/racelab.v1.Planner/SetAutomation',
+            racelab_dot_v1_dot_planner__pb2.SetAutomationRequest.SerializeToString,
+            racelab_dot_v1_dot_planner__pb2.SetAutomationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,19 +24,27 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19racelab/v1/workload.proto\x12\nracelab.v1\"\x18\n\x16\x44\x65scribeClientsRequest\"\x9b\x01\n\x0b\x43lientStats\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x15\n\rsuccess_total\x18\x02 \x01(\x04\x12\x13\n\x0b\x65rror_total\x18\x03 \x01(\x04\x12\x12\n\nlast_error\x18\x04 \x01(\t\x12#\n\x16last_error_sim_seconds\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x19\n\x17_last_error_sim_seconds\"C\n\x17\x44\x65scribeClientsResponse\x12(\n\x07\x63lients\x18\x01 \x03(\x0b\x32\x17.racelab.v1.ClientStats2f\n\x08Workload\x12Z\n\x0f\x44\x65scribeClients\x12\".racelab.v1.DescribeClientsRequest\x1a#.racelab.v1.DescribeClientsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19racelab/v1/workload.proto\x12\nracelab.v1\"\x18\n\x16\x44\x65scribeClientsRequest\"\x9b\x01\n\x0b\x43lientStats\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x15\n\rsuccess_total\x18\x02 \x01(\x04\x12\x13\n\x0b\x65rror_total\x18\x03 \x01(\x04\x12\x12\n\nlast_error\x18\x04 \x01(\t\x12#\n\x16last_error_sim_seconds\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x19\n\x17_last_error_sim_seconds\"C\n\x17\x44\x65scribeClientsResponse\x12(\n\x07\x63lients\x18\x01 \x03(\x0b\x32\x17.racelab.v1.ClientStats\"\x87\x01\n\x0e\x43ontrolRequest\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x36\n\x06params\x18\x02 \x03(\x0b\x32&.racelab.v1.ControlRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\"\n\x0f\x43ontrolResponse\x12\x0f\n\x07message\x18\x01 \x01(\t2\xaa\x01\n\x08Workload\x12Z\n\x0f\x44\x65scribeClients\x12\".racelab.v1.DescribeClientsRequest\x1a#.racelab.v1.DescribeClientsResponse\x12\x42\n\x07\x43ontrol\x12\x1a.racelab.v1.ControlRequest\x1a\x1b.racelab.v1.ControlResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'racelab.v1.workload_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CONTROLREQUEST_PARAMSENTRY']._loaded_options = None
+  _globals['_CONTROLREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_DESCRIBECLIENTSREQUEST']._serialized_start=41
   _globals['_DESCRIBECLIENTSREQUEST']._serialized_end=65
   _globals['_CLIENTSTATS']._serialized_start=68
   _globals['_CLIENTSTATS']._serialized_end=223
   _globals['_DESCRIBECLIENTSRESPONSE']._serialized_start=225
   _globals['_DESCRIBECLIENTSRESPONSE']._serialized_end=292
-  _globals['_WORKLOAD']._serialized_start=294
-  _globals['_WORKLOAD']._serialized_end=396
+  _globals['_CONTROLREQUEST']._serialized_start=295
+  _globals['_CONTROLREQUEST']._serialized_end=430
+  _globals['_CONTROLREQUEST_PARAMSENTRY']._serialized_start=385
+  _globals['_CONTROLREQUEST_PARAMSENTRY']._serialized_end=430
+  _globals['_CONTROLRESPONSE']._serialized_start=432
+  _globals['_CONTROLRESPONSE']._serialized_end=466
+  _globals['_WORKLOAD']._serialized_start=469
+  _globals['_WORKLOAD']._serialized_end=639
 # @@protoc_insertion_point(module_scope)

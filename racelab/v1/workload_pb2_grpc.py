@@ -39,6 +39,11 @@ class WorkloadStub:
                 request_serializer=racelab_dot_v1_dot_workload__pb2.DescribeClientsRequest.SerializeToString,
                 response_deserializer=racelab_dot_v1_dot_workload__pb2.DescribeClientsResponse.FromString,
                 _registered_method=True)
+        self.Control = channel.unary_unary(
+                '/racelab.v1.Workload/Control',
+                request_serializer=racelab_dot_v1_dot_workload__pb2.ControlRequest.SerializeToString,
+                response_deserializer=racelab_dot_v1_dot_workload__pb2.ControlResponse.FromString,
+                _registered_method=True)
 
 
 class WorkloadServicer:
@@ -51,6 +56,16 @@ class WorkloadServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Control(self, request, context):
+        """Operator: an action on the dependents, by name: "mitigate-internal"
+        (internal callers reach DynamoDB through the dual-stack name from now
+        on), "restart-sqs-poller" (Lambda's wedged SQS poller restarted by hand).
+        Unknown action is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkloadServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +73,11 @@ def add_WorkloadServicer_to_server(servicer, server):
                     servicer.DescribeClients,
                     request_deserializer=racelab_dot_v1_dot_workload__pb2.DescribeClientsRequest.FromString,
                     response_serializer=racelab_dot_v1_dot_workload__pb2.DescribeClientsResponse.SerializeToString,
+            ),
+            'Control': grpc.unary_unary_rpc_method_handler(
+                    servicer.Control,
+                    request_deserializer=racelab_dot_v1_dot_workload__pb2.ControlRequest.FromString,
+                    response_serializer=racelab_dot_v1_dot_workload__pb2.ControlResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +107,33 @@ class Workload:
             '/racelab.v1.Workload/DescribeClients',
             racelab_dot_v1_dot_workload__pb2.DescribeClientsRequest.SerializeToString,
             racelab_dot_v1_dot_workload__pb2.DescribeClientsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Control(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/racelab.v1.Workload/Control',
+            racelab_dot_v1_dot_workload__pb2.ControlRequest.SerializeToString,
+            racelab_dot_v1_dot_workload__pb2.ControlResponse.FromString,
             options,
             channel_credentials,
             insecure,

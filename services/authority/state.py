@@ -18,6 +18,7 @@ from opentelemetry import trace
 
 from services.core import tree
 from services.core.invariants import Finding, InvariantChecker, Violation
+from services.core.nlbdns import NLB_ZONE
 from services.core.plans import ACCOUNT_ZONE, LEGACY_ENDPOINT, Endpoint
 from services.core.records import Change, RecordSet, RRType, normalize_name
 from services.core.resolve import resolve
@@ -39,7 +40,8 @@ class UnknownZone(KeyError):
 
 
 def initial_zones(scenario: Scenario) -> list[HostedZone]:
-    """One hosted zone per endpoint, and the account zone whose wildcard CNAMEs the legacy name."""
+    """One hosted zone per endpoint, the account zone whose wildcard CNAMEs the legacy name, and the
+    NLBs' zone when the scenario has NLBs (their records are written by the nlb service)."""
     dns = scenario.dns
 
     def apex(origin: str) -> list[RecordSet]:
@@ -49,6 +51,8 @@ def initial_zones(scenario: Scenario) -> list[HostedZone]:
     if ACCOUNT_ZONE not in zones:
         zones[ACCOUNT_ZONE] = HostedZone(ACCOUNT_ZONE, apex(ACCOUNT_ZONE) + [
             RecordSet(f"*.{ACCOUNT_ZONE}", RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))])
+    if scenario.nlb.names and NLB_ZONE not in zones:
+        zones[NLB_ZONE] = HostedZone(NLB_ZONE, apex(NLB_ZONE))
     return list(zones.values())
 
 

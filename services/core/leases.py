@@ -263,10 +263,13 @@ class Fleet:
         else:
             self.launch_rate = base + (top - base) * (now - start) / (end - start)
 
-    def restart_hosts(self, count: int | None = None) -> tuple[list[str], int]:
-        """Restart the `count` most backlogged hosts (all if None): their in-flight work is dropped
-        back into their backlogs. Returns (host names, items dropped)."""
-        hosts = sorted(self.hosts, key=lambda h: -len(h.in_flight))[: count or len(self.hosts)]
+    def restart_hosts(self, count: int | None = None, names: Iterable[str] | None = None) -> tuple[list[str], int]:
+        """Restart the hosts `names`, or else the `count` most backlogged hosts (all if None): their
+        in-flight work is dropped back into their backlogs. Returns (host names, items dropped)."""
+        if names is not None:
+            hosts = [self._host(n) for n in names]
+        else:
+            hosts = sorted(self.hosts, key=lambda h: -len(h.in_flight))[: count or len(self.hosts)]
         dropped = 0
         for h in hosts:
             dropped += len(h.in_flight)

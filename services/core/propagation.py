@@ -48,6 +48,7 @@ class Backlog:
         self.credit = 0.0
         self.propagated = collections.Counter()
         self.without_network_total = 0
+        self.throttle: float | None = None  # operators' cap, propagations per simulated second
         self._booting: collections.deque[tuple[float, str]] = collections.deque()
 
     def add(self, instances: Iterable[str], kind: str, now: float) -> int:
@@ -90,7 +91,8 @@ class Backlog:
         return instance in self.ready_at
 
     def rate(self) -> float:
-        return self.config.propagations_per_second / (1.0 + len(self.queue) / self.config.slowdown_items)
+        rate = self.config.propagations_per_second / (1.0 + len(self.queue) / self.config.slowdown_items)
+        return rate if self.throttle is None else min(rate, self.throttle)
 
     def pending(self, kind: str) -> int:
         return self.counts[kind]

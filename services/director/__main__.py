@@ -1,4 +1,5 @@
-"""python -m services.director --listen H:P --planner H:P --authority H:P --state-dir DIR"""
+"""python -m services.director --listen H:P --planner H:P --authority H:P --state-dir DIR
+[--dwfm H:P] [--netmgr H:P] [--nlb H:P] [--workload H:P]"""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
-from racelab.v1 import authority_pb2_grpc, director_pb2_grpc, planner_pb2_grpc
+from racelab.v1 import (authority_pb2_grpc, director_pb2_grpc, dwfm_pb2_grpc, netmgr_pb2_grpc, nlb_pb2_grpc,
+                        planner_pb2_grpc, workload_pb2_grpc)
 from services.director.service import Director, DirectorServicer
-from services.runtime.service import ConfigError, Context, channel, hostport, parser, run, start_grpc_server
+from services.runtime.service import (ConfigError, Context, address, channel, hostport, parser, run,
+                                      start_grpc_server)
 
 log = logging.getLogger("racelab.director")
 
@@ -16,7 +19,13 @@ EXTRA = [
     ("listen", "RACELAB_LISTEN", "HOST:PORT for the Director gRPC service", True),
     ("planner", "RACELAB_PLANNER", "HOST:PORT of the planner", True),
     ("authority", "RACELAB_AUTHORITY", "HOST:PORT of the authority's control API", True),
+    ("dwfm", "RACELAB_DWFM", "HOST:PORT of DWFM (throttle-dwfm, restart-dwfm-hosts, relax-ec2-throttle)", False),
+    ("netmgr", "RACELAB_NETMGR", "HOST:PORT of Network Manager (throttle-dwfm's propagations_per_second)", False),
+    ("nlb", "RACELAB_NLB", "HOST:PORT of the nlb service (disable-/enable-nlb-failover)", False),
+    ("workload", "RACELAB_WORKLOAD", "HOST:PORT of the workload (mitigate-internal, restart-sqs-poller)", False),
 ]
+CASCADE = {"dwfm": dwfm_pb2_grpc.DropletWorkflowStub, "netmgr": netmgr_pb2_grpc.NetworkManagerStub,
+           "nlb": nlb_pb2_grpc.LoadBalancingStub, "workload": workload_pb2_grpc.WorkloadStub}
 
 
 def _settings(ctx: Context) -> tuple[str, str, str, Path]:
@@ -39,10 +48,12 @@ def _settings(ctx: Context) -> tuple[str, str, str, Path]:
 async def main(ctx: Context) -> None:
     listen, planner_addr, authority_addr, state = _settings(ctx)
     planner_ch, authority_ch = channel(planner_addr), channel(authority_addr)
+    cascade_channels = {name: channel(a) for name in CASCADE if (a := address(ctx.args, name, required=False))}
     director = Director(ctx.scenario, ctx.clock, event_log_path=state / "events.jsonl",
                         planner=planner_pb2_grpc.PlannerStub(planner_ch),
                         authority=authority_pb2_grpc.RouteControlStub(authority_ch),
-                        tracer=ctx.telemetry.tracer)
+                        tracer=ctx.telemetry.tracer,
+                        **{name: CASCADE[name](ch) for name, ch in cascade_channels.items()})
     server, _ = await start_grpc_server(
         listen, lambda s: director_pb2_grpc.add_DirectorServicer_to_server(DirectorServicer(director), s),
         ["racelab.v1.Director"])
@@ -54,6 +65,8 @@ async def main(ctx: Context) -> None:
         await server.stop(1.0)
         await planner_ch.close()
         await authority_ch.close()
+        for ch in cascade_channels.values():
+            await ch.close()
         director.close()
 
 

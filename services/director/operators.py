@@ -18,6 +18,13 @@ read and built again.
 The operators respect an enactor's unexpired lock for a few rounds, then act
 anyway: a person with a runbook does not wait on a lock forever, and the
 compare-and-swap still keeps the zone consistent.
+
+The cascade's actions are each one call to the service that owns the state:
+DNS automation off/on (planner SetAutomation), mitigate-internal and
+restart-sqs-poller (workload Control), throttle-dwfm, restart-dwfm-hosts and
+relax-ec2-throttle (DWFM; throttle-dwfm may also throttle Network Manager),
+NLB failover off/on (nlb SetAutomaticFailover). An action whose service the
+director was not given fails with a message naming the missing setting.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from typing import Callable
 import grpc
 from opentelemetry import trace
 
-from racelab.v1 import authority_pb2, authority_pb2_grpc, planner_pb2, planner_pb2_grpc
+from racelab.v1 import (authority_pb2, authority_pb2_grpc, dwfm_pb2, dwfm_pb2_grpc, netmgr_pb2, netmgr_pb2_grpc,
+                        nlb_pb2, nlb_pb2_grpc, planner_pb2, planner_pb2_grpc, workload_pb2, workload_pb2_grpc)
 from services.core import tree
 from services.core.invariants import resolves_empty
 from services.core.lock import lock_changes, read_lock
@@ -77,7 +85,10 @@ class Operators:
                  sim_sleep: Callable[[float], "asyncio.Future"], planner: planner_pb2_grpc.PlannerStub,
                  authority: authority_pb2_grpc.RouteControlStub,
                  publish: Callable[..., object], count: Callable[[str], None] = lambda action: None,
-                 tracer: trace.Tracer | None = None):
+                 tracer: trace.Tracer | None = None, dwfm: dwfm_pb2_grpc.DropletWorkflowStub | None = None,
+                 netmgr: netmgr_pb2_grpc.NetworkManagerStub | None = None,
+                 nlb: nlb_pb2_grpc.LoadBalancingStub | None = None,
+                 workload: workload_pb2_grpc.WorkloadStub | None = None):
         self.scenario = scenario
         self.sim_now = sim_now
         self.sim_unix = sim_unix
@@ -87,7 +98,10 @@ class Operators:
         self.publish = publish  # publish(kind, message, **attributes)
         self.count = count
         self.tracer = tracer or trace.get_tracer("racelab.director")
-        self.automation_enabled = True
+        self.dwfm = dwfm
+        self.netmgr = netmgr
+        self.nlb = nlb
+        self.workload = workload
 
     # ---- the schedule ----
 
@@ -131,18 +145,80 @@ class Operators:
             try:
                 if action == "restore-dns":
                     message = await self._restore_dns(params)
-                elif action == "disable-dns-automation":
-                    self.automation_enabled = False
-                    message = "operators disabled DNS automation (recorded only: enactors do not read it yet)"
                 else:
-                    self.automation_enabled = True
-                    message = "operators re-enabled DNS automation (recorded only: enactors do not read it yet)"
+                    message = await self._cascade_action(action, params)
             except ActionFailed as exc:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
                 self.publish("operator.action", f"operators' {action} failed: {exc}", result="failed", **attrs)
                 raise
             self.publish("operator.action", message, result="done", **attrs)
             return message
+
+    # ---- the cascade's actions: each one call to the service that owns the state ----
+
+    async def _cascade_action(self, action: str, params: dict[str, str]) -> str:
+        if action in ("disable-dns-automation", "enable-dns-automation"):
+            enabled = action.startswith("enable")
+            await self._rpc(action, "the planner", self.planner.SetAutomation,
+                            planner_pb2.SetAutomationRequest(enabled=enabled))
+            return ("operators re-enabled DNS automation" if enabled else
+                    "operators disabled DNS automation: no new plans, DNS frozen as it is")
+        if action in ("mitigate-internal", "restart-sqs-poller"):
+            reply = await self._rpc(action, "the workload", self._need(action, self.workload, "workload").Control,
+                                    workload_pb2.ControlRequest(action=action, params=params))
+            return f"operators: {reply.message}"
+        if action in ("disable-nlb-failover", "enable-nlb-failover"):
+            enabled = action.startswith("enable")
+            await self._rpc(action, "the nlb service", self._need(action, self.nlb, "nlb").SetAutomaticFailover,
+                            nlb_pb2.SetAutomaticFailoverRequest(enabled=enabled))
+            return ("operators re-enabled NLB automatic AZ failover" if enabled else
+                    "operators disabled NLB automatic AZ failover: every failed-over zone is back in DNS")
+        dwfm = self._need(action, self.dwfm, "dwfm")
+        if action == "throttle-dwfm":
+            admit = _number(action, params, "admit_per_host_second", 0.11)
+            launches = _number(action, params, "launches_per_second", 0.5)
+            await self._rpc(action, "DWFM", dwfm.SetThrottle, dwfm_pb2.SetWorkflowThrottleRequest(
+                enabled=True, requests_per_second=admit, launches_per_second=launches))
+            message = (f"operators throttled DWFM: {admit:g} lease work items per host and {launches:g} launches "
+                       f"per simulated second")
+            if "propagations_per_second" in params:
+                rate = _number(action, params, "propagations_per_second", 0.0)
+                await self._rpc(action, "Network Manager", self._need(action, self.netmgr, "netmgr").SetThrottle,
+                                netmgr_pb2.SetPropagationThrottleRequest(enabled=True, requests_per_second=rate))
+                message += f", and network propagation to {rate:g} per simulated second"
+            return message
+        if action == "restart-dwfm-hosts":
+            if "hosts" in params:
+                ids = [h.strip() for h in params["hosts"].split(",") if h.strip()]
+                request = dwfm_pb2.RestartHostsRequest(host_ids=dwfm_pb2.HostIds(ids=ids))
+            elif "count" in params:
+                request = dwfm_pb2.RestartHostsRequest(count=int(_number(action, params, "count", 0)))
+            else:
+                request = dwfm_pb2.RestartHostsRequest()
+            reply = await self._rpc(action, "DWFM", dwfm.RestartHosts, request)
+            return (f"operators restarted {len(reply.restarted_host_ids)} DWFM host(s) "
+                    f"({', '.join(reply.restarted_host_ids)}): {reply.dropped_work_items} work items dropped")
+        if action == "relax-ec2-throttle":
+            over = _number(action, params, "over_seconds", 8820.0)
+            top = _number(action, params, "to_launches_per_second", 2.0)
+            reply = await self._rpc(action, "DWFM", dwfm.RelaxThrottle, dwfm_pb2.RelaxThrottleRequest(
+                relax_over_seconds=over, to_launches_per_second=top))
+            return (f"operators started relaxing the EC2 launch throttle from {reply.launches_per_second:g} to "
+                    f"{top:g} launches per simulated second over {over / 3600:.1f} h, then none")
+        raise ActionFailed(f"{action} is not an action the operators can take here")
+
+    @staticmethod
+    def _need(action: str, stub, service: str):
+        if stub is None:
+            raise ActionFailed(f"{action} needs the {service} service: the director was started without "
+                               f"--{service} (RACELAB_{service.upper()})")
+        return stub
+
+    async def _rpc(self, action: str, service: str, method, request):
+        try:
+            return await method(request, timeout=RPC_TIMEOUT)
+        except grpc.RpcError as exc:
+            raise ActionFailed(f"{service} refused {action}: {_rpc_text(exc)}") from None
 
     async def _restore_dns(self, params: dict[str, str]) -> str:
         plan = await self._latest_plan()
@@ -241,6 +317,18 @@ class Operators:
             return await method(request, timeout=RPC_TIMEOUT)
         except grpc.RpcError as exc:
             raise ActionFailed(f"reading {zone}: {_rpc_text(exc)}") from None
+
+
+def _number(action: str, params: dict[str, str], name: str, default: float) -> float:
+    if name not in params:
+        return default
+    try:
+        value = float(params[name])
+    except ValueError:
+        raise ActionFailed(f"{action}: params.{name}: not a number: {params[name]!r}") from None
+    if not value > 0:
+        raise ActionFailed(f"{action}: params.{name}: must be positive, got {params[name]!r}")
+    return value
 
 
 def _rpc_text(exc: grpc.RpcError) -> str:

@@ -42,7 +42,8 @@ class Director:
     """Everything the director does, apart from listening on a port."""
 
     def __init__(self, scenario: Scenario, clock: SimClock, *, event_log_path, planner, authority,
-                 registry: CollectorRegistry = REGISTRY, wall: Callable[[], float] = time.time, tracer=None):
+                 registry: CollectorRegistry = REGISTRY, wall: Callable[[], float] = time.time, tracer=None,
+                 dwfm=None, netmgr=None, nlb=None, workload=None):
         self.scenario = scenario
         self.clock = clock
         self.wall = wall
@@ -54,7 +55,8 @@ class Director:
         self.operators = Operators(
             scenario=scenario, sim_now=clock.now, sim_unix=clock.unix, sim_sleep=clock.sleep,
             planner=planner, authority=authority, publish=self.publish,
-            count=lambda action: self.metrics.operator_actions.labels(action).inc(), tracer=tracer)
+            count=lambda action: self.metrics.operator_actions.labels(action).inc(), tracer=tracer,
+            dwfm=dwfm, netmgr=netmgr, nlb=nlb, workload=workload)
         self._phase: str | None = None
 
     def speed(self) -> float:

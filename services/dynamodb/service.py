@@ -35,6 +35,7 @@ HEALTH_INTERVAL_SECONDS = 10.0  # simulated
 MIN_WALL_SLEEP = 0.2  # wall seconds: when time flies, health reports do not flood the planner
 DEFAULT_QUERY_LIMIT = 100
 MAX_QUERY_LIMIT = 1000
+MAX_BATCH_WRITE = 1000
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,22 @@ class LoadBalancerService(dynamodb_pb2_grpc.DynamoDBServicer):
             return dynamodb_pb2.QueryResponse(items=[_item(i) for i in items], last_evaluated_sort_key=last,
                                               lb_id=self.lb_id)
         return await self._serve("Query", context, fn)
+
+    async def BatchWriteItem(self, request, context):
+        def fn():
+            if not 1 <= len(request.puts) <= MAX_BATCH_WRITE:
+                raise ValueError(f"puts: expected 1 to {MAX_BATCH_WRITE} items, got {len(request.puts)}")
+            # Every key is checked before anything is written: a bad item writes nothing.
+            items = []
+            for i, put in enumerate(request.puts):
+                try:
+                    _, pk, sk = self._key(request.table, put.key)
+                except ValueError as exc:
+                    raise ValueError(f"puts[{i}]: {exc}") from None
+                items.append((pk, sk, dict(put.attributes)))
+            written = self.store.put_many(request.table, items)
+            return dynamodb_pb2.BatchWriteItemResponse(written=written, lb_id=self.lb_id)
+        return await self._serve("BatchWriteItem", context, fn)
 
 
 class Registrar:

@@ -75,6 +75,12 @@ class TableStore:
         part.items[sk] = item
         return item
 
+    def put_many(self, table: str, items: list[tuple[str, str, dict[str, str]]]) -> int:
+        """Unconditional writes of (partition key, sort key, attributes); returns how many."""
+        for pk, sk, attributes in items:
+            self.put(table, pk, sk, attributes)
+        return len(items)
+
     def delete(self, table: str, pk: str, sk: str, cond: Condition | None = None) -> bool:
         part = self._partition(table, pk)
         current = part.items.get(sk) if part else None

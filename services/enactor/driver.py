@@ -98,6 +98,7 @@ class EnactorDriver:
         self.run_span: Span | None = None
         self.snapshots: dict[str, ZoneSnapshot] = {}  # last read of each zone
         self.phase = "idle"
+        self.automation_off = False  # the planner says DNS automation is disabled
         for phase in PHASES:
             PHASE.labels(self.id, phase).set(0)
         self._gauges(None)
@@ -176,7 +177,16 @@ class EnactorDriver:
         except grpc.RpcError as exc:
             if exc.code() is grpc.StatusCode.NOT_FOUND:
                 return None
+            if exc.code() is grpc.StatusCode.FAILED_PRECONDITION:
+                # The operators turned DNS automation off: nothing to apply, idle until it is back.
+                if not self.automation_off:
+                    log.info("%s: %s; idle", self.id, exc.details())
+                    self.automation_off = True
+                return None
             return Unavailable(f"planner: {exc.code().name}: {exc.details()}")
+        if self.automation_off:
+            log.info("%s: DNS automation is back", self.id)
+            self.automation_off = False
         self.fetched = wire.plan_from_wire(response.plan)
         return self.fetched
 

@@ -39,9 +39,10 @@ def local_topology(base_port: int = 17000, host: str = "127.0.0.1") -> Topology:
         return f"{host}:{base_port + offset}"
 
     authority, planner, director, workload = addr(1), addr(2), addr(3), addr(4)
+    dwfm, netmgr, nlb = addr(5), addr(6), addr(7)
     dns, otlp, lb_port = addr(53), addr(317), base_port + 100
     metrics = {name: addr(901 + i) for i, name in enumerate(
-        ["authority", "planner", "director", *ENACTORS, "dynamodb", "workload"])}
+        ["authority", "planner", "director", *ENACTORS, "dynamodb", "workload", "dwfm", "netmgr", "nlb"])}
     first_lb = f"127.0.1.1:{lb_port}"  # the fleet answers health checks once its first LB does
 
     def proc(instance: str, service: str, grpc: str | None, env: dict[str, str],
@@ -54,16 +55,27 @@ def local_topology(base_port: int = 17000, host: str = "127.0.0.1") -> Topology:
         proc("authority", "authority", authority, {"RACELAB_LISTEN": authority, "RACELAB_DNS_LISTEN": dns,
                                                    "RACELAB_DIRECTOR": director}),
         proc("planner", "planner", planner, {"RACELAB_LISTEN": planner, "RACELAB_DIRECTOR": director}),
+        # The director reaches the cascade's services only when the operators act: no start-up dependency.
         proc("director", "director", director, {"RACELAB_LISTEN": director, "RACELAB_PLANNER": planner,
-                                                 "RACELAB_AUTHORITY": authority}, ("planner", "authority")),
+                                                 "RACELAB_AUTHORITY": authority, "RACELAB_DWFM": dwfm,
+                                                 "RACELAB_NETMGR": netmgr, "RACELAB_NLB": nlb,
+                                                 "RACELAB_WORKLOAD": workload}, ("planner", "authority")),
         proc("dynamodb", "dynamodb", first_lb,
              {"RACELAB_PLANNER": planner, "RACELAB_LB_HOST_PREFIX": "127.0.1.", "RACELAB_LB_PORT": str(lb_port)},
              ("planner",)),
         *(proc(e, "enactor", None, {"RACELAB_PLANNER": planner, "RACELAB_AUTHORITY": authority,
                                     "RACELAB_DIRECTOR": director}, ("planner", "authority"))
           for e in ENACTORS),
+        proc("netmgr", "netmgr", netmgr, {"RACELAB_LISTEN": netmgr, "RACELAB_DIRECTOR": director}),
+        proc("dwfm", "dwfm", dwfm, {"RACELAB_LISTEN": dwfm, "RACELAB_AUTHORITY_DNS": dns,
+                                    "RACELAB_LB_PORT": str(lb_port), "RACELAB_NETMGR": netmgr,
+                                    "RACELAB_DIRECTOR": director},
+             ("authority", "dynamodb", "netmgr")),
+        proc("nlb", "nlb", nlb, {"RACELAB_LISTEN": nlb, "RACELAB_AUTHORITY": authority, "RACELAB_NETMGR": netmgr,
+                                 "RACELAB_DIRECTOR": director}, ("authority", "netmgr")),
         proc("workload", "workload", workload, {"RACELAB_LISTEN": workload, "RACELAB_AUTHORITY_DNS": dns,
-                                                "RACELAB_DIRECTOR": director, "RACELAB_LB_PORT": str(lb_port)},
-             ("authority", "dynamodb")),
+                                                "RACELAB_DIRECTOR": director, "RACELAB_LB_PORT": str(lb_port),
+                                                "RACELAB_DWFM": dwfm, "RACELAB_NLB": nlb},
+             ("authority", "dynamodb", "dwfm", "nlb")),
     )
     return Topology(base_port, processes, otlp, dns, director)

@@ -27,13 +27,15 @@ from services.core.records import normalize_name
 from services.runtime import wire
 from services.runtime.service import Context
 from services.runtime.events import EventPublisher
-from services.planner.store import FleetFile, PlanLog
+from services.planner.store import AutomationFile, FleetFile, PlanLog
 
 log = logging.getLogger("racelab.planner")
 
 GENERATION = Gauge("racelab_planner_generation", "Generation of the newest plan published")
 PUBLISHED = Counter("racelab_plans_published_total", "Plans published")
 LOAD_BALANCERS = Gauge("racelab_planner_load_balancers", "Registered load balancers by health", ["state"])
+AUTOMATION = Gauge("racelab_planner_automation_enabled", "1 while DNS automation is on (plans published)")
+AUTOMATION_DISABLED = "DNS automation disabled"
 
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
@@ -77,6 +79,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self.tracer = ctx.telemetry.tracer
         self.log = PlanLog(state_dir)
         self.fleet_file = FleetFile(state_dir)
+        self.automation = AutomationFile(state_dir)
+        self.automation_enabled = self.automation.enabled()
+        AUTOMATION.set(int(self.automation_enabled))
         self.plans: list[Plan] = self.log.load()
         self.by_generation = {p.generation: p for p in self.plans}
         last = self.plans[-1].generation if self.plans else ctx.scenario.planner.start_generation - 1
@@ -126,6 +131,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
 
     async def publish(self, reason: str) -> Plan | None:
         async with self._publish_lock:
+            if not self.automation_enabled:
+                return None  # DNS stays frozen as it is
             if not self.core.fleet:
                 if not self._said_empty:
                     log.info("no load balancer registered yet: no plan until one does")
@@ -201,6 +208,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         return planner_pb2.ReportHealthResponse()
 
     async def GetLatestPlan(self, request, context):
+        if not self.automation_enabled:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, AUTOMATION_DISABLED)
         if not self.plans:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no plan has been published yet")
         return planner_pb2.GetLatestPlanResponse(plan=wire.plan_to_wire(self.plans[-1]))
@@ -257,6 +266,20 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self.dirty.clear()
         plan = await self.publish("traffic shifted")
         return planner_pb2.ShiftTrafficResponse(effective_generation=plan.generation if plan else 0)
+
+    async def SetAutomation(self, request, context):
+        try:
+            await asyncio.to_thread(self.automation.save, request.enabled)
+        except OSError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record the setting in {self.automation.path}: "
+                                f"{exc.strerror}")
+        if request.enabled != self.automation_enabled:
+            self.automation_enabled = request.enabled
+            AUTOMATION.set(int(request.enabled))
+            log.info("DNS automation %s by the operators", "enabled" if request.enabled else "disabled")
+            if request.enabled:
+                self.dirty.set()  # a fresh plan at once
+        return planner_pb2.SetAutomationResponse(enabled=self.automation_enabled)
 
     async def close(self) -> None:
         async with self.new_plan:

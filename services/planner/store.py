@@ -16,6 +16,7 @@ from pathlib import Path
 from services.core.plans import EndpointPlan, LoadBalancer, Plan, Target
 
 PLAN_LOG = "plans.jsonl"
+AUTOMATION_OFF_FILE = "automation-disabled"
 FLEET_FILE = "fleet.json"
 
 
@@ -119,3 +120,22 @@ class FleetFile:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+
+
+class AutomationFile:
+    """Whether DNS automation is on: off while a marker file exists (the operators' switch survives restarts)."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]):
+        self.path = Path(state_dir) / AUTOMATION_OFF_FILE
+
+    def enabled(self) -> bool:
+        return not self.path.exists()
+
+    def save(self, enabled: bool) -> None:
+        if enabled:
+            self.path.unlink(missing_ok=True)
+        else:
+            with open(self.path, "w") as f:
+                f.write("DNS automation disabled by the operators\n")
+                f.flush()
+                os.fsync(f.fileno())

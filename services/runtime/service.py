@@ -81,6 +81,23 @@ def hostport(args: argparse.Namespace, name: str) -> tuple[str, int]:
         raise ConfigError(f"--{name}: {exc}") from None
 
 
+def address(args: argparse.Namespace, name: str, required: bool = True) -> str | None:
+    """A HOST:PORT setting, checked and normalised for a gRPC target; None if optional and unset."""
+    if not required and not getattr(args, name.replace("-", "_")):
+        return None
+    host, port = hostport(args, name)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def port_setting(args: argparse.Namespace, name: str, default: int) -> int:
+    value = getattr(args, name.replace("-", "_"))
+    if value is None or value == "":
+        return default
+    if not str(value).isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(f"--{name}: not a port number: {value!r}")
+    return int(value)
+
+
 def run(service: str, arg_parser: argparse.ArgumentParser,
         main: Callable[[Context], Awaitable[None]], argv: list[str] | None = None) -> int:
     """Parse settings, set up telemetry, run `main` until it returns or SIGTERM/SIGINT."""
@@ -196,3 +213,16 @@ def channel(target: str) -> grpc.aio.Channel:
     """A client channel whose calls carry trace context."""
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
     return grpc.aio.insecure_channel(target, interceptors=aio_client_interceptors())
+
+
+async def ticks(stopping: asyncio.Event, period: float):
+    """Yield about every `period` wall seconds until `stopping`; a slow tick is not made up for."""
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    while not stopping.is_set():
+        yield
+        next_at = max(next_at + period, loop.time())
+        try:
+            await asyncio.wait_for(stopping.wait(), max(0.0, next_at - loop.time()))
+        except asyncio.TimeoutError:
+            pass

@@ -7,9 +7,12 @@ exported every second: a race that lasts seconds must not hide between exports.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 from dataclasses import dataclass
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -57,3 +60,16 @@ def split_hostport(addr: str) -> tuple[str, int]:
 def trace_id_hex(span: trace.Span) -> str:
     """The span's trace id as Prometheus exemplars and Grafana links expect it."""
     return format(span.get_span_context().trace_id, "032x")
+
+
+@contextlib.contextmanager
+def unsampled():
+    """Spans started inside are not recorded: their parent is a non-sampled span, and the SDK's
+    default sampler follows the parent. For calls too frequent to trace every one."""
+    parent = trace.NonRecordingSpan(trace.SpanContext(random.getrandbits(128) or 1, random.getrandbits(64) or 1,
+                                                      is_remote=False, trace_flags=trace.TraceFlags(0)))
+    token = otel_context.attach(trace.set_span_in_context(parent))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)

@@ -1,17 +1,21 @@
-"""python -m services.workload --authority-dns H:P --listen H:P [--director H:P] [--lb-port N]"""
+"""python -m services.workload --authority-dns H:P --listen H:P [--director H:P] [--lb-port N]
+[--dwfm H:P] [--nlb H:P]"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import sys
 import time
 
-from racelab.v1 import workload_pb2_grpc
+from racelab.v1 import dwfm_pb2_grpc, nlb_pb2_grpc, workload_pb2_grpc
+from services.runtime.ddbcall import LoadBalancers
 from services.runtime.events import EventPublisher
 from services.runtime.dnsclient import Resolver
-from services.runtime.service import ConfigError, Context, hostport, parser, run, start_grpc_server
+from services.runtime.service import ConfigError, Context, address, channel, hostport, parser, run, start_grpc_server
 from services.workload.clients import Workload, WorkloadServicer
+from services.workload.dependents import Dependents
 
 log = logging.getLogger("racelab.workload")
 
@@ -22,6 +26,8 @@ EXTRA = [
     ("authority-dns", "RACELAB_AUTHORITY_DNS", "HOST:PORT of the authority's DNS (UDP/TCP)", True),
     ("director", "RACELAB_DIRECTOR", "HOST:PORT of the director, for notable events", False),
     ("lb-port", "RACELAB_LB_PORT", f"port every DynamoDB load balancer serves on (default {DEFAULT_LB_PORT})", False),
+    ("dwfm", "RACELAB_DWFM", "HOST:PORT of DWFM (EC2 launches; without it no ec2_launch and no NLB apps)", False),
+    ("nlb", "RACELAB_NLB", "HOST:PORT of the NLB service (app and STS front doors)", False),
 ]
 
 
@@ -52,18 +58,45 @@ async def main(ctx: Context) -> None:
         sim_now=clock.now, sim_rate=lambda: clock.schedule.rate_at(time.time() - clock.wall_start),
         rng=random.Random(f"{ctx.scenario.seed}/{ctx.instance}"), tracer=ctx.telemetry.tracer,
         publish=lambda kind, message, attrs: events.publish(kind, message, attrs, clock.now()))
+    dwfm_addr = address(ctx.args, "dwfm", required=False)
+    nlb_addr = address(ctx.args, "nlb", required=False)
+    dwfm_channel = channel(dwfm_addr) if dwfm_addr else None
+    nlb_channel = channel(nlb_addr) if nlb_addr else None
+    lbs = LoadBalancers(lb_port)
+    # Each dependent is its own service with its own resolver and cache.
+    dep_resolvers: list[Resolver] = []
+
+    def resolver_for(dependent: str) -> Resolver:
+        dep_resolvers.append(Resolver(dns_server, clock.now, tracer=ctx.telemetry.tracer))
+        return dep_resolvers[-1]
+
+    dependents = Dependents(
+        scenario=ctx.scenario, resolver_for=resolver_for, lbs=lbs,
+        dwfm=dwfm_pb2_grpc.DropletWorkflowStub(dwfm_channel) if dwfm_channel else None,
+        nlb=nlb_pb2_grpc.LoadBalancingStub(nlb_channel) if nlb_channel else None,
+        sim_now=clock.now, sim_rate=workload.sim_rate, rng=random.Random(f"{ctx.scenario.seed}/dependents"),
+        tracer=ctx.telemetry.tracer, publish=lambda kind, message, attrs: events.publish(kind, message, attrs,
+                                                                                        clock.now()),
+        call_timeout_seconds=ctx.scenario.workload.call_timeout_seconds)
     server, _ = await start_grpc_server(
-        listen, lambda s: workload_pb2_grpc.add_WorkloadServicer_to_server(WorkloadServicer(workload), s),
+        listen, lambda s: workload_pb2_grpc.add_WorkloadServicer_to_server(WorkloadServicer(workload, dependents), s),
         ["racelab.v1.Workload"])
-    log.info("workload: %g requests per wall second, DNS at %s, load balancers on port %d",
-             ctx.scenario.workload.requests_per_second, dns_server, lb_port)
+    log.info("workload: %g requests per wall second, DNS at %s, load balancers on port %d; dependents: %s",
+             ctx.scenario.workload.requests_per_second, dns_server, lb_port, ", ".join(dependents.active))
     try:
-        await workload.run(ctx.stopping)
+        await dependents.start(ctx.stopping)
+        await asyncio.gather(workload.run(ctx.stopping), dependents.run(ctx.stopping))
     finally:
         await server.stop(1.0)
         await workload.close()
+        await lbs.close()
+        for ch in (dwfm_channel, nlb_channel):
+            if ch is not None:
+                await ch.close()
         await events.close()
         await resolver.close()
+        for r in dep_resolvers:
+            await r.close()
 
 
 def cli(argv: list[str] | None = None) -> int:

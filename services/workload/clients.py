@@ -103,6 +103,36 @@ class KindStats:
     failing: bool = False
     pending: int = 0  # consecutive checks that saw the ratio across 50% the other way
 
+    def record(self, outcome: str, detail: str, wall: float, sim: float) -> None:
+        if outcome == "ok":
+            self.success_total += 1
+        else:
+            self.error_total += 1
+            self.last_error = detail or outcome
+            self.last_error_sim_seconds = sim
+        self.window.append((wall, outcome))
+
+    def check(self, horizon: float) -> tuple[float | None, str | None, collections.Counter]:
+        """Drop outcomes older than `horizon` (wall). Returns the success ratio of the window (None if
+        empty), "failing" or "recovered" when it crossed 50% and held for CONFIRM_CHECKS checks, and the
+        window's outcome counts."""
+        while self.window and self.window[0][0] < horizon:
+            self.window.popleft()
+        outcomes = collections.Counter(o for _, o in self.window)
+        total = len(self.window)
+        if total == 0:
+            return None, None, outcomes
+        ratio = outcomes["ok"] / total
+        if total < MIN_SAMPLES:
+            return ratio, None, outcomes
+        crossing = ratio < 0.5 if not self.failing else ratio >= 0.5
+        self.pending = self.pending + 1 if crossing else 0
+        if self.pending < CONFIRM_CHECKS:
+            return ratio, None, outcomes
+        self.pending = 0
+        self.failing = not self.failing
+        return ratio, "failing" if self.failing else "recovered", outcomes
+
 
 class Workload:
     def __init__(self, *, resolver: Resolver, settings: WorkloadSettings, lb_port: int,
@@ -261,14 +291,7 @@ class Workload:
     def _record(self, kind: ClientKind, outcome: str, detail: str, elapsed: float, trace_id: str) -> None:
         self.metrics.requests.labels(kind.kind, outcome).inc()
         self.metrics.duration.labels(kind.kind).observe(elapsed, exemplar={"trace_id": trace_id})
-        stats = self.stats[kind.kind]
-        if outcome == "ok":
-            stats.success_total += 1
-        else:
-            stats.error_total += 1
-            stats.last_error = detail or outcome
-            stats.last_error_sim_seconds = self.sim_now()
-        stats.window.append((self.wall(), outcome))
+        self.stats[kind.kind].record(outcome, detail, self.wall(), self.sim_now())
 
     async def _ratio_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -282,31 +305,17 @@ class Workload:
         """
         horizon = self.wall() - WINDOW_SECONDS
         for kind in self.kinds:
-            stats = self.stats[kind.kind]
-            while stats.window and stats.window[0][0] < horizon:
-                stats.window.popleft()
-            total = len(stats.window)
-            if total == 0:
+            ratio, crossing, outcomes = self.stats[kind.kind].check(horizon)
+            if ratio is None:
                 continue
-            outcomes = collections.Counter(o for _, o in stats.window)
-            ratio = outcomes["ok"] / total
             self.metrics.success_ratio.labels(kind.kind).set(ratio)
-            if total < MIN_SAMPLES:
-                continue
-            crossing = ratio < 0.5 if not stats.failing else ratio >= 0.5
-            stats.pending = stats.pending + 1 if crossing else 0
-            if stats.pending < CONFIRM_CHECKS:
-                continue
-            stats.pending = 0
-            if not stats.failing:
-                stats.failing = True
+            if crossing == "failing":
                 errors = {o: n for o, n in outcomes.items() if o != "ok"}
                 worst = max(errors, key=errors.__getitem__)
                 self._publish(f"clients of {kind.endpoint}: {_percent(1 - ratio)}% errors ({OUTCOME_WORDS[worst]})",
                               {"client": kind.kind, "endpoint": kind.endpoint, "state": "failing",
                                "success_ratio": f"{ratio:.3f}", "error": worst})
-            else:
-                stats.failing = False
+            elif crossing == "recovered":
                 self._publish(f"clients of {kind.endpoint} recovered: {_percent(ratio)}% ok",
                               {"client": kind.kind, "endpoint": kind.endpoint, "state": "recovered",
                                "success_ratio": f"{ratio:.3f}"})
@@ -338,11 +347,26 @@ class Workload:
 
 
 class WorkloadServicer(workload_pb2_grpc.WorkloadServicer):
-    def __init__(self, workload: Workload):
+    def __init__(self, workload: Workload, dependents=None):
         self.workload = workload
+        self.dependents = dependents  # services.workload.dependents.Dependents, or None
 
     async def DescribeClients(self, request, context):
-        return self.workload.describe()
+        reply = self.workload.describe()
+        if self.dependents is not None:
+            reply.clients.extend(self.dependents.describe())
+        return reply
+
+    async def Control(self, request, context):
+        if self.dependents is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this workload runs no dependents")
+        action = request.action.strip().lower().replace("_", "-")
+        try:
+            message = self.dependents.control(action)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        log.info("operators: %s", message)
+        return workload_pb2.ControlResponse(message=message)
 
 
 def _percent(x: float) -> int:

@@ -78,6 +78,11 @@ class FakeRouteControl(authority_pb2_grpc.RouteControlServicer):
 class FakePlanner(planner_pb2_grpc.PlannerServicer):
     def __init__(self):
         self.plan = None
+        self.automation = True
+
+    async def SetAutomation(self, request, context):
+        self.automation = request.enabled
+        return planner_pb2.SetAutomationResponse(enabled=request.enabled)
 
     async def GetLatestPlan(self, request, context):
         if self.plan is None:

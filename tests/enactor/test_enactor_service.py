@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,3 +188,25 @@ def test_delayed_enactor_loses_the_lock(tmp_path):
         others = sum(metric(scrape(c.metrics[n]), "racelab_enactor_batches_total", enactor=n, result="committed")
                      for n in ("enactor-az2", "enactor-az3"))
         assert others > 0
+
+
+def test_enactors_idle_while_dns_automation_is_disabled(tmp_path):
+    with cluster(tmp_path, "", plan_interval=600) as c:
+        gen = wait_for(lambda: root_targets(c, "dynamodb.us-east-1.amazonaws.com") == {"lb-001", "lb-002", "lb-003"}
+                       and c.converged(), 10, "convergence on the whole fleet")
+        assert c.planner.SetAutomation(pb.SetAutomationRequest(enabled=False)).enabled is False
+        with pytest.raises(grpc.RpcError) as err:
+            c.latest()
+        assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert err.value.details() == "DNS automation disabled"
+        batches = c.route.committed + c.route.rejected
+        c.planner.ReportHealth(pb.ReportHealthRequest(lb_id="lb-002", healthy=False, capacity=100))
+        time.sleep(1.5)  # 90 simulated seconds: enactors poll every simulated second
+        assert c.route.committed + c.route.rejected == batches  # DNS frozen as it is
+        assert set(c.active().values()) == {gen}
+        c.planner.SetAutomation(pb.SetAutomationRequest(enabled=True))
+        newer = wait_for(lambda: (g := c.converged()) and g > gen and g, 10, "convergence once automation is back")
+        assert root_targets(c, "dynamodb.us-east-1.amazonaws.com") == {"lb-001", "lb-003"}
+        assert newer == c.latest().generation
+    logs = "".join(p.read_text() for p in tmp_path.glob("enactor-*.log"))
+    assert "Traceback" not in logs

@@ -158,3 +158,13 @@ def _plan_where(stub, predicate) -> pb.Plan | None:
     except grpc.RpcError:
         return None
     return plan if predicate(plan) else None
+
+
+def test_automation_switch_is_durable(tmp_path):
+    from services.planner.store import AutomationFile
+    assert AutomationFile(tmp_path).enabled()
+    AutomationFile(tmp_path).save(False)
+    assert not AutomationFile(tmp_path).enabled()  # what a restarted planner reads
+    AutomationFile(tmp_path).save(True)
+    AutomationFile(tmp_path).save(True)
+    assert AutomationFile(tmp_path).enabled()

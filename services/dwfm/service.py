@@ -1,0 +1,379 @@
+"""EC2's DropletWorkflow Manager as a live service around the core Fleet.
+
+Wired as services/lab/cascade.py wires the twin, except that DynamoDB's
+reachability is not an input: every tick the fleet advances in simulated time,
+and for each host's state-check round that host writes its lease renewals and
+newly established leases to DynamoDB in ONE BatchWriteItem, to a load balancer
+it finds by resolving the regional name through the authority with its own
+resolver (its own cache: hosts' negative answers expire at different times).
+Whether that write went through is what `record_writes` gets. Terminations the
+fleet releases, launches and terminations go to Network Manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+from typing import Callable, Iterable, Mapping
+
+import grpc
+from opentelemetry import trace
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+
+from racelab.v1 import common_pb2, dwfm_pb2, dwfm_pb2_grpc, dynamodb_pb2, netmgr_pb2, netmgr_pb2_grpc
+from services.core.fixes import Fix
+from services.core.leases import Fleet, HostRound, InsufficientCapacity, RequestLimitExceeded
+from services.core.plans import LEGACY_ENDPOINT
+from services.runtime.ddbcall import OK, LoadBalancers, call_dynamodb
+from services.runtime.dnsclient import Resolver
+from services.runtime.scenario import Scenario
+from services.runtime.telemetry import unsampled
+
+log = logging.getLogger("racelab.dwfm")
+
+TABLE = "droplet-leases"
+MAX_BATCH = 1000  # items per BatchWriteItem
+WRITE_TIMEOUT = 1.0  # wall seconds: DynamoDB down shows as NODATA or a refused connection, not as slowness
+NETMGR_TIMEOUT = 2.0
+OK_ROUND_SAMPLE = 0.1  # share of plain renewal rounds traced (failed and establishing rounds: all)
+MAX_LAUNCH = 1000
+MAX_TOKENS = 1000  # RunInstances idempotency tokens remembered
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY):
+        self.droplets = Gauge("racelab_dwfm_droplets", "Droplets by lease state", ["state"], registry=registry)
+        self.queue_depth = Gauge("racelab_dwfm_queue_depth", "Lease work items waiting, in flight or unwritten",
+                                 registry=registry)
+        self.in_flight = Gauge("racelab_dwfm_work_in_flight", "Lease work items being processed", registry=registry)
+        self.timeouts = Counter("racelab_dwfm_work_timeouts", "Lease work items that timed out (and were re-queued)",
+                                registry=registry)
+        self.established = Counter("racelab_dwfm_leases_established", "Leases (re-)established", registry=registry)
+        self.expired = Counter("racelab_dwfm_leases_expired", "Leases that timed out", registry=registry)
+        self.state_checks = Counter("racelab_dwfm_state_checks",
+                                    "Hosts' state-check rounds (one DynamoDB write each), by result", ["result"],
+                                    registry=registry)
+        self.run_instances = Counter("racelab_dwfm_run_instances", "RunInstances calls by result", ["result"],
+                                     registry=registry)
+        self.throttle = Gauge("racelab_dwfm_throttle_requests_per_second",
+                              "Lease work each host admits per simulated second under the operators' throttle "
+                              "(0: no throttle)", registry=registry)
+        self.launch_throttle = Gauge("racelab_dwfm_throttle_launches_per_second",
+                                     "Launches admitted per simulated second under the throttle (0: none)",
+                                     registry=registry)
+        for result in ("ok", "failed"):
+            self.state_checks.labels(result)
+        for result in ("ok", "insufficient_capacity", "request_limit_exceeded"):
+            self.run_instances.labels(result)
+
+
+class Dwfm:
+    """Everything DWFM does apart from listening on a port."""
+
+    def __init__(self, scenario: Scenario, now: float, *, resolvers: Mapping[str, Resolver], lbs: LoadBalancers,
+                 netmgr: netmgr_pb2_grpc.NetworkManagerStub | None, rng: random.Random,
+                 registry: CollectorRegistry = REGISTRY, tracer: trace.Tracer | None = None,
+                 publish: Callable[[str, str, Mapping[str, object]], None] = lambda kind, message, attrs: None):
+        self.fleet = Fleet(scenario.dwfm, now, queue_throttle=Fix.QUEUE_THROTTLE in scenario.fixes,
+                           rng=random.Random(f"{scenario.seed}/dwfm"))
+        missing = {h.name for h in self.fleet.hosts} - set(resolvers)
+        if missing:
+            raise ValueError(f"no resolver for host(s) {', '.join(sorted(missing))}")
+        self.zones = scenario.fleet.availability_zones
+        self.resolvers = resolvers
+        self.lbs = lbs
+        self.netmgr = netmgr
+        self.rng = rng
+        self.tracer = tracer or trace.get_tracer("racelab.dwfm")
+        self.publish = publish
+        self.metrics = Metrics(registry)
+        self.reachable: dict[str, bool] = {}  # host -> did its last write go through
+        self.group_of: dict[str, str] = {}  # instance -> customer group, for grouped instances
+        self.outbox: dict[tuple[int, bool], list[str]] = collections.defaultdict(list)  # (kind, ready) -> ids
+        self.tokens: collections.OrderedDict[str, dwfm_pb2.RunInstancesResponse] = collections.OrderedDict()
+        self._seen = {"timeouts": 0, "established": 0, "expired": 0}
+        self._window: collections.deque[tuple[float, int, int]] = collections.deque()  # (sim, timeouts, established)
+        self.lease_state = "all"  # all | expiring | none
+        self.collapsed = False
+        m = self.metrics
+        m.droplets.labels("leased").set_function(self.fleet.leased)
+        m.droplets.labels("expired").set_function(lambda: self.fleet.config.droplets - self.fleet.leased())
+        m.queue_depth.set_function(self.fleet.queue_depth)
+        m.in_flight.set_function(self.fleet.in_flight)
+        m.throttle.set_function(lambda: self.fleet.admit_rate or 0.0)
+        m.launch_throttle.set_function(lambda: self.fleet.launch_rate or 0.0)
+
+    # ---- the tick ----
+
+    async def tick(self, now: float) -> None:
+        """Advance the fleet to `now`; each host's round is one DynamoDB write; report the outcomes."""
+        tick = self.fleet.advance(now)
+        results = await asyncio.gather(*(self._write_round(r, now) for r in tick.rounds))
+        for r, ok in zip(tick.rounds, results):
+            released = self.fleet.record_writes(r.host, now, r.checked, r.established, ok)
+            if ok and r.established:
+                with self.tracer.start_as_current_span("dwfm.leases_established", context=None) as span:
+                    span.set_attribute("racelab.dwfm.host", r.host)
+                    span.set_attribute("racelab.droplets.count", len(r.established))
+            self.outbox[(netmgr_pb2.TERMINATED, False)].extend(released)
+        for host, n in tick.expired.items():
+            with self.tracer.start_as_current_span("dwfm.leases_expired", context=None) as span:
+                span.set_attribute("racelab.dwfm.host", host)
+                span.set_attribute("racelab.droplets.count", n)
+        for host, n in tick.timeouts.items():
+            with self.tracer.start_as_current_span("dwfm.work_timeout", context=None) as span:
+                span.set_attribute("racelab.dwfm.host", host)
+                span.set_attribute("racelab.work.count", n)
+        self._count_totals(now)
+        self._watch_leases()
+        await self.flush_propagations()
+
+    async def _write_round(self, r: HostRound, now: float) -> bool:
+        """One host's state-check round: its renewals, new leases and a heartbeat, written in one call."""
+        traced = bool(r.established) or not self.reachable.get(r.host, True) or self.rng.random() < OK_ROUND_SAMPLE
+        if not traced:
+            with unsampled():
+                return await self._write(r, now, None)
+        with self.tracer.start_as_current_span("dwfm.state_check", context=None) as span:
+            span.set_attribute("racelab.dwfm.host", r.host)
+            span.set_attribute("racelab.droplets.count", len(r.checked) + len(r.established))
+            return await self._write(r, now, span)
+
+    async def _write(self, r: HostRound, now: float, span: trace.Span | None) -> bool:
+        expires = f"{now + self.fleet.config.lease_seconds:.0f}"
+        puts = [_put(f"droplet-{d:05d}", {"host": r.host, "expires_at": expires, "state": "renewed"})
+                for d in r.checked]
+        puts += [_put(f"droplet-{d:05d}", {"host": r.host, "expires_at": expires, "state": "established"})
+                 for d in r.established]
+        puts.append(_put(f"host-{r.host}", {"checked": str(len(r.checked)), "established": str(len(r.established)),
+                                            "at": f"{now:.0f}"}, sort_key="heartbeat"))
+        outcome, detail = OK, ""
+        for start in range(0, len(puts), MAX_BATCH):
+            request = dynamodb_pb2.BatchWriteItemRequest(table=TABLE, puts=puts[start:start + MAX_BATCH])
+            outcome, detail = await call_dynamodb(
+                self.resolvers[r.host], self.lbs, LEGACY_ENDPOINT, self.rng,
+                lambda stub: stub.BatchWriteItem(request, timeout=WRITE_TIMEOUT))
+            if outcome != OK:
+                break
+        ok = self.reachable[r.host] = outcome == OK
+        self.metrics.state_checks.labels("ok" if ok else "failed").inc()
+        if span is not None:
+            span.set_attribute("racelab.result", "ok" if ok else "failed")
+            if not ok:
+                span.set_attribute("error.type", outcome)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, detail))
+        return ok
+
+    async def flush_propagations(self) -> None:
+        """Send what Network Manager has not taken yet."""
+        for key in list(self.outbox):
+            batch = self.outbox.pop(key)
+            if batch:
+                await self._propagate(batch, *key)
+
+    async def _propagate(self, ids: list[str], kind: int, ready: bool = False) -> None:
+        """Tell Network Manager now; what it does not take waits in the outbox for the next tick."""
+        if self.netmgr is None:
+            return
+        try:
+            await self.netmgr.PropagateInstance(netmgr_pb2.PropagateInstanceRequest(
+                instance_ids=ids, kind=kind, already_propagated=ready), timeout=NETMGR_TIMEOUT)
+        except grpc.RpcError as exc:
+            log.warning("network manager did not take %d propagations: %s", len(ids), exc.code().name)
+            self.outbox[(kind, ready)].extend(ids)
+
+    # ---- telemetry ----
+
+    def _count_totals(self, now: float) -> None:
+        f = self.fleet
+        deltas = {}
+        for name, total, counter in (("timeouts", f.timeouts_total, self.metrics.timeouts),
+                                     ("established", f.established_total, self.metrics.established),
+                                     ("expired", f.expired_total, self.metrics.expired)):
+            deltas[name] = total - self._seen[name]
+            if deltas[name]:
+                counter.inc(deltas[name])
+                self._seen[name] = total
+        self._watch_collapse(now, deltas["timeouts"], deltas["established"])
+
+    def _watch_leases(self) -> None:
+        total = self.fleet.config.droplets
+        leased = self.fleet.leased()
+        state = "all" if leased == total else "none" if leased == 0 else "expiring"
+        if state == self.lease_state:
+            return
+        before, self.lease_state = self.lease_state, state
+        attrs = {"leased": leased, "droplets": total, "state": state}
+        if state == "expiring" and before == "all":
+            message = (f"droplet leases are expiring: {total - leased} of {total} droplets without a lease "
+                       f"(state checks cannot reach DynamoDB)")
+        elif state == "expiring":
+            message = f"leases coming back: {leased} of {total} droplets leased"
+        elif state == "none":
+            message = f"every droplet lease has expired: all {total} droplets refuse launches (insufficient capacity)"
+        else:
+            message = f"every droplet has a lease again ({total})"
+        self.publish("dwfm.leases", message, attrs)
+
+    def _watch_collapse(self, now: float, timeouts: int, established: int) -> None:
+        window = self.fleet.config.state_check_interval_seconds
+        self._window.append((now, timeouts, established))
+        while self._window and self._window[0][0] < now - window:
+            self._window.popleft()
+        t = sum(x[1] for x in self._window)
+        e = sum(x[2] for x in self._window)
+        depth = self.fleet.queue_depth()
+        if not self.collapsed and t > 0 and e == 0:
+            self.collapsed = True
+            self.publish("dwfm.collapse",
+                         f"DWFM congestive collapse: {t} lease work items timed out and none finished in the last "
+                         f"{window / 60:.0f} min; {depth} waiting or in flight", {
+                             "state": "collapsed", "timeouts": t, "queue_depth": depth})
+        elif self.collapsed and e > 0:
+            self.collapsed = False
+            self.publish("dwfm.collapse",
+                         f"DWFM lease work is progressing again: {e} leases established in the last "
+                         f"{window / 60:.0f} min; {depth} waiting or in flight", {
+                             "state": "progressing", "established": e, "queue_depth": depth})
+
+    # ---- launches ----
+
+    async def run_instances(self, count: int, group: str, preexisting: bool) -> dwfm_pb2.RunInstancesResponse:
+        with self.tracer.start_as_current_span("ec2.run_instances") as span:
+            span.set_attribute("racelab.instances.count", count)
+            try:
+                ids = self.fleet.run_instances(count)
+            except InsufficientCapacity as exc:
+                return self._refused(span, "insufficient_capacity", dwfm_pb2.INSUFFICIENT_CAPACITY, str(exc))
+            except RequestLimitExceeded as exc:
+                return self._refused(span, "request_limit_exceeded", dwfm_pb2.REQUEST_LIMIT_EXCEEDED, str(exc))
+            span.set_attribute("racelab.result", "ok")
+            self.metrics.run_instances.labels("ok").inc()
+            if group:
+                self.group_of.update((i, group) for i in ids)
+            # Network Manager hears of the launch at once: its clock for the instance starts now.
+            await self._propagate(ids, netmgr_pb2.NEW, preexisting)
+            return dwfm_pb2.RunInstancesResponse(instance_ids=ids)
+
+    def _refused(self, span: trace.Span, result: str, error: int, message: str) -> dwfm_pb2.RunInstancesResponse:
+        span.set_attribute("racelab.result", result)
+        span.set_attribute("error.type", result)
+        self.metrics.run_instances.labels(result).inc()
+        return dwfm_pb2.RunInstancesResponse(error=error, error_message=message)
+
+    async def terminate(self, ids: Iterable[str] | None, count: int, group: str) -> tuple[list[str], int]:
+        if ids is None:
+            candidates = [i for i in self.fleet.instances if self.group_of.get(i, "") == group]
+            ids = self.rng.sample(candidates, min(count, len(candidates)))
+        known = [i for i in dict.fromkeys(ids) if i in self.fleet.instances]
+        now_, held = self.fleet.terminate(known)
+        for i in known:
+            self.group_of.pop(i, None)
+        if now_:
+            await self._propagate(now_, netmgr_pb2.TERMINATED)
+        return known, len(held)
+
+    # ---- operators ----
+
+    def describe(self) -> dwfm_pb2.DescribeFleetResponse:
+        f = self.fleet
+        leased = f.leased()
+        return dwfm_pb2.DescribeFleetResponse(
+            droplets_total=f.config.droplets, droplets_leased=leased, droplets_expired=f.config.droplets - leased,
+            queue_depth=f.queue_depth(), timeouts_total=f.timeouts_total, hosts=len(f.hosts),
+            throttle=self.throttle(), instances_running=len(f.instances), work_in_flight=f.in_flight(),
+            launches_per_second=f.launch_rate or 0.0)
+
+    def throttle(self) -> common_pb2.Throttle:
+        rate = self.fleet.admit_rate
+        return common_pb2.Throttle(enabled=rate is not None, requests_per_second=rate or 0.0)
+
+
+def _put(pk: str, attributes: dict[str, str], sort_key: str = "lease") -> dynamodb_pb2.PutRequest:
+    return dynamodb_pb2.PutRequest(key=dynamodb_pb2.ItemKey(partition_key=pk, sort_key=sort_key),
+                                   attributes=attributes)
+
+
+class DwfmServicer(dwfm_pb2_grpc.DropletWorkflowServicer):
+    def __init__(self, dwfm: Dwfm, now: Callable[[], float]):
+        self.dwfm = dwfm
+        self.now = now
+
+    async def RunInstances(self, request, context):
+        if not 1 <= request.count <= MAX_LAUNCH:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"count must be 1..{MAX_LAUNCH}, got {request.count}")
+        if request.availability_zone and request.availability_zone not in self.dwfm.zones:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown availability_zone "
+                                f"{request.availability_zone!r}; zones: {', '.join(self.dwfm.zones)}")
+        tokens = self.dwfm.tokens
+        if request.client_token and request.client_token in tokens:
+            return tokens[request.client_token]
+        reply = await self.dwfm.run_instances(request.count, request.group, request.preexisting)
+        if request.client_token:
+            tokens[request.client_token] = reply
+            while len(tokens) > MAX_TOKENS:
+                tokens.popitem(last=False)
+        return reply
+
+    async def TerminateInstances(self, request, context):
+        which = request.WhichOneof("selection")
+        if which is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "instance_ids or count is required")
+        if which == "count" and request.count == 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "count must be positive")
+        if which == "instance_ids" and request.group:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "group goes with count, not with instance_ids")
+        ids = list(request.instance_ids.ids) if which == "instance_ids" else None
+        terminated, held = await self.dwfm.terminate(ids, request.count, request.group)
+        return dwfm_pb2.TerminateInstancesResponse(terminated_instance_ids=terminated, held=held)
+
+    async def DescribeFleet(self, request, context):
+        return self.dwfm.describe()
+
+    async def SetThrottle(self, request, context):
+        fleet = self.dwfm.fleet
+        if request.enabled:
+            if not request.requests_per_second > 0:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    "requests_per_second must be positive when enabled")
+            if request.launches_per_second < 0:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "launches_per_second must not be negative")
+            fleet.throttle(request.requests_per_second, request.launches_per_second or None)
+        else:
+            fleet.throttle(None, None)
+        if request.enabled:
+            log.info("throttle: %g lease items per host and %g launches per simulated second", fleet.admit_rate,
+                     fleet.launch_rate or 0)
+        else:
+            log.info("throttle off")
+        return dwfm_pb2.SetWorkflowThrottleResponse(throttle=self.dwfm.throttle(),
+                                                    launches_per_second=fleet.launch_rate or 0.0)
+
+    async def RelaxThrottle(self, request, context):
+        if not request.relax_over_seconds > 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "relax_over_seconds must be positive")
+        if not request.to_launches_per_second > 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "to_launches_per_second must be positive")
+        fleet = self.dwfm.fleet
+        fleet.relax(self.now(), request.relax_over_seconds, request.to_launches_per_second)
+        return dwfm_pb2.RelaxThrottleResponse(launches_per_second=fleet.launch_rate or 0.0)
+
+    async def RestartHosts(self, request, context):
+        which = request.WhichOneof("selection")
+        fleet = self.dwfm.fleet
+        if which == "host_ids":
+            names = list(request.host_ids.ids)
+            known = {h.name for h in fleet.hosts}
+            unknown = [n for n in names if n not in known]
+            if not names or unknown:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown host id(s) {', '.join(unknown)}; "
+                                    f"hosts: {', '.join(sorted(known))}" if unknown else "host_ids is empty")
+            restarted, dropped = fleet.restart_hosts(names=names)
+        else:
+            if which == "count" and request.count == 0:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "count must be positive")
+            restarted, dropped = fleet.restart_hosts(request.count or None)
+        log.info("restarted %s: %d work items dropped back to their backlogs", ", ".join(restarted), dropped)
+        return dwfm_pb2.RestartHostsResponse(restarted_host_ids=restarted, dropped_work_items=dropped)

@@ -1,0 +1,391 @@
+"""The services that depend on DynamoDB and EC2, as live callers (INCIDENT.md §3, "Others").
+
+Wired as services/lab/cascade.py wires the twin, except that nothing here is
+told whether DynamoDB answers: each dependent has its own resolver (its own
+cache, negative answers included) and really calls.
+
+- lambda_update: Lambda's control plane writes a function's new version to
+  DynamoDB through the regional name.
+- lambda_sqs: Lambda's SQS poller; a poll is a DynamoDB read. After
+  `dependents.sqs_wedge_after` failed polls in a row it wedges ("stuck") until
+  the operators restart it (Control restart-sqs-poller).
+- sts, iam_signin: internal services: their backend reads DynamoDB through the
+  regional name until the operators' mitigate-internal, then through the
+  dual-stack name. STS's front door is behind an NLB (sts-nlb): resolve its
+  name, connect through one of its nodes.
+- app: a customer app behind app-nlb: resolve, connect.
+- ec2_launch: EC2 customers: churn (terminations) and the launches that replace
+  them, and each NLB app's own churn and growth, whose instances are registered
+  with (and deregistered from) the NLB. The app targets of the start stand for
+  instances in service long before the night.
+
+Calls are open loop at CALLS_PER_SECOND per dependent per WALL second, each a
+`dependent.call` span of its own trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import time
+from typing import Awaitable, Callable, Mapping
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from racelab.v1 import dwfm_pb2, dwfm_pb2_grpc, dynamodb_pb2, nlb_pb2, nlb_pb2_grpc, workload_pb2
+from services.core.dependents import Customers, SqsPoller
+from services.core.nlbdns import nlb_name
+from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT
+from services.runtime.ddbcall import OK, LoadBalancers, call_dynamodb
+from services.runtime.dnsclient import DnsError, Resolver
+from services.runtime.scenario import Scenario
+from services.runtime.telemetry import unsampled
+from services.workload.clients import OUTCOME_WORDS, WINDOW_SECONDS, KindStats, _percent, _wait
+
+log = logging.getLogger("racelab.workload")
+
+DEPENDENTS = ("lambda_update", "lambda_sqs", "sts", "iam_signin", "app", "ec2_launch")
+DESCRIPTIONS = {"lambda_update": "Lambda function updates", "lambda_sqs": "Lambda's SQS poller", "sts": "STS",
+                "iam_signin": "IAM console sign-in", "app": "the customer app behind app-nlb",
+                "ec2_launch": "EC2 launches"}
+RESULTS = ("ok", "dns_nodata", "dns_nxdomain", "dns_error", "connect_error", "timeout", "error", "stuck",
+           "insufficient_capacity", "request_limit_exceeded")
+WORDS = {**OUTCOME_WORDS, "stuck": "poller stuck", "insufficient_capacity": "insufficient capacity",
+         "request_limit_exceeded": "request limit exceeded"}
+CALLS_PER_SECOND = 4.0  # wall, per calling dependent: real load on 2 shared cores
+LAUNCH_TICK_SECONDS = 0.25  # wall: EC2 customers act this often, one launch call per tick
+MAX_IN_FLIGHT = 20  # per dependent
+DETAIL_SAMPLE = 0.25  # share of calls traced with their DNS and gRPC child spans (every call has its own span)
+MIN_CALL_TIMEOUT = 0.25  # wall seconds
+APP_NLB, STS_NLB = "app-nlb", "sts-nlb"
+TABLE = "dependents"
+RUN_ERRORS = {dwfm_pb2.INSUFFICIENT_CAPACITY: "insufficient_capacity",
+              dwfm_pb2.REQUEST_LIMIT_EXCEEDED: "request_limit_exceeded"}
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY):
+        self.requests = Counter("racelab_dependent_requests", "Dependents' requests by result",
+                                ["dependent", "result"], registry=registry)
+        self.duration = Histogram("racelab_dependent_request_duration_seconds",
+                                  "Wall time of one dependent's request", ["dependent"],
+                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5), registry=registry)
+        self.success_ratio = Gauge("racelab_dependent_success_ratio",
+                                   f"Share of a dependent's requests that succeeded over the last "
+                                   f"{WINDOW_SECONDS:g} wall seconds", ["dependent"], registry=registry)
+
+
+class Dependents:
+    def __init__(self, *, scenario: Scenario, resolver_for: Callable[[str], Resolver], lbs: LoadBalancers,
+                 dwfm: dwfm_pb2_grpc.DropletWorkflowStub | None, nlb: nlb_pb2_grpc.LoadBalancingStub | None,
+                 sim_now: Callable[[], float], sim_rate: Callable[[], float], rng: random.Random,
+                 registry: CollectorRegistry = REGISTRY, tracer: trace.Tracer | None = None,
+                 publish: Callable[[str, str, Mapping[str, object]], None] | None = None,
+                 wall: Callable[[], float] = time.monotonic, call_timeout_seconds: float = 2.0):
+        self.scenario = scenario
+        self.lbs = lbs
+        self.dwfm = dwfm
+        self.nlb = nlb
+        self.sim_now = sim_now
+        self.sim_rate = sim_rate
+        self.rng = rng
+        self.tracer = tracer or trace.get_tracer("racelab.workload")
+        self.publish = publish
+        self.wall = wall
+        self.call_timeout_seconds = call_timeout_seconds
+        self.metrics = Metrics(registry)
+        nlbs = set(scenario.nlb.names)
+        # A dependent runs when what it calls is there: the NLB apps need the nlb service and their NLB.
+        self.active = [d for d in DEPENDENTS if not (
+            (d == "app" and (nlb is None or APP_NLB not in nlbs)) or (d == "ec2_launch" and dwfm is None))]
+        self.resolvers = {d: resolver_for(d) for d in self.active if d != "ec2_launch"}
+        self.sts_front_door = nlb is not None and STS_NLB in nlbs
+        self.stats = {d: KindStats() for d in self.active}
+        self.poller = SqsPoller(scenario.dependents.sqs_wedge_after)
+        self.mitigated = False  # internal callers use the dual-stack name
+        dep = scenario.dependents
+        now = sim_now()
+        seed = scenario.seed
+        self.customers = Customers(dep.churn_per_hour, dep.customer_growth_per_hour, dep.launch_batch * 4,
+                                   random.Random(f"{seed}/ec2"), now)
+        self.app_nlbs = [n for n in scenario.nlb.names if nlb is not None and dwfm is not None]
+        self.apps = {n: Customers(dep.app_churn_per_hour, dep.app_growth_per_hour, dep.launch_batch,
+                                  random.Random(f"{seed}/{n}"), now) for n in self.app_nlbs}
+        self.app_instances: dict[str, list[str]] = {n: [] for n in self.app_nlbs}
+        self._placed = collections.Counter()  # per NLB: instances placed so far, for round-robin zones
+        self._launch_turn = 0
+        self._in_flight: dict[str, set[asyncio.Task]] = {d: set() for d in self.active}
+        for d in self.active:
+            for result in RESULTS:
+                self.metrics.requests.labels(d, result)
+
+    # ---- start ----
+
+    async def start(self, stopping: asyncio.Event) -> None:
+        """Launch each NLB app's standing targets and register them, in service (the twin does the same)."""
+        zones = self.scenario.fleet.availability_zones
+        count = self.scenario.dependents.app_targets_per_zone * len(zones)
+        for name in self.app_nlbs:
+            while not stopping.is_set():
+                try:
+                    reply = await self.dwfm.RunInstances(dwfm_pb2.RunInstancesRequest(
+                        count=count, group=name, preexisting=True, client_token=f"standing-{name}"), timeout=5)
+                    if reply.error:
+                        raise RuntimeError(reply.error_message)
+                    for iid in reply.instance_ids:
+                        await self._register(name, iid, in_service=True)
+                    self.app_instances[name] = list(reply.instance_ids)
+                    log.info("%s: %d standing targets launched and registered", name, len(reply.instance_ids))
+                    break
+                except (grpc.RpcError, RuntimeError) as exc:
+                    log.warning("%s: cannot set up its standing targets yet (%s); retrying", name, _text(exc))
+                    await _wait(stopping, 1.0)
+
+    async def _register(self, name: str, iid: str, in_service: bool = False) -> None:
+        zones = self.scenario.fleet.availability_zones
+        zone = zones[self._placed[name] % len(zones)]
+        self._placed[name] += 1
+        await self.nlb.RegisterTarget(nlb_pb2.RegisterTargetRequest(
+            nlb_id=name, instance_id=iid, address=f"{iid}:80", availability_zone=zone, in_service=in_service),
+            timeout=5)
+
+    # ---- running ----
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        loops = [self._call_loop(d, stopping) for d in self.active if d != "ec2_launch"]
+        if "ec2_launch" in self.active:
+            loops.append(self._launch_loop(stopping))
+        loops.append(self._ratio_loop(stopping))
+        tasks = [asyncio.ensure_future(x) for x in loops]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            pending = {t for s in self._in_flight.values() for t in s}
+            if pending:
+                await asyncio.wait(pending, timeout=2.0)
+
+    async def _call_loop(self, dependent: str, stopping: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while not stopping.is_set():
+            next_at = max(next_at + self.rng.expovariate(CALLS_PER_SECOND), loop.time() - 1.0)
+            await _wait(stopping, next_at - loop.time())
+            if stopping.is_set():
+                break
+            flying = self._in_flight[dependent]
+            if len(flying) >= MAX_IN_FLIGHT:
+                continue  # open loop under back-pressure: the arrival is dropped
+            task = asyncio.ensure_future(self.call(dependent))
+            flying.add(task)
+            task.add_done_callback(flying.discard)
+
+    async def call(self, dependent: str) -> str:
+        """One call of a dependent, as a `dependent.call` span of its own trace; returns the result."""
+        work = {"lambda_update": self._lambda_update, "lambda_sqs": self._lambda_sqs, "sts": self._sts,
+                "iam_signin": self._iam_signin, "app": self._app}[dependent]
+        return await self._traced(dependent, work)
+
+    async def _traced(self, dependent: str, work: Callable[[], Awaitable[tuple[str, str]]]) -> str:
+        start = time.perf_counter()
+        with self.tracer.start_as_current_span("dependent.call", context=otel_context.Context(),
+                                               kind=trace.SpanKind.CLIENT) as span:
+            span.set_attribute("racelab.dependent", dependent)
+            if self.rng.random() < DETAIL_SAMPLE:
+                result, detail = await work()
+            else:
+                with unsampled():
+                    result, detail = await work()
+            span.set_attribute("racelab.result", result)
+            if result != OK:
+                span.set_attribute("error.type", result)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, detail))
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        self.metrics.requests.labels(dependent, result).inc()
+        self.metrics.duration.labels(dependent).observe(time.perf_counter() - start, exemplar={"trace_id": trace_id})
+        self.stats[dependent].record(result, detail, self.wall(), self.sim_now())
+        return result
+
+    def call_timeout(self) -> float:
+        rate = self.sim_rate()
+        return max(MIN_CALL_TIMEOUT, self.call_timeout_seconds / rate if rate > 0 else self.call_timeout_seconds)
+
+    def _key(self) -> dynamodb_pb2.ItemKey:
+        return dynamodb_pb2.ItemKey(partition_key=f"item-{self.rng.randrange(1000)}")
+
+    async def _read(self, dependent: str, name: str) -> tuple[str, str]:
+        request = dynamodb_pb2.GetItemRequest(table=TABLE, key=self._key())
+        timeout = self.call_timeout()
+        return await call_dynamodb(self.resolvers[dependent], self.lbs, name, self.rng,
+                                   lambda stub: stub.GetItem(request, timeout=timeout))
+
+    async def _lambda_update(self) -> tuple[str, str]:
+        request = dynamodb_pb2.PutItemRequest(table=TABLE, key=self._key(), attributes={"function": "update"})
+        timeout = self.call_timeout()
+        return await call_dynamodb(self.resolvers["lambda_update"], self.lbs, LEGACY_ENDPOINT, self.rng,
+                                   lambda stub: stub.PutItem(request, timeout=timeout))
+
+    async def _lambda_sqs(self) -> tuple[str, str]:
+        if self.poller.wedged:
+            self.poller.record(False)
+            return "stuck", "the SQS poller is wedged and polls no more"
+        result, detail = await self._read("lambda_sqs", LEGACY_ENDPOINT)
+        if self.poller.record(result == OK):
+            self._publish(f"Lambda's SQS poller wedged after {self.poller.failures_in_a_row} failed polls in a row; "
+                          f"it will not recover by itself", {"dependent": "lambda_sqs", "state": "wedged",
+                                                             "error": result})
+        return result, detail
+
+    def _internal_endpoint(self) -> str:
+        return DUALSTACK_ENDPOINT if self.mitigated else LEGACY_ENDPOINT
+
+    async def _sts(self) -> tuple[str, str]:
+        result, detail = await self._read("sts", self._internal_endpoint())
+        if result != OK or not self.sts_front_door:
+            return result, detail
+        return await self._connect("sts", STS_NLB)
+
+    async def _iam_signin(self) -> tuple[str, str]:
+        return await self._read("iam_signin", self._internal_endpoint())
+
+    async def _app(self) -> tuple[str, str]:
+        return await self._connect("app", APP_NLB)
+
+    async def _connect(self, dependent: str, nlb: str) -> tuple[str, str]:
+        """Resolve the NLB's name, connect through one of its nodes."""
+        name = nlb_name(nlb)
+        try:
+            answer = await self.resolvers[dependent].lookup(name, "A")
+        except DnsError as exc:
+            return exc.outcome, str(exc)
+        address = self.rng.choice(answer.addresses)
+        try:
+            reply = await self.nlb.Connect(nlb_pb2.ConnectRequest(nlb_id=nlb, address=address),
+                                           timeout=self.call_timeout())
+        except grpc.RpcError as exc:
+            return "error", f"nlb service: {_text(exc)}"
+        if reply.ok:
+            return OK, ""
+        return reply.error or "connect_error", f"{reply.error} through {nlb}'s node in {reply.availability_zone}"
+
+    # ---- EC2 customers ----
+
+    async def _launch_loop(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self.launch_tick()
+            except grpc.RpcError as exc:
+                log.warning("EC2 customers: %s", _text(exc))
+            await _wait(stopping, LAUNCH_TICK_SECONDS)
+
+    async def launch_tick(self) -> None:
+        """Churn for every group, then ONE launch call for the next group that wants instances."""
+        now = self.sim_now()
+        fleet = await self.dwfm.DescribeFleet(dwfm_pb2.DescribeFleetRequest(), timeout=2)
+        wants: list[tuple[str | None, int]] = []
+        demand = self.customers.advance(now, fleet.instances_running)
+        if demand.terminate:
+            await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(count=demand.terminate), timeout=2)
+        if demand.launch:
+            wants.append((None, demand.launch))
+        for name, app in self.apps.items():
+            ids = self.app_instances[name]
+            d = app.advance(now, len(ids))
+            gone = self.rng.sample(ids, min(d.terminate, len(ids)))
+            for iid in gone:
+                ids.remove(iid)
+                try:
+                    await self.nlb.DeregisterTarget(nlb_pb2.DeregisterTargetRequest(nlb_id=name, instance_id=iid),
+                                                    timeout=2)
+                except grpc.RpcError as exc:
+                    if exc.code() is not grpc.StatusCode.NOT_FOUND:
+                        raise
+            if gone:
+                await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(
+                    instance_ids=dwfm_pb2.InstanceIds(ids=gone)), timeout=2)
+            if d.launch:
+                wants.append((name, d.launch))
+        if wants:
+            self._launch_turn += 1
+            group, count = wants[self._launch_turn % len(wants)]
+            await self._traced("ec2_launch", lambda: self._launch(group, count))
+
+    async def _launch(self, group: str | None, count: int) -> tuple[str, str]:
+        try:
+            reply = await self.dwfm.RunInstances(dwfm_pb2.RunInstancesRequest(count=count, group=group or ""),
+                                                 timeout=2)
+        except grpc.RpcError as exc:
+            return "error", f"dwfm: {_text(exc)}"
+        if reply.error:
+            return RUN_ERRORS.get(reply.error, "error"), reply.error_message
+        if group is None:
+            self.customers.launched(len(reply.instance_ids))
+        else:
+            self.apps[group].launched(len(reply.instance_ids))
+            for iid in reply.instance_ids:
+                self.app_instances[group].append(iid)
+                await self._register(group, iid)
+        return OK, ""
+
+    # ---- the success ratio and its events ----
+
+    async def _ratio_loop(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            self.check_ratios()
+            await _wait(stopping, 0.5)
+
+    def check_ratios(self) -> None:
+        """Update the success-ratio gauges; publish `dependent.errors` when a dependent crosses 50%."""
+        horizon = self.wall() - WINDOW_SECONDS
+        for d in self.active:
+            ratio, crossing, outcomes = self.stats[d].check(horizon)
+            if ratio is None:
+                continue
+            self.metrics.success_ratio.labels(d).set(ratio)
+            if crossing == "failing":
+                errors = {o: n for o, n in outcomes.items() if o != OK}
+                worst = max(errors, key=errors.__getitem__)
+                self._publish(f"{DESCRIPTIONS[d]}: {_percent(1 - ratio)}% errors ({WORDS[worst]})",
+                              {"dependent": d, "state": "failing", "success_ratio": f"{ratio:.3f}", "error": worst})
+            elif crossing == "recovered":
+                self._publish(f"{DESCRIPTIONS[d]} recovered: {_percent(ratio)}% ok",
+                              {"dependent": d, "state": "recovered", "success_ratio": f"{ratio:.3f}"})
+
+    def _publish(self, message: str, attributes: Mapping[str, object]) -> None:
+        if self.publish is not None:
+            self.publish("dependent.errors", message, attributes)
+
+    # ---- the operators ----
+
+    def control(self, action: str) -> str:
+        if action == "mitigate-internal":
+            self.mitigated = True
+            return f"internal callers (STS, IAM sign-in) now reach DynamoDB through {DUALSTACK_ENDPOINT}"
+        if action == "restart-sqs-poller":
+            was = self.poller.wedged
+            self.poller.restart()
+            return "Lambda's SQS poller restarted" + (" (it was wedged)" if was else " (it was not wedged)")
+        raise ValueError(f"unknown action {action!r}; known: mitigate-internal, restart-sqs-poller")
+
+    def describe(self) -> list[workload_pb2.ClientStats]:
+        out = []
+        for d in self.active:
+            s = self.stats[d]
+            msg = workload_pb2.ClientStats(kind=d, success_total=s.success_total, error_total=s.error_total,
+                                           last_error=s.last_error)
+            if s.last_error_sim_seconds is not None:
+                msg.last_error_sim_seconds = s.last_error_sim_seconds
+            out.append(msg)
+        return out
+
+
+def _text(exc: BaseException) -> str:
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        return f"{exc.code().name}: {exc.details()}"
+    return str(exc)
