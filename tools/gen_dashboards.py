@@ -203,12 +203,16 @@ RACE = Dashboard(
                    [Q("sum by (state) (racelab_dns_cache_entries)", "{{state}}")], 6, unit="none",
                    description="negative: NODATA answers the clients keep for the SOA's TTL (15 simulated "
                    "minutes), even after the records come back.")]),
-        (8, [Panel("Change batch latency at the authority (p99)",
-                   [Q(p99("racelab_authority_batch_duration_seconds", ""), "p99", exemplar=True)], unit="s",
+        (8, [Panel("Change batches at the authority, by zone and result",
+                   [Q("zone_result:racelab_authority_batches:rate10s", "{{zone}} {{result}}")], 8, unit="ops",
+                   description="rejected: the batch's lock record did not match, or a change was invalid (an "
+                   "alias to a tree that no longer exists)."),
+             Panel("Change batch latency at the authority (p99)",
+                   [Q(p99("racelab_authority_batch_duration_seconds", ""), "p99", exemplar=True)], 8, unit="s",
                    description="Exemplars (dots) lead to the authority.apply_batch trace."),
              Panel("DynamoDB client request latency (p99)",
                    [Q(p99("racelab_client_request_duration_seconds", "client"), "{{client}} p99", exemplar=True)],
-                   unit="s", description="Exemplars lead to the client.request trace: DNS lookup and call.")]),
+                   8, unit="s", description="Exemplars lead to the client.request trace: DNS lookup and call.")]),
     ],
     annotations=[
         Annotation("Stale plan applied", "sum by (enactor, endpoint) "
