@@ -156,10 +156,12 @@ RACE = Dashboard(
                     Q("max(racelab_planner_generation)", "planner: newest plan")],
                    description="An enactor whose plan in progress falls far below the planner's newest is working "
                    "on a stale plan: its freshness check passed long ago."),
-             Panel("How stale each enactor's plan is",
-                   [Q("enactor:racelab_enactor_plan_lag:generations", "{{enactor}}", when="race")],
-                   unit="none", description="Generations between the plan an enactor is applying and the "
-                   "planner's newest (no line while the enactor is idle).")]),
+             Panel("Generations behind the planner's newest plan",
+                   [Q("enactor:racelab_enactor_plan_lag:generations", "{{enactor}} (plan in progress)", when="race"),
+                    Q("endpoint:racelab_authority_endpoint_lag:generations", "{{endpoint}} (active)")],
+                   unit="none", description="How stale each enactor's plan in progress is (no line while idle), "
+                   "and each endpoint's active tree (no line while it is missing). A stale plan applied: an "
+                   "endpoint's line jumps up to the stale enactor's.")]),
         (5, [Panel("Enactor phase: idle, applying, clean-up, backing off",
                    [Q("enactor:racelab_enactor_phase:code", "{{enactor}}")], 24, "state-timeline",
                    defaults={"mappings": [{"type": "value", "options": {
@@ -219,9 +221,9 @@ RACE = Dashboard(
                    "(changes(racelab_enactor_stale_flips_total[2s])) > 0",
                    "{{enactor}} applied a stale plan to {{endpoint}}", "orange", "event:stale-flip",
                    tags="enactor,endpoint"),
-        Annotation("Active tree deleted", 'sum(changes(racelab_invariant_violations_total'
-                   '{violation="active-tree-deleted"}[2s])) > 0',
-                   "clean-up deleted an endpoint's active tree", "red", "event:tree-deleted"),
+        Annotation("Active tree deleted", "max by (endpoint) (changes(racelab_authority_endpoint_generation[2s]) > 0 "
+                   "and racelab_authority_endpoint_generation == -1)",
+                   "clean-up deleted the active tree of {{endpoint}}", "red", "event:tree-deleted", tags="endpoint"),
         Annotation("Endpoint answering empty", "max by (endpoint, qtype) "
                    "(endpoint_qtype:racelab_authority_endpoint_empty:bool) == 1",
                    "{{endpoint}} answers no {{qtype}} record", "dark-red", "empty", tags="endpoint"),

@@ -91,7 +91,7 @@ def test_the_race_dashboard_marks_the_stale_apply_and_the_deletion():
     race = DASHBOARDS["racelab-race"]
     marks = {a["name"]: a["expr"] for a in race["annotations"]["list"] if not a.get("builtIn")}
     assert "racelab_enactor_stale_flips_total" in marks["Stale plan applied"]
-    assert 'violation="active-tree-deleted"' in marks["Active tree deleted"]
+    assert "racelab_authority_endpoint_generation == -1" in marks["Active tree deleted"]
     titles = {p["title"] for p in race["panels"]}
     assert {"Active generation per endpoint (authority)", "Addresses each endpoint answers with",
             "Enactors: plan in progress and applied, beside the planner's newest"} <= titles

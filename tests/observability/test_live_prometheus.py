@@ -82,8 +82,8 @@ class LiveRun:
 def live(tmp_path_factory) -> LiveRun:
     require_binary("prometheus")
     out = tmp_path_factory.mktemp("observability") / "run"
-    cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--seed", "1", "--out", str(out),
-           "--base-port", str(BASE_PORT)]
+    cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--no-what-if", "--seed", "1",
+           "--out", str(out), "--base-port", str(BASE_PORT)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Prometheus: http://" in done.stdout, "the run did not start its Prometheus:\n" + done.stdout[-2000:]

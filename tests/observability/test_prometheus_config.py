@@ -88,6 +88,7 @@ def test_every_alert_is_tested_firing_and_every_recording_rule_is_read():
              if case.get("exp_alerts")}
     assert alerts and not alerts - fired, sorted(alerts - fired)
     records = set(re.findall(r"- record: (\S+)", "\n".join(p.read_text() for p in RULES)))
-    readers = "\n".join(p.read_text() for p in [*RULES, *(DEPLOY_DIR.parents[1] / "grafana" / "dashboards").glob("*.json")])
+    dashboards = (DEPLOY_DIR.parents[1] / "grafana" / "dashboards").glob("*.json")
+    readers = "\n".join(p.read_text() for p in [*RULES, *dashboards])
     unread = {r for r in records if readers.count(r) < 2}  # its own definition, then some reader
     assert not unread, sorted(unread)
