@@ -180,8 +180,8 @@ RACE = Dashboard(
                       "sum by (enactor) (rate(racelab_enactor_backoff_seconds_count[$__rate_interval]))",
                       "{{enactor}}", when="race")], 6, unit="s"),
              Panel("Batch failures: flips not committed, per endpoint",
-                   [Q('sum by (endpoint) (rate(racelab_enactor_batches_total{step="flip", result!="committed"}'
-                      '[$__rate_interval]))', "{{endpoint}}")], 6, unit="ops",
+                   [Q('sum by (endpoint) (endpoint_step_result:racelab_enactor_batches:rate10s'
+                      '{step="flip", result!="committed"})', "{{endpoint}}")], 6, unit="ops",
                    description="Flips that lost the lock or were rejected. After the active tree is deleted every "
                    "flip of that endpoint is rejected: the rollback record points at nothing."),
              Panel("Endpoints given up by enactors",

@@ -204,10 +204,11 @@ def test_latency_exemplars_lead_to_recorded_traces(live):
 
 def test_every_process_was_scraped_and_every_rule_evaluated(live):
     topology = local_topology(BASE_PORT)
-    mid = live.wall_pdt("23:45")
-    up = {s["metric"]["instance"]: s["values"] for s in query_range(live.url, "up", mid - 5, mid, 1.0)}
+    up = {s["metric"]["instance"]: [float(v) for _, v in s["values"]]
+          for s in query_range(live.url, "up", live.wall_pdt("23:35"), live.ended, 1.0)}
     assert set(up) == {p.instance for p in topology.processes}
-    assert all(float(v) == 1 for values in up.values() for _, v in values), up
+    missed = {instance: values.count(0) for instance, values in up.items() if values.count(0) > len(values) / 20}
+    assert not missed, f"scrapes that failed (of about {len(up['authority'])}): {missed}"
     log = (live.out / "logs" / "prometheus.log").read_text()
     assert not re.search(r"level=(error|warn).*(rule|Rule)", log), log[-3000:]
     # Every recording rule produced series during the race (the cascade's once it has landed).
