@@ -88,8 +88,8 @@ async def run(opts: RunOptions, console: Console) -> dict:
                       f"DNS on {topology.dns} (dig @{topology.dns.split(':')[0]} -p {topology.dns.split(':')[1]} "
                       f"{LEGACY_ENDPOINT} A)[/dim]")
         if prometheus:
-            console.print(f"[dim]Prometheus: {prometheus.url} (alerts: {prometheus.url}/alerts); "
-                          f"Grafana: grafana/ (docs/telemetry.md)[/dim]")
+            console.print(f"[dim]Prometheus: {prometheus.url} (alerts: {prometheus.url}/alerts); Grafana: "
+                          f"grafana/provisioning with RACELAB_PROMETHEUS_URL={prometheus.url}[/dim]")
         events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive))
         def start_what_if() -> None:
             nonlocal what_if_job
