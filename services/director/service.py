@@ -27,6 +27,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY):
         self.sim_time = Gauge("racelab_sim_time_seconds", "Simulated seconds since the scenario epoch",
                               registry=registry)
+        self.sim_timestamp = Gauge("racelab_sim_timestamp_seconds",
+                                   "Simulated time now as a Unix timestamp (the PDT clock of the scenario)",
+                                   registry=registry)
         self.sim_speed = Gauge("racelab_sim_speed", "Simulated seconds per wall second right now",
                                registry=registry)
         self.operator_actions = Counter("racelab_operator_actions", "Operator actions performed", ["action"],
@@ -50,6 +53,7 @@ class Director:
         self.timeline = Timeline(scenario.epoch)
         self.metrics = Metrics(registry)
         self.metrics.sim_time.set_function(clock.now)
+        self.metrics.sim_timestamp.set_function(clock.unix)
         self.metrics.sim_speed.set_function(self.speed)
         self.log = EventLog(event_log_path, clock.now, on_event=lambda e: self.metrics.events.labels(e.kind).inc())
         self.operators = Operators(

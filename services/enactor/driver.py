@@ -47,19 +47,20 @@ PLAN_GENERATION = Gauge("racelab_enactor_plan_generation", "Generation of the pl
 APPLIED_GENERATION = Gauge("racelab_enactor_applied_generation", "Generation this enactor last applied in full",
                            ["enactor"])
 PHASE = Gauge("racelab_enactor_phase", "1 for the enactor's current phase, 0 for the others", ["enactor", "phase"])
-BATCHES = Counter("racelab_enactor_batches_total", "Change batches submitted, by step and outcome",
-                  ["enactor", "step", "result"])
+BATCHES = Counter("racelab_enactor_batches_total", "Change batches submitted, by endpoint, step and outcome",
+                  ["enactor", "endpoint", "step", "result"])
 LOCK_CONTENTION = Counter("racelab_enactor_lock_contention_total",
                           "Lock found held by another (busy) or lost between read and write (lost)",
                           ["enactor", "outcome"])
-BACKOFF = Histogram("racelab_enactor_backoff_seconds", "Back-off sleeps, in simulated seconds",
+BACKOFF = Histogram("racelab_enactor_backoff_seconds", "Back-off sleeps, in simulated seconds", ["enactor"],
                     buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
 RUNS = Counter("racelab_enactor_runs_total", "Runs ended, by outcome (partial: some endpoint given up)",
                ["enactor", "outcome"])
 ABANDONED = Counter("racelab_enactor_endpoints_abandoned_total",
                     "Endpoints a run gave up on after repeated batch failures", ["enactor", "endpoint"])
 STALE_FLIPS = Counter("racelab_enactor_stale_flips_total",
-                      "Committed flips whose generation is lower than the one they replaced", ["enactor"])
+                      "Committed flips whose generation is lower than the one they replaced", ["enactor", "endpoint"])
+BATCH_RESULTS = ("committed", "lock_lost", "rejected", "unavailable")
 
 # Director events: at most one per key per this many simulated seconds.
 EVENT_INTERVAL = {"enactor.run": 10.0, "enactor.flip": 30.0, "enactor.cleanup": 30.0, "enactor.stuck": 30.0}
@@ -101,6 +102,7 @@ class EnactorDriver:
         self.automation_off = False  # the planner says DNS automation is disabled
         for phase in PHASES:
             PHASE.labels(self.id, phase).set(0)
+        self._zero_counters(scenario)
         self._gauges(None)
 
     # ---- the loop ----
@@ -148,7 +150,7 @@ class EnactorDriver:
     async def _perform(self, effect: Effect) -> object:
         if isinstance(effect, Sleep):
             if effect.reason.startswith(BACKOFF_REASONS):
-                BACKOFF.observe(effect.seconds)
+                BACKOFF.labels(self.id).observe(effect.seconds)
             if effect.reason.startswith(BACKOFF_REASONS):
                 await self._stoppable(self.clock.sleep(effect.seconds))
             else:
@@ -230,7 +232,7 @@ class EnactorDriver:
             events = self.enactor.drain_events()
             outcome = self._batch_outcome(result, events)
             span.set_attribute("racelab.batch.result", outcome)
-            BATCHES.labels(self.id, effect.step.value, outcome).inc()
+            BATCHES.labels(self.id, effect.endpoint, effect.step.value, outcome).inc()
             for ev in events:
                 if isinstance(ev, BatchCommitted):
                     span.set_attribute("racelab.zone.version", ev.zone_version)
@@ -271,6 +273,19 @@ class EnactorDriver:
         return "rejected"
 
     # ---- telemetry ----
+
+    def _zero_counters(self, scenario) -> None:
+        """Every series exists from the start at 0: Prometheus's increase() cannot see a series's first sample
+        as an increase, so a counter born at 1 would hide the first stale flip or failed batch."""
+        for endpoint in scenario.endpoints:
+            STALE_FLIPS.labels(self.id, endpoint.name)
+            ABANDONED.labels(self.id, endpoint.name)
+            for step in Step:
+                for result in BATCH_RESULTS:
+                    BATCHES.labels(self.id, endpoint.name, step.value, result)
+        for outcome in ("busy", "lost"):
+            LOCK_CONTENTION.labels(self.id, outcome)
+        BACKOFF.labels(self.id)
 
     def _gauges(self, effect: Effect | None) -> None:
         if isinstance(effect, Sleep) and effect.reason.startswith(BACKOFF_REASONS):
@@ -373,7 +388,7 @@ class EnactorDriver:
             replaced = ev.replaced_generation
             stale = replaced is not None and ev.generation < replaced
             if stale:
-                STALE_FLIPS.labels(self.id).inc()
+                STALE_FLIPS.labels(self.id, endpoint).inc()
                 log.warning("%s applied generation %d over %d on %s (STALE)", self.id, ev.generation, replaced,
                             endpoint)
             self._publish("enactor.flip", endpoint,

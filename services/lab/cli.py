@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="skip the report's what-if table (the cascade's twin once per remediation)")
     run.add_argument("--no-tty", action="store_true",
                      help="plain line output instead of the live view (the default when not on a terminal or CI)")
+    run.add_argument("--prometheus", action=argparse.BooleanOptionalAction, default=True,
+                     help="start a Prometheus with deploy/prometheus/ on base port + 990 when one is installed "
+                     "(default: yes)")
     run.set_defaults(func=_run)
     return parser
 
@@ -110,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
     console = Console()
     interactive = console.is_terminal and not args.no_tty and not os.environ.get("CI")
     summary = asyncio.run(run(RunOptions(scenario, out, args.base_port, interactive, text,
-                                          what_if=not args.no_what_if), console))
+                                          what_if=not args.no_what_if, prometheus=args.prometheus), console))
     console.print(_run_verdict(summary))
     return 3 if summary["failed_process"] else 0
 

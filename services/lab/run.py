@@ -23,6 +23,7 @@ from rich.live import Live
 from racelab.v1 import director_pb2, director_pb2_grpc
 from services.core.plans import LEGACY_ENDPOINT
 from services.lab.otlpsink import start_sink
+from services.lab.prometheus import INSTALL_HINT, PrometheusError, RunPrometheus, binary
 from services.lab.scrape import Series, scrape
 from services.lab.supervisor import ProcessFailed, Supervisor
 from services.lab.topology import Topology, local_topology
@@ -40,6 +41,7 @@ class RunOptions:
     interactive: bool = True
     scenario_text: str = ""
     what_if: bool = True
+    prometheus: bool = True
 
 
 async def run(opts: RunOptions, console: Console) -> dict:
@@ -69,12 +71,14 @@ async def run(opts: RunOptions, console: Console) -> dict:
     # and the DNS repair are over (before that it would steal CPU from the race's timing).
     executor = concurrent.futures.ProcessPoolExecutor(max_workers=1) if opts.what_if else None
     what_if_job = None
+    prometheus = None
     # SIGTERM or Ctrl-C end the run early but cleanly: processes stopped, summary and report written.
     stop_requested = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop_requested.set)
     try:
         console.print(f"[dim]run directory: {run_dir}[/dim]")
+        prometheus = _start_prometheus(opts, run_dir, topology, console)
         ready = await supervisor.start_all(hold=("workload",))
         # Clients start once the regional name answers: one started earlier would
         # cache NODATA for the SOA's 15 minutes before the race even began.
@@ -83,6 +87,9 @@ async def run(opts: RunOptions, console: Console) -> dict:
         console.print(f"[dim]{len(ready)} processes ready in {max(ready.values()):.1f}s; "
                       f"DNS on {topology.dns} (dig @{topology.dns.split(':')[0]} -p {topology.dns.split(':')[1]} "
                       f"{LEGACY_ENDPOINT} A)[/dim]")
+        if prometheus:
+            console.print(f"[dim]Prometheus: {prometheus.url} (alerts: {prometheus.url}/alerts); Grafana: "
+                          f"grafana/provisioning with RACELAB_PROMETHEUS_URL={prometheus.url}[/dim]")
         events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive))
         def start_what_if() -> None:
             nonlocal what_if_job
@@ -95,12 +102,15 @@ async def run(opts: RunOptions, console: Console) -> dict:
         failure = exc
         console.print(f"[bold red]{exc.instance} died (exit code {exc.code}); stopping the run.[/bold red]\n{exc.log_tail}")
     finally:
+        ended = time.time()
         if events_task:
             events_task.cancel()
         supervisor.stop_all()
         await asyncio.sleep(0.5)  # last span exports arrive as processes stop
         await sink_server.stop(grace=1.0)
         sink.close()
+        if prometheus:
+            await asyncio.to_thread(prometheus.finish, run_dir, topology, clock, ended, console)
     what_if = None
     if what_if_job is not None:
         try:
@@ -126,6 +136,19 @@ def _what_if(scenario_text: str, seed: int) -> list:
     from services.runtime.scenario import parse_scenario
     os.nice(10)
     return what_if(parse_scenario(scenario_text).with_overrides(seed=seed))
+
+
+def _start_prometheus(opts: RunOptions, run_dir: Path, topology: Topology, console: Console) -> RunPrometheus | None:
+    if not opts.prometheus:
+        return None
+    if binary() is None:
+        console.print(f"[yellow]Prometheus not installed; running without it ({INSTALL_HINT}).[/yellow]")
+        return None
+    try:
+        return RunPrometheus.start(run_dir, topology)
+    except PrometheusError as exc:
+        console.print(f"[yellow]Prometheus did not start; running without it: {exc}[/yellow]")
+        return None
 
 
 async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, series: Series,

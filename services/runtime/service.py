@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from services.runtime.clock import SimClock
+from services.runtime.grpcmetrics import MetricsInterceptor
 from services.runtime.scenario import Scenario, ScenarioError, load_scenario
 from services.runtime.telemetry import Telemetry, setup_telemetry, split_hostport
 
@@ -176,7 +177,8 @@ async def start_grpc_server(listen: str, register: Callable[[grpc.aio.Server], N
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
     # No SO_REUSEPORT: a port another process holds must be an error, not a shared socket.
     check_port_free(listen, setting)
-    server = grpc.aio.server(interceptors=[aio_server_interceptor()], options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(interceptors=[aio_server_interceptor(), MetricsInterceptor()],
+                             options=[("grpc.so_reuseport", 0)])
     register(server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,0 +1,288 @@
+"""The dashboards and alerts against a real Prometheus scraping a live `racelab run`.
+
+One run of the oct-2025 scenario (seed 1) with its Prometheus (Debian's package,
+deploy/prometheus/ as committed). Afterwards a second Prometheus opens the run's
+TSDB and this test asks it, through the HTTP API, every query of every dashboard
+panel and annotation at the moments the panel is meant to show something
+(`when` in tools/gen_dashboards.py). Those moments, and what the alerts must say,
+come from what the processes themselves recorded (the director's event log, the
+summary, the traces) - never from Prometheus.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prom_helpers import require_binary
+
+from services.core.plans import LEGACY_ENDPOINT
+from services.lab.otlpsink import read_spans
+from services.lab.prometheus import (AlertSpan, Prometheus, PrometheusError, alert_timeline, api, listen_address,
+                                     query_range, write_browse_config)
+from services.lab.run import empty_windows
+from services.lab.scrape import load_series
+from services.lab.topology import local_topology
+from services.runtime.clock import parse_pdt
+from services.runtime.scenario import load_scenario
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_PORT = 30000
+GRAFANA_VARIABLES = {"$__rate_interval": "4s", "$__interval": "1s", "$__range": "5m"}
+ALWAYS_AT = ("23:40", "01:00", "02:35")  # PDT moments an `always` query must have data at
+RACE = ("23:32", "23:50")
+EVENT_SLACK = (2.0, 8.0)  # wall seconds before / after an event its annotation must appear within
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location("gen_dashboards", ROOT / "tools" / "gen_dashboards.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gen_dashboards"] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LiveRun:
+    out: Path
+    url: str
+    summary: dict
+    events: list[dict]
+    wall_start: float
+    scenario: object
+    ended: float
+    cascade: bool  # the topology has the cascade's processes
+
+    def wall(self, sim: float) -> float:
+        return self.wall_start + self.scenario.schedule.wall_at(sim)
+
+    def wall_pdt(self, hhmm: str) -> float:
+        return self.wall(parse_pdt(hhmm, self.scenario.epoch))
+
+    def events_of(self, kind: str, **attributes: str) -> list[dict]:
+        return [e for e in self.events if e["kind"] == kind
+                and all(e["attributes"].get(k) == v for k, v in attributes.items())]
+
+    def first_event(self, kind: str, **attributes: str) -> float | None:
+        times = [e["sim_time_seconds"] for e in self.events_of(kind, **attributes)]
+        return self.wall(min(times)) if times else None
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory) -> LiveRun:
+    require_binary("prometheus")
+    out = tmp_path_factory.mktemp("observability") / "run"
+    cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--no-what-if", "--seed", "1",
+           "--out", str(out), "--base-port", str(BASE_PORT)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Prometheus: http://" in done.stdout, "the run did not start its Prometheus:\n" + done.stdout[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    events = [json.loads(line) for line in (out / "state" / "director" / "events.jsonl").read_text().splitlines()
+              if line.strip()]
+    topology = local_topology(BASE_PORT)
+    scenario = load_scenario(str(out / "scenario.yaml"))
+    ended = summary["wall_start"] + scenario.schedule.wall_at(
+        parse_pdt(summary["ended_at_pdt"][:8], scenario.epoch))
+    # The run's Prometheus has stopped; a second one opens its TSDB to answer queries about it.
+    browse = Prometheus.start(write_browse_config(out / "prometheus"), out / "prometheus" / "data",
+                              listen_address(topology), out / "logs" / "prometheus-browse.log")
+    try:
+        yield LiveRun(out, browse.url, summary, events, summary["wall_start"], scenario, ended,
+                      cascade=any(p.service == "dwfm" for p in topology.processes))
+    finally:
+        browse.stop()
+
+
+def grafana_expr(expr: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    return expr
+
+
+def has_data(url: str, expr: str, start: float, end: float) -> bool:
+    """Some series has a number (not NaN: Grafana draws nothing for it) between start and end."""
+    return any(not math.isnan(float(v)) for series in query_range(url, expr, start, end, 1.0)
+               for _, v in series["values"])
+
+
+def windows(run: LiveRun, when: str) -> list[tuple[float, float, str]]:
+    """The wall-clock stretches in which a query is meant to show data, each with a name for messages."""
+    if when == "always":
+        return [(run.wall_pdt(t) - 2, run.wall_pdt(t) + 2, f"at {t} PDT") for t in ALWAYS_AT]
+    if when == "race":
+        return [(run.wall_pdt(RACE[0]), run.wall_pdt(RACE[1]), f"during the race ({RACE[0]}-{RACE[1]} PDT)")]
+    if when == "empty":
+        spans = empty_windows(load_series(run.out / "metrics.jsonl"), LEGACY_ENDPOINT,
+                              run.out / "state" / "director" / "events.jsonl")
+        assert spans, "the regional name never answered empty in this run: the race did not happen"
+        start = run.wall(spans[0][0])
+        return [(start + 2, start + 10, "while the regional name answered empty")]
+    if when.startswith("pdt:"):
+        a, b = when[4:].split("-")
+        return [(run.wall_pdt(a), run.wall_pdt(b), f"between {a} and {b} PDT")]
+    if when.startswith("event:"):
+        at = EVENTS[when[6:]](run)
+        assert at is not None, f"no {when[6:]} event in the director's log of this run"
+        return [(at - EVENT_SLACK[0], at + EVENT_SLACK[1], f"within seconds of the first {when[6:]}")]
+    raise ValueError(f"unknown expectation {when!r}")
+
+
+EVENTS = {
+    "stale-flip": lambda run: run.first_event("enactor.flip", stale="true"),
+    "tree-deleted": lambda run: run.first_event("authority.violation", violation="active-tree-deleted"),
+    "phase": lambda run: run.first_event("scenario.phase"),
+    "operator-action": lambda run: run.first_event("operator.action"),
+    "nlb.failover": lambda run: run.first_event("nlb.failover"),
+}
+
+
+def dashboard_queries():
+    """(dashboard uid, what, Q-like with expr/when/cascade/exemplar) for every panel query and annotation."""
+    gen = load_generator()
+    for d in gen.DASHBOARDS:
+        for _, row in d.rows:
+            for panel in row:
+                for q in panel.queries:
+                    yield d.uid, f"panel {panel.title!r} ({q.legend or q.expr})", q
+        for a in d.annotations:
+            yield d.uid, f"annotation {a.name!r}", a
+
+
+def test_every_dashboard_query_shows_data_when_it_should(live):
+    problems, waiting, checked = [], [], 0
+    for uid, what, q in dashboard_queries():
+        if q.cascade and not live.cascade:
+            waiting.append(f"{uid}: {what}")
+            continue
+        expr = grafana_expr(q.expr)
+        for start, end, moment in windows(live, q.when):
+            if start > live.ended:
+                problems.append(f"{uid}: {what}: the run ended before {moment}")
+                continue
+            try:
+                ok = has_data(live.url, expr, start, min(end, live.ended))
+            except PrometheusError as exc:
+                problems.append(f"{uid}: {what}: query fails: {exc}")
+                break
+            checked += 1
+            if not ok:
+                problems.append(f"{uid}: {what}: no data {moment}\n    {expr}")
+    if waiting:
+        warnings.warn(f"{len(waiting)} dashboard queries wait for the cascade's metrics (issue 4); they are "
+                      "checked as soon as the topology has dwfm:\n  " + "\n  ".join(waiting))
+    assert not problems, f"{len(problems)} of {checked} checks failed:\n" + "\n".join(problems)
+    assert checked >= 60
+
+
+def test_latency_exemplars_lead_to_recorded_traces(live):
+    trace_ids = {s.get("traceId") for s in read_spans(live.out / "traces.jsonl")}
+    checked = 0
+    for uid, what, q in dashboard_queries():
+        if not getattr(q, "exemplar", False) or (q.cascade and not live.cascade):
+            continue
+        data = api(live.url, "query_exemplars", query=grafana_expr(q.expr), start=f"{live.wall_start:.3f}",
+                   end=f"{live.ended:.3f}")
+        ids = {e["labels"].get("trace_id") for series in data for e in series["exemplars"]}
+        assert ids - {None}, f"{uid}: {what}: Prometheus stored no exemplar with a trace_id"
+        found = ids & trace_ids
+        assert len(found) >= len(ids) // 2, \
+            f"{uid}: {what}: only {len(found)} of {len(ids)} exemplar trace ids are in traces.jsonl"
+        checked += 1
+    assert checked >= 4
+
+
+def test_every_process_was_scraped_and_every_rule_evaluated(live):
+    topology = local_topology(BASE_PORT)
+    up = {s["metric"]["instance"]: [float(v) for _, v in s["values"]]
+          for s in query_range(live.url, "up", live.wall_pdt("23:35"), live.ended, 1.0)}
+    assert set(up) == {p.instance for p in topology.processes}
+    missed = {instance: values.count(0) for instance, values in up.items() if values.count(0) > len(values) / 20}
+    assert not missed, f"scrapes that failed (of about {len(up['authority'])}): {missed}"
+    log = (live.out / "logs" / "prometheus.log").read_text()
+    assert not re.search(r"level=(error|warn).*(rule|Rule)", log), log[-3000:]
+    # Every recording rule produced series during the race (the cascade's once it has landed).
+    rules = (ROOT / "deploy" / "prometheus" / "rules" / "racelab-recording.yml").read_text()
+    for name in re.findall(r"record: (\S+)", rules):
+        if "dependent" in name and not live.cascade:
+            continue
+        assert has_data(live.url, name, live.wall_pdt("23:35"), live.wall_pdt("23:50")), name
+
+
+# ---- alerts ----
+
+def timeline(live: LiveRun) -> list[AlertSpan]:
+    return alert_timeline(live.url, live.wall_start, live.ended)
+
+
+def first_fired(spans: list[AlertSpan], alert: str, **labels: str) -> float:
+    times = [s.fired for s in spans if s.alert == alert and all(s.labels.get(k) == v for k, v in labels.items())]
+    assert times, f"{alert}{labels} never fired; fired: {sorted({s.describe() for s in spans})}"
+    return min(times)
+
+
+def test_alerts_fire_in_the_incidents_order_and_on_time(live):
+    spans = timeline(live)
+    stale = live.first_event("enactor.flip", stale="true")
+    deleted = live.first_event("authority.violation", violation="active-tree-deleted", endpoint=LEGACY_ENDPOINT)
+    empty = live.first_event("authority.violation", violation="endpoint-empty", endpoint=LEGACY_ENDPOINT)
+    failing = live.first_event("clients.errors", client="legacy", state="failing")
+    assert None not in (stale, deleted, empty, failing), "the race did not unfold in this run"
+    went_back = min(s.fired for s in spans if s.alert == "RacelabEndpointGenerationWentBack")
+    tree = first_fired(spans, "RacelabActiveTreeDeleted", endpoint=LEGACY_ENDPOINT)
+    nodata = first_fired(spans, "RacelabEndpointAnsweringEmpty", endpoint=LEGACY_ENDPOINT, qtype="A")
+    clients = first_fired(spans, "RacelabDynamoDBClientsFailing", client="legacy")
+    stuck = first_fired(spans, "RacelabEnactorsFailingEveryBatch", endpoint=LEGACY_ENDPOINT)
+    # Each alert fires within seconds of what it stands for (scrape 1 s, evaluation 1 s, its `for`).
+    for name, fired, fact, delay in (("generation went back", went_back, stale, 4),
+                                     ("active tree deleted", tree, deleted, 4),
+                                     ("endpoint answering empty", nodata, empty, 6),
+                                     ("clients failing", clients, failing, 8)):
+        assert fact - 1 <= fired <= fact + delay, f"{name}: fired {fired - fact:+.1f}s after the event"
+    # The incident's order: stale plan, tree deleted, name empty, then clients failing and enactors stuck.
+    assert went_back <= tree <= nodata <= clients, (went_back, tree, nodata, clients)
+    assert tree <= stuck, (tree, stuck)
+    # The run's own alert timeline (alerts.json, for the report) says the same.
+    rows = json.loads((live.out / "alerts.json").read_text())
+    order = [r["alert"] for r in rows if r["labels"].get("endpoint") == LEGACY_ENDPOINT
+             and r["alert"] in ("RacelabActiveTreeDeleted", "RacelabEndpointAnsweringEmpty")]
+    assert order[:2] == ["RacelabActiveTreeDeleted", "RacelabEndpointAnsweringEmpty"], order
+    assert all(r["fired_pdt"].endswith("PDT") for r in rows)
+
+
+def test_empty_endpoint_alerts_follow_the_endpoints_and_resolve_after_the_restore(live):
+    """For every endpoint, RacelabEndpointAnsweringEmpty fires while (and only while) the authority's own
+    events say it answered empty, allowing for scrape, evaluation and `for`; it resolves after the restore."""
+    spans = [s for s in timeline(live) if s.alert == "RacelabEndpointAnsweringEmpty" and s.labels["qtype"] == "A"]
+    series = load_series(live.out / "metrics.jsonl")
+    events = live.out / "state" / "director" / "events.jsonl"
+    endpoints = {e["attributes"]["endpoint"] for e in live.events_of("authority.violation", violation="endpoint-empty")}
+    assert LEGACY_ENDPOINT in endpoints
+    resolved_after_restore = 0
+    for endpoint in endpoints:
+        truth = [(live.wall(a), live.wall(b) if b is not None else live.ended)
+                 for a, b in empty_windows(series, endpoint, events)]
+        firing = [(s.fired, s.resolved or live.ended) for s in spans if s.labels["endpoint"] == endpoint]
+        t = live.wall_start + 10
+        while t < live.ended - 1:
+            empty_now = any(a + 6 <= t <= b for a, b in truth)  # long enough empty: must fire
+            clearly_fine = not any(a - 1 <= t <= b + 3 for a, b in truth)  # well outside: must not
+            on = any(a <= t < b for a, b in firing)
+            assert not (empty_now and not on), f"{endpoint} answered empty at {t - live.wall_start:.0f}s, no alert"
+            assert not (clearly_fine and on), f"{endpoint} answered at {t - live.wall_start:.0f}s, alert firing"
+            t += 1.0
+        restores = [live.wall(e["sim_time_seconds"]) for e in live.events_of("operator.action", result="restored",
+                                                                              endpoint=endpoint)]
+        resolved_after_restore += sum(1 for s in spans if s.labels["endpoint"] == endpoint and s.resolved
+                                      and any(r <= s.resolved <= r + 5 for r in restores))
+    assert resolved_after_restore >= 1, "no empty-endpoint alert resolved after the operators' restore"

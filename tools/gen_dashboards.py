@@ -1,0 +1,456 @@
+#!/usr/bin/env python3
+"""Write grafana/dashboards/*.json from the panel lists below; --check fails if the files differ.
+
+Every query also says WHEN it is meant to show data (`when`), which
+tests/observability/test_live_prometheus.py checks against a real Prometheus
+during a live `racelab run`:
+
+  always            at several moments of the run (23:40, 01:00 and 02:35 PDT)
+  race              while enactors race (23:32-23:50 PDT)
+  empty             while the regional name answers empty (from the run's summary)
+  event:<kind>      within seconds of the first such event in the director's log
+                    (stale-flip, tree-deleted, phase, operator-action, nlb.failover, ...)
+  pdt:HH:MM-HH:MM   at some moment of that stretch of simulated time
+
+`cascade=True` marks queries of metrics the cascade (issue 4) adds: the live test
+requires them as soon as the run's topology has the cascade's processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "grafana" / "dashboards"
+
+PROMETHEUS = {"type": "prometheus", "uid": "racelab-prometheus"}
+LEGACY = "dynamodb.us-east-1.amazonaws.com"
+PDT_OFFSET_SECONDS = 7 * 3600  # the dashboards show UTC; PDT is UTC-7
+
+
+@dataclass
+class Q:
+    expr: str
+    legend: str = ""
+    when: str = "always"
+    cascade: bool = False
+    exemplar: bool = False
+
+
+@dataclass
+class Panel:
+    title: str
+    queries: list[Q]
+    width: int = 12
+    kind: str = "timeseries"
+    unit: str = ""
+    description: str = ""
+    defaults: dict = field(default_factory=dict)  # extra fieldConfig.defaults
+    options: dict = field(default_factory=dict)
+    overrides: list = field(default_factory=list)
+
+
+@dataclass
+class Annotation:
+    name: str
+    expr: str
+    title: str
+    colour: str
+    when: str
+    text: str = ""
+    tags: str = ""
+    cascade: bool = False
+
+
+@dataclass
+class Dashboard:
+    uid: str
+    title: str
+    description: str
+    rows: list[tuple[int, list[Panel]]]  # (height, panels left to right)
+    annotations: list[Annotation]
+
+
+# ---- pieces every dashboard shares ----
+
+def clock_stat(width: int = 4) -> Panel:
+    return Panel("Simulated clock (PDT)", [Q(f"(max(racelab_sim_timestamp_seconds) - {PDT_OFFSET_SECONDS}) * 1000")],
+                 width, "stat", "time:HH:mm:ss",
+                 "The scenario's simulated time of day in PDT. The time axis is wall-clock UTC: the race runs "
+                 "at 40x, the recovery hundreds of times faster. Hover a graph to read the clock at that moment.")
+
+
+def clock_series(width: int = 24) -> Panel:
+    return Panel("Simulated PDT along the wall-clock axis",
+                 [Q(f"(max(racelab_sim_timestamp_seconds) - {PDT_OFFSET_SECONDS}) * 1000", "simulated PDT")],
+                 width, unit="time:HH:mm",
+                 description="Hover any panel (shared crosshair) and read here the simulated time of that moment.")
+
+
+def phase_stat(width: int = 8) -> Panel:
+    return Panel("Incident phase (INCIDENT.md §3)", [Q("max by (phase) (racelab_phase_info) == 1", "{{phase}}")],
+                 width, "stat", options={"textMode": "name", "colorMode": "none", "graphMode": "none"})
+
+
+PHASES = Annotation("Phases", "max by (phase) (changes(racelab_phase_info[2s]) > 0) "
+                    "and max by (phase) (racelab_phase_info == 1)", "{{phase}}", "blue", "event:phase",
+                    tags="phase")
+OPERATORS = Annotation("Operators' actions", "sum by (action) (changes(racelab_operator_actions_total[2s])) > 0",
+                       "operators: {{action}}", "purple", "event:operator-action", tags="action")
+
+
+def percent(extra: dict | None = None) -> dict:
+    return {"min": 0, "max": 1, **(extra or {})}
+
+
+def red_below(threshold: float) -> dict:
+    return {"thresholds": {"mode": "absolute", "steps": [{"color": "red", "value": None},
+                                                           {"color": "green", "value": threshold}]}}
+
+
+def right_axis(name_regex: str, unit: str) -> dict:
+    return {"matcher": {"id": "byRegexp", "options": name_regex},
+            "properties": [{"id": "custom.axisPlacement", "value": "right"}, {"id": "unit", "value": unit}]}
+
+
+def p99(metric: str, by: str, selector: str = "") -> str:
+    return (f"histogram_quantile(0.99, sum by (le{', ' + by if by else ''}) "
+            f"(rate({metric}_bucket{selector}[$__rate_interval])))")
+
+
+# ---- The race ----
+
+RACE = Dashboard(
+    "racelab-race", "racelab · The race",
+    "DynamoDB's DNS Enactor race of October 2025: read the stale plan being applied (orange marks) and the "
+    "active tree being deleted (red marks) on one time axis.",
+    rows=[
+        (4, [clock_stat(),
+             phase_stat(),
+             Panel("Regional name: A addresses",
+                   [Q(f'max(racelab_authority_endpoint_addresses{{endpoint="{LEGACY}", qtype="A"}})')],
+                   4, "stat", description=f"{LEGACY}: 0 means it answers NOERROR with no records (NODATA).",
+                   defaults=red_below(1)),
+             Panel("Stale flips", [Q("sum(racelab_enactor_stale_flips_total)")], 4, "stat",
+                   description="Flips that replaced an endpoint's plan with an older one."),
+             Panel("Active trees deleted",
+                   [Q('sum(racelab_invariant_violations_total{violation="active-tree-deleted"})')], 4, "stat",
+                   defaults={"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                                          {"color": "red", "value": 1}]}})]),
+        (4, [clock_series()]),
+        (8, [Panel("Active generation per endpoint (authority)",
+                   [Q("max by (endpoint) (racelab_authority_endpoint_generation)", "{{endpoint}}")],
+                   description="The generation whose tree each endpoint's alias points at. A step down is a stale "
+                   "plan applied; -1: the alias points at a tree that no longer exists."),
+             Panel("Addresses each endpoint answers with",
+                   [Q("max by (endpoint, qtype) (racelab_authority_endpoint_addresses)", "{{endpoint}} {{qtype}}")],
+                   description="Distinct addresses in the endpoint's answer now; 0 after activation is the empty "
+                   "window (NODATA).")]),
+        (8, [Panel("Enactors: plan in progress and applied, beside the planner's newest",
+                   [Q("max by (enactor) (racelab_enactor_plan_generation > 0)", "{{enactor}} applying"),
+                    Q("max by (enactor) (racelab_enactor_applied_generation)", "{{enactor}} applied"),
+                    Q("max(racelab_planner_generation)", "planner: newest plan")],
+                   description="An enactor whose plan in progress falls far below the planner's newest is working "
+                   "on a stale plan: its freshness check passed long ago."),
+             Panel("Generations behind the planner's newest plan",
+                   [Q("enactor:racelab_enactor_plan_lag:generations", "{{enactor}} (plan in progress)", when="race"),
+                    Q("endpoint:racelab_authority_endpoint_lag:generations", "{{endpoint}} (active)")],
+                   unit="none", description="How stale each enactor's plan in progress is (no line while idle), "
+                   "and each endpoint's active tree (no line while it is missing). A stale plan applied: an "
+                   "endpoint's line jumps up to the stale enactor's.")]),
+        (5, [Panel("Enactor phase: idle, applying, clean-up, backing off",
+                   [Q("enactor:racelab_enactor_phase:code", "{{enactor}}")], 24, "state-timeline",
+                   defaults={"mappings": [{"type": "value", "options": {
+                       "0": {"text": "idle", "color": "green", "index": 0},
+                       "1": {"text": "applying", "color": "blue", "index": 1},
+                       "2": {"text": "clean-up", "color": "purple", "index": 2},
+                       "3": {"text": "backing off", "color": "orange", "index": 3}}}]},
+                   options={"showValue": "never", "mergeValues": True})]),
+        (8, [Panel("Lock contention",
+                   [Q("sum by (enactor, outcome) (rate(racelab_enactor_lock_contention_total[$__rate_interval]))",
+                      "{{enactor}} {{outcome}}")], 6, unit="ops",
+                   description="busy: the zone's lock record was held by another enactor; lost: another enactor "
+                   "wrote the zone between this one's read and its batch."),
+             Panel("Mean back-off sleep (simulated seconds)",
+                   [Q("sum by (enactor) (rate(racelab_enactor_backoff_seconds_sum[$__rate_interval])) / "
+                      "sum by (enactor) (rate(racelab_enactor_backoff_seconds_count[$__rate_interval]))",
+                      "{{enactor}}", when="race")], 6, unit="s"),
+             Panel("Batch failures: flips not committed, per endpoint",
+                   [Q('sum by (endpoint) (endpoint_step_result:racelab_enactor_batches:rate10s'
+                      '{step="flip", result!="committed"})', "{{endpoint}}")], 6, unit="ops",
+                   description="Flips that lost the lock or were rejected. After the active tree is deleted every "
+                   "flip of that endpoint is rejected: the rollback record points at nothing."),
+             Panel("Endpoints given up by enactors",
+                   [Q("sum by (endpoint) (increase(racelab_enactor_endpoints_abandoned_total[1m]))",
+                      "{{endpoint}}")], 6, unit="none",
+                   description="An enactor gives an endpoint up for the run after repeated failed batches.")]),
+        (8, [Panel("The empty window: the regional name and its clients",
+                   [Q(f'max by (qtype) (racelab_authority_endpoint_addresses{{endpoint="{LEGACY}"}})',
+                      "addresses ({{qtype}})", when="empty"),
+                    Q('sum by (client) (rate(racelab_client_requests_total{outcome="dns_nodata"}'
+                      '[$__rate_interval]))', "{{client}} clients: NODATA answers/s", when="empty")], 9,
+                   overrides=[right_axis(".*NODATA.*", "ops")]),
+             Panel("Simulated time the regional name answered empty",
+                   [Q(f'sum_over_time((max(endpoint_qtype:racelab_authority_endpoint_empty:bool{{endpoint="{LEGACY}",'
+                      f' qtype="A"}}) * scalar(max(racelab_sim_speed)))[$__range:1s])', when="empty")],
+                   3, "stat", "s", "Over the dashboard's time range, in simulated time."),
+             Panel("DynamoDB clients' success ratio (10 s)",
+                   [Q("client:racelab_client_requests:success_ratio_rate10s", "{{client}}")], 6, unit="percentunit",
+                   defaults=percent()),
+             Panel("Clients' DNS cache",
+                   [Q("sum by (state) (racelab_dns_cache_entries)", "{{state}}")], 6, unit="none",
+                   description="negative: NODATA answers the clients keep for the SOA's TTL (15 simulated "
+                   "minutes), even after the records come back.")]),
+        (8, [Panel("Change batches at the authority, by zone and result",
+                   [Q("zone_result:racelab_authority_batches:rate10s", "{{zone}} {{result}}")], 8, unit="ops",
+                   description="rejected: the batch's lock record did not match, or a change was invalid (an "
+                   "alias to a tree that no longer exists)."),
+             Panel("Change batch latency at the authority (p99)",
+                   [Q(p99("racelab_authority_batch_duration_seconds", ""), "p99", exemplar=True)], 8, unit="s",
+                   description="Exemplars (dots) lead to the authority.apply_batch trace."),
+             Panel("DynamoDB client request latency (p99)",
+                   [Q(p99("racelab_client_request_duration_seconds", "client"), "{{client}} p99", exemplar=True)],
+                   8, unit="s", description="Exemplars lead to the client.request trace: DNS lookup and call.")]),
+    ],
+    annotations=[
+        Annotation("Stale plan applied", "sum by (enactor, endpoint) "
+                   "(changes(racelab_enactor_stale_flips_total[2s])) > 0",
+                   "{{enactor}} applied a stale plan to {{endpoint}}", "orange", "event:stale-flip",
+                   tags="enactor,endpoint"),
+        Annotation("Active tree deleted", "max by (endpoint) (changes(racelab_authority_endpoint_generation[2s]) > 0 "
+                   "and racelab_authority_endpoint_generation == -1)",
+                   "clean-up deleted the active tree of {{endpoint}}", "red", "event:tree-deleted", tags="endpoint"),
+        Annotation("Endpoint answering empty", "max by (endpoint, qtype) "
+                   "(endpoint_qtype:racelab_authority_endpoint_empty:bool) == 1",
+                   "{{endpoint}} answers no {{qtype}} record", "dark-red", "empty", tags="endpoint"),
+        PHASES, OPERATORS,
+    ])
+
+
+# ---- The cascade ----
+
+CASCADE = Dashboard(
+    "racelab-cascade", "racelab · The cascade",
+    "Every service's success rate on one time axis, with the incident's phases and the operators' actions.",
+    rows=[
+        (4, [clock_stat(), phase_stat(12),
+             Panel("Operators' actions so far", [Q("sum(racelab_operator_actions_total)")], 4, "stat"),
+             Panel("Simulated speed", [Q("max(racelab_sim_speed)")], 4, "stat", "x",
+                   "Simulated seconds per wall second right now.")]),
+        (10, [Panel("Success rate of every service",
+                    [Q("client:racelab_client_requests:success_ratio_rate10s", "DynamoDB ({{client}} clients)"),
+                     Q('sum(rate(racelab_dynamodb_requests_total{result="ok"}[$__rate_interval])) / '
+                       'sum(rate(racelab_dynamodb_requests_total[$__rate_interval]))', "DynamoDB LB fleet (served)"),
+                     Q("dependent:racelab_dependent_requests:success_ratio_rate10s", "{{dependent}}",
+                       cascade=True)],
+                    24, unit="percentunit", defaults=percent(),
+                    description="Share of requests that succeeded over the last 10 s, per service.")]),
+        (8, [Panel("DynamoDB clients: failures by kind",
+                   [Q('client_outcome:racelab_client_requests:rate10s{outcome!="ok"}', "{{client}} {{outcome}}")],
+                   unit="ops"),
+             Panel("Dependents: failures by kind",
+                   [Q('sum by (dependent, result) (rate(racelab_dependent_requests_total{result!="ok"}'
+                      '[$__rate_interval]))', "{{dependent}} {{result}}", cascade=True)], unit="ops")]),
+        (8, [Panel("DynamoDB client latency (p99)",
+                   [Q(p99("racelab_client_request_duration_seconds", "client"), "{{client}} p99", exemplar=True)],
+                   unit="s"),
+             Panel("Dependent request latency (p99)",
+                   [Q(p99("racelab_dependent_request_duration_seconds", "dependent"), "{{dependent}} p99",
+                      cascade=True, exemplar=True)], unit="s")]),
+        (6, [Panel("Operators' actions", [Q("max by (action) (racelab_operator_actions_total)", "{{action}}")],
+                   unit="none"),
+             Panel("Notable events recorded by the director",
+                   [Q("sum by (kind) (increase(racelab_events_total[1m]))", "{{kind}}")], unit="none")]),
+    ],
+    annotations=[PHASES, OPERATORS,
+                 Annotation("Regional name empty", f'max(endpoint_qtype:racelab_authority_endpoint_empty:bool'
+                            f'{{endpoint="{LEGACY}", qtype="A"}}) == 1', f"{LEGACY} answers empty", "dark-red",
+                            "empty")])
+
+
+# ---- EC2 recovery ----
+
+EC2 = Dashboard(
+    "racelab-ec2", "racelab · EC2 recovery",
+    "Droplet leases and DWFM's congestive collapse, Network Manager's propagation backlog, NLB health checks "
+    "and the capacity automatic failover removed.",
+    rows=[
+        (4, [clock_stat(), phase_stat(),
+             Panel("Droplets holding a lease",
+                   [Q('sum(racelab_dwfm_droplets{state="leased"}) / sum(racelab_dwfm_droplets)', cascade=True)],
+                   4, "stat", "percentunit", defaults=red_below(0.8)),
+             Panel("NLB automatic failover", [Q("max(racelab_nlb_automatic_failover_enabled)", cascade=True)], 4,
+                   "stat", defaults={"mappings": [{"type": "value", "options": {
+                       "0": {"text": "disabled", "index": 0}, "1": {"text": "enabled", "index": 1}}}]}),
+             Panel("EC2 throttle", [Q("max(racelab_dwfm_throttle_requests_per_second)", cascade=True)], 4, "stat",
+                   "reqps", "Requests per second DWFM admits; 0: no throttle.")]),
+        (8, [Panel("Droplet leases", [Q("sum by (state) (racelab_dwfm_droplets)", "{{state}}", cascade=True)],
+                   8, unit="none"),
+             Panel("DWFM queue depth and work in flight",
+                   [Q("sum(racelab_dwfm_queue_depth)", "queue depth", cascade=True),
+                    Q("sum(racelab_dwfm_work_in_flight)", "in flight", cascade=True)], 8, unit="none"),
+             Panel("DWFM lease work: established, expired, timed out",
+                   [Q("sum(rate(racelab_dwfm_leases_established_total[$__rate_interval]))", "leases established",
+                      cascade=True),
+                    Q("sum(rate(racelab_dwfm_leases_expired_total[$__rate_interval]))", "leases expired",
+                      cascade=True),
+                    Q("sum(rate(racelab_dwfm_work_timeouts_total[$__rate_interval]))", "work timed out",
+                      cascade=True)], 8, unit="ops",
+                   description="More work timing out than leases established: congestive collapse.")]),
+        (8, [Panel("DWFM state checks by result",
+                   [Q("sum by (result) (rate(racelab_dwfm_state_checks_total[$__rate_interval]))", "{{result}}",
+                      cascade=True)], 8, unit="ops"),
+             Panel("RunInstances by result",
+                   [Q("sum by (result) (rate(racelab_dwfm_run_instances_total[$__rate_interval]))", "{{result}}",
+                      cascade=True)], 8, unit="ops"),
+             Panel("Network Manager propagation backlog",
+                   [Q("sum by (kind) (racelab_netmgr_backlog)", "{{kind}}", cascade=True),
+                    Q("max(racelab_netmgr_oldest_pending_age_seconds)", "oldest pending (simulated s)",
+                      cascade=True)], 8, unit="none", overrides=[right_axis("oldest.*", "s")])]),
+        (8, [Panel("NLB targets by state",
+                   [Q("sum by (nlb, state) (racelab_nlb_targets)", "{{nlb}} {{state}}", cascade=True)], 8,
+                   unit="none"),
+             Panel("NLB healthy capacity",
+                   [Q("min by (nlb) (racelab_nlb_healthy_capacity_ratio)", "{{nlb}}", cascade=True)], 8,
+                   unit="percentunit", defaults=percent(),
+                   description="Healthy in-service capacity over registered capacity."),
+             Panel("NLB AZs in service and failovers",
+                   [Q("max by (nlb) (racelab_nlb_zones_in_service)", "{{nlb}} AZs in service", cascade=True),
+                    Q("sum by (nlb) (increase(racelab_nlb_failovers_total[1m]))", "{{nlb}} failovers (1 m)",
+                      cascade=True)], 8, unit="none")]),
+        (8, [Panel("NLB health checks by result",
+                   [Q("sum by (nlb, result) (rate(racelab_nlb_health_checks_total[$__rate_interval]))",
+                      "{{nlb}} {{result}}", cascade=True)], 8, unit="ops"),
+             Panel("NLB target flaps (healthy <-> unhealthy)",
+                   [Q("sum by (nlb) (rate(racelab_nlb_target_transitions_total[$__rate_interval]))", "{{nlb}}",
+                      cascade=True)], 8, unit="ops"),
+             Panel("Health-check delay and instances without network",
+                   [Q("max(racelab_nlb_health_check_delay_seconds)", "health-check delay (simulated s)",
+                      cascade=True),
+                    Q("sum(increase(racelab_netmgr_instances_without_network_total[1m]))",
+                      "instances booted without network (1 m)", cascade=True)], 8, unit="s",
+                   overrides=[right_axis("instances.*", "none")])]),
+    ],
+    annotations=[PHASES, OPERATORS,
+                 Annotation("NLB failover", "sum by (nlb) (changes(racelab_nlb_failovers_total[2s])) > 0",
+                            "{{nlb}}: automatic failover moved an AZ", "red", "event:nlb.failover", tags="nlb",
+                            cascade=True)])
+
+
+# ---- gRPC RED ----
+
+GRPC = Dashboard(
+    "racelab-grpc", "racelab · gRPC services (RED)",
+    "Rate, errors and duration of every racelab gRPC server.",
+    rows=[
+        (4, [clock_stat(), phase_stat(20)]),
+        (8, [Panel("Requests per second by service",
+                   [Q("job_grpc_service:racelab_grpc_server_handled:rate10s", "{{job}} {{grpc_service}}")],
+                   unit="reqps"),
+             Panel("Error ratio by service",
+                   [Q("job_grpc_service:racelab_grpc_server_errors:ratio_rate10s", "{{job}} {{grpc_service}}")],
+                   unit="percentunit", defaults=percent(),
+                   description="Every status code but OK and CANCELLED. The authority's FAILED_PRECONDITION "
+                   "answers are rejected change batches.")]),
+        (8, [Panel("Duration p99 by method (unary)",
+                   [Q(p99("racelab_grpc_server_handling_seconds", "job, grpc_service, grpc_method",
+                          '{grpc_type="unary"}'), "{{job}} {{grpc_method}}", exemplar=True)], unit="s",
+                   description="Exemplars lead to the server span of one call."),
+             Panel("Non-OK responses by method and code",
+                   [Q('sum by (job, grpc_method, grpc_code) (rate(racelab_grpc_server_handled_total'
+                      '{grpc_code!="OK"}[$__rate_interval]))', "{{job}} {{grpc_method}} {{grpc_code}}")],
+                   unit="reqps")]),
+        (8, [Panel("Requests per second by method",
+                   [Q("sum by (job, grpc_method) (rate(racelab_grpc_server_handled_total[$__rate_interval]))",
+                      "{{job}} {{grpc_method}}")], unit="reqps"),
+             Panel("Duration p50 by method (unary)",
+                   [Q("histogram_quantile(0.5, sum by (le, job, grpc_method) (rate("
+                      'racelab_grpc_server_handling_seconds_bucket{grpc_type="unary"}[$__rate_interval])))',
+                      "{{job}} {{grpc_method}}")], unit="s")]),
+    ],
+    annotations=[PHASES, OPERATORS])
+
+DASHBOARDS = (RACE, CASCADE, EC2, GRPC)
+
+
+# ---- JSON ----
+
+def _panel_json(panel: Panel, panel_id: int, x: int, y: int, height: int) -> dict:
+    targets = [{"refId": chr(ord("A") + i), "datasource": PROMETHEUS, "expr": q.expr, "legendFormat": q.legend,
+                "range": True, "instant": False, "exemplar": q.exemplar, "editorMode": "code"}
+               for i, q in enumerate(panel.queries)]
+    defaults = {"unit": panel.unit} if panel.unit else {}
+    defaults.update(panel.defaults)
+    options = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+               "tooltip": {"mode": "multi", "sort": "none"}} if panel.kind in ("timeseries", "state-timeline") \
+        else {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+              "textMode": "value", "colorMode": "value", "graphMode": "none", "justifyMode": "auto"}
+    options.update(panel.options)
+    return {"id": panel_id, "type": panel.kind, "title": panel.title, "description": panel.description,
+            "datasource": PROMETHEUS, "gridPos": {"x": x, "y": y, "w": panel.width, "h": height},
+            "targets": targets, "fieldConfig": {"defaults": defaults, "overrides": panel.overrides},
+            "options": options}
+
+
+def _annotation_json(a: Annotation) -> dict:
+    return {"name": a.name, "datasource": PROMETHEUS, "enable": True, "hide": False, "iconColor": a.colour,
+            "expr": a.expr, "step": "1s", "titleFormat": a.title, "textFormat": a.text, "tagKeys": a.tags,
+            "useValueForTime": False}
+
+
+def dashboard_json(d: Dashboard) -> dict:
+    panels, y, next_id = [], 0, 1
+    for height, row in d.rows:
+        x = 0
+        for panel in row:
+            panels.append(_panel_json(panel, next_id, x, y, height))
+            next_id, x = next_id + 1, x + panel.width
+        if x > 24:
+            raise ValueError(f"{d.uid}: a row of {x} columns (Grafana has 24)")
+        y += height
+    builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
+               "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}
+    links = [{"title": other.title, "type": "link", "url": f"/d/{other.uid}", "keepTime": True,
+              "includeVars": False, "targetBlank": False, "icon": "dashboard", "tooltip": other.description}
+             for other in DASHBOARDS if other is not d]
+    return {"uid": d.uid, "title": d.title, "description": d.description, "tags": ["racelab"],
+            "timezone": "utc", "editable": True, "graphTooltip": 1, "refresh": "5s",
+            "time": {"from": "now-5m", "to": "now"}, "schemaVersion": 39, "version": 1,
+            "templating": {"list": []}, "links": links,
+            "annotations": {"list": [builtin] + [_annotation_json(a) for a in d.annotations]},
+            "panels": panels}
+
+
+def rendered() -> dict[Path, str]:
+    return {OUT / f"{d.uid}.json": json.dumps(dashboard_json(d), indent=2) + "\n" for d in DASHBOARDS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if grafana/dashboards/ is not current")
+    args = parser.parse_args(argv)
+    files = rendered()
+    if args.check:
+        stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
+        extra = sorted(set(OUT.glob("*.json")) - set(files))
+        for path in stale:
+            print(f"stale: {path.relative_to(ROOT)}", file=sys.stderr)
+        for path in extra:
+            print(f"not generated: {path.relative_to(ROOT)}", file=sys.stderr)
+        if stale or extra:
+            print("run: python tools/gen_dashboards.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.mkdir(parents=True, exist_ok=True)
+    for path, text in files.items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
