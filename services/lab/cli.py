@@ -11,6 +11,7 @@ from pathlib import Path
 from services.core.fixes import RACE_FIXES, Fix, UnknownFix, parse_fixes
 from services.core.invariants import Violation
 from services.lab import explore
+from services.lab.assertions import command as assert_command
 from services.lab.sim import WorldConfig, run_schedule, with_overrides
 
 
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-tty", action="store_true",
                      help="plain line output instead of the live view (the default when not on a terminal or CI)")
     run.set_defaults(func=_run)
+    assert_command.add_parser(sub)
     return parser
 
 
