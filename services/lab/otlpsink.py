@@ -21,7 +21,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 _ID_FIELDS = {"traceId", "spanId", "parentSpanId"}
-FORWARD_TIMEOUT_SECONDS = 2.0
+FORWARD_TIMEOUT_SECONDS = 5.0
 
 
 def otlp_json(request: trace_service_pb2.ExportTraceServiceRequest) -> dict[str, Any]:

@@ -36,14 +36,13 @@ class RunClock:
         return int((self.clock.wall_start + self.clock.schedule.wall_at(sim)) * 1e9)
 
     @classmethod
-    def for_run(cls, run_dir: Path, wall_start: float | None = None) -> "RunClock | None":
-        """The clock of a run directory, or None if it lacks scenario.yaml or a known start."""
+    def for_run(cls, run_dir: Path) -> "RunClock | None":
+        """The clock of a run directory, or None if it lacks scenario.yaml or summary.json (still running)."""
         scenario_file = run_dir / "scenario.yaml"
-        if wall_start is None:
-            try:
-                wall_start = float(json.loads((run_dir / "summary.json").read_text())["wall_start"])
-            except (OSError, ValueError, KeyError, TypeError):
-                return None
+        try:
+            wall_start = float(json.loads((run_dir / "summary.json").read_text())["wall_start"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
         try:
             scenario = parse_scenario(scenario_file.read_text(), str(scenario_file))
         except (OSError, ScenarioError):
@@ -58,6 +57,10 @@ def format_time(ns: int, clock: RunClock | None) -> str:
 
 
 _PDT = re.compile(r"^\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*PDT\s*$", re.IGNORECASE)
+
+
+def is_pdt(text: str) -> bool:
+    return _PDT.match(text) is not None
 
 
 def parse_time(text: str, clock: RunClock | None) -> int:

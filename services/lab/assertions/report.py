@@ -89,7 +89,8 @@ def _outcome_text(o: Outcome, clock: RunClock | None, max_spans: int) -> list[st
 def _span_ref(span: Span, keys: tuple[str, ...], indent: str) -> list[str]:
     attrs = [f"{k}={_short(span.get(k))}" for k in keys if span.get(k) is not None]
     first = f"{indent}{span.label}  {span.service}/{span.instance}  trace {span.trace_id} span {span.span_id}"
-    return [first] + textwrap.wrap("  ".join(attrs), _WIDTH, initial_indent=indent, subsequent_indent=indent)
+    return [first] + textwrap.wrap("  ".join(attrs), _WIDTH, initial_indent=indent, subsequent_indent=indent,
+                                   break_long_words=False, break_on_hyphens=False)
 
 
 def _chain_text(line: ChainLine, clock: RunClock | None) -> list[str]:

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import yaml
 
-from services.lab.assertions.clock import RunClock, TimeError, parse_duration, parse_time
+from services.lab.assertions.clock import RunClock, TimeError, is_pdt, parse_duration, parse_time
 from services.lab.assertions.spans import FIELDS, Span, SpanSet
 
 _TIME_FIELDS = ("start", "end", "time")
@@ -192,12 +193,11 @@ def _value(value: Any, key: str, op: str, where: str, bindings: tuple[str, ...])
             raise SpecError(f"{where}: {exc}") from None
     if key in _TIME_FIELDS and not isinstance(value, (str, int)):
         raise SpecError(f"{where}: expected a time ('02:25 PDT', ISO 8601) or $ reference, got {_show(value)}")
-    if key in _TIME_FIELDS and isinstance(value, str):
+    if key in _TIME_FIELDS and isinstance(value, str) and not is_pdt(value):  # PDT waits for the run's clock
         try:
             parse_time(value, None)
         except TimeError as exc:
-            if "PDT" not in str(exc):  # PDT times are checked once the run's clock is known
-                raise SpecError(f"{where}: {exc}") from None
+            raise SpecError(f"{where}: {exc}") from None
     return value
 
 
@@ -213,7 +213,10 @@ class Selector:
     text: str = ""  # the selector as written, for messages
 
     def candidates(self, ctx: Context) -> Iterator[Span]:
-        for span in ctx.spans:
+        spans: Iterable[Span] = ctx.spans
+        if self.names and not any(ch in n for n in self.names for ch in "*?["):  # exact names: look them up
+            spans = itertools.chain.from_iterable(ctx.spans.by_name.get(n, ()) for n in dict.fromkeys(self.names))
+        for span in spans:
             if not self._span_matches(span):
                 continue
             if self.events:

@@ -82,6 +82,9 @@ class SpanSet:
     def __init__(self, spans: Iterable[Span] = ()):
         self.spans: list[Span] = sorted(spans, key=lambda s: (s.start, s.span_id))
         self.by_id: dict[tuple[str, str], Span] = {(s.trace_id, s.span_id): s for s in self.spans}
+        self.by_name: dict[str, list[Span]] = {}
+        for s in self.spans:
+            self.by_name.setdefault(s.name, []).append(s)
 
     def __len__(self) -> int:
         return len(self.spans)
@@ -99,11 +102,6 @@ class SpanSet:
             seen.add(node.span_id)
             yield node
             node = self.parent(node)
-
-    def extend(self, spans: Iterable[Span]) -> None:
-        added = list(spans)
-        if added:
-            self.__init__([*self.spans, *added])
 
 
 # ---- OTLP/JSON (the Collector's file exporter: one ExportTraceServiceRequest per line) ----
