@@ -10,7 +10,8 @@ Registered through the `pytest11` entry point, so installing racelab is enough:
         assert_traces({"checks": [...]}, run.spans, run.clock)
 
 Fixtures: `racelab_spans` and `racelab_clock` (the run given by --racelab-traces or RACELAB_TRACES; tests that
-use them skip when none is given), `racelab_run` (a factory that runs `racelab run` and loads its spans),
+use them skip when none is given), `racelab_run` (a factory that runs `racelab run` and loads its spans;
+`until="02:45"` ends it at that PDT time),
 `assert_traces` (raises AssertionError with the full report when a check fails; returns the Report).
 """
 
@@ -74,12 +75,15 @@ def racelab_run(tmp_path: Path) -> Callable[..., RacelabRun]:
     """Run the live replica (`racelab run`, about 80 s) and hand back its spans."""
 
     def run(*, seed: int | None = None, fixes: Iterable[str] = (), scenario: str = "oct-2025",
-            base_port: int = 17000, env: dict[str, str] | None = None, timeout: float = 400) -> RacelabRun:
+            until: str | None = None, base_port: int = 17000, env: dict[str, str] | None = None,
+            timeout: float = 400) -> RacelabRun:
         out = tmp_path / f"run-{scenario}-{seed}-{'-'.join(fixes) or 'nofix'}"
         cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--scenario", scenario,
                "--out", str(out), "--base-port", str(base_port), *(f"--fix={f}" for f in fixes)]
         if seed is not None:
             cmd += ["--seed", str(seed)]
+        if until is not None:
+            cmd += ["--until", until]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
         if done.returncode != 0:
             raise AssertionError(f"racelab run failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")

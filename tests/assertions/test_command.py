@@ -64,11 +64,15 @@ def test_exit_codes_and_the_report(tmp_path, spec, capsys):
     (["--traces", "{notjson}"], "not OTLP/JSON"),
     (["--traces", "{good}", "--check", "nope"], "no check named 'nope'"),
     (["--live", "{good}", "--follow"], "--follow reads a file"),
+    (["--live", "nonsense"], "--live: expected HOST:PORT"),
+    (["--traces", "{empty}"], "no spans in"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, spec, capsys, args, message):
     (tmp_path / "notjson.jsonl").write_text(otlp_line(flips(1)) + "\n{not json\n")
     write_traces(tmp_path / "good.jsonl", flips(1))
-    args = [a.format(notjson=tmp_path / "notjson.jsonl", good=tmp_path / "good.jsonl") for a in args]
+    (tmp_path / "empty.jsonl").write_text("")
+    args = [a.format(notjson=tmp_path / "notjson.jsonl", good=tmp_path / "good.jsonl", empty=tmp_path / "empty.jsonl")
+            for a in args]
     assert main(["assert", str(spec), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1

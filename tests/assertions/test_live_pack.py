@@ -15,6 +15,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 BASE_PORT = 32000
+UNTIL = "02:45"  # the race, the stuck automation and the operators' restore; the cascade's hours are not needed
 RACE_CHECKS = {"stale-apply": "stale_apply", "active-tree-deleted": "active_tree_deleted",
                "endpoint-empty": "endpoint_emptied", "enactors-stuck": "enactors_stuck"}
 
@@ -41,7 +42,8 @@ def test_as_in_2025_live_and_from_files(racelab_run):
         live = racelab_assert("--live", live_address, "--idle", "15", "--interval", "10")
         assert "receiving OTLP/gRPC" in live.stderr.readline()
         try:
-            run = racelab_run(seed=seed, base_port=BASE_PORT, env={"RACELAB_OTLP_FORWARD": live_address})
+            run = racelab_run(seed=seed, until=UNTIL, base_port=BASE_PORT,
+                              env={"RACELAB_OTLP_FORWARD": live_address})
         finally:
             live_out, live_err = live.communicate(timeout=120)
         if run.summary["endpoint_emptied"]:
@@ -76,7 +78,7 @@ def test_as_in_2025_live_and_from_files(racelab_run):
 
 
 def test_with_the_race_fixes_the_race_checks_pass(racelab_run, assert_traces):
-    run = racelab_run(seed=1, fixes=["all"], base_port=BASE_PORT)
+    run = racelab_run(seed=1, fixes=["all"], until=UNTIL, base_port=BASE_PORT)
     report = assert_traces("incident", run.spans, run.clock)  # raises with the full report if any check fails
     statuses = {o.check.name: o.status.value for o in report.outcomes}
     assert all(statuses[c] == "pass" for c in RACE_CHECKS), statuses

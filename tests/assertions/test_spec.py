@@ -137,3 +137,11 @@ def test_the_specs_in_the_docs_parse(doc):
     assert blocks
     for block in blocks:
         assert parse_spec(block, doc).checks
+
+
+def test_values_that_do_not_order_are_a_clear_error():
+    mixed = SpanSet([span("x", 0, attrs={"v": 1, "o": 1}), span("x", 1, attrs={"v": "one", "o": "b"})])
+    with pytest.raises(SpecError, match="do not order"):
+        run_specs([parse_spec("- {name: c, select: {name: x}, monotonic: {value: v}}")], mixed)
+    with pytest.raises(SpecError, match="o has values that do not order"):
+        run_specs([parse_spec("- {name: c, select: {name: x}, monotonic: {value: v, order: o}}")], mixed)

@@ -68,14 +68,10 @@ class Template:
     text: str
 
     @classmethod
-    def parse(cls, text: Any, where: str, bindings: tuple[str, ...]) -> "Template":
+    def parse(cls, text: Any, where: str) -> "Template":
         if not isinstance(text, str):
             raise SpecError(f"{where}: expected text, got {text!r}")
-        for key in _PLACEHOLDER.findall(text):
-            binding, dot, _ = key.partition(".")
-            if dot and binding in ("this", "that", "self") and binding not in bindings:
-                raise SpecError(f"{where}: {{{key}}}: nothing is bound to {binding!r} here")
-        return cls(text)
+        return cls(" ".join(text.split()))
 
     def render(self, span: Span, ctx: Context, extra: dict[str, str] | None = None) -> str:
         def one(m: re.Match) -> str:
@@ -156,6 +152,15 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+def _sort(spans: list[Span], order: str) -> None:
+    """In `order` (a field or attribute), then by time: ties keep the order they happened in."""
+    try:
+        spans.sort(key=lambda s: (s.get(order), s.time))
+    except TypeError:
+        raise SpecError(f"{order} has values that do not order: "
+                        f"{sorted({type(s.get(order)).__name__ for s in spans})}") from None
+
+
 @dataclass(frozen=True)
 class Monotonic:
     """Per group (`by`), `value` never decreases (strict: always increases) in `order`."""
@@ -174,13 +179,13 @@ class Monotonic:
             return Status.SKIP, f"no spans with {self.value} and {self.order}", []
         bad = []
         for spans in groups.values():
-            spans.sort(key=lambda s: (s.get(self.order), s.time))
+            _sort(spans, self.order)
             for before, after in zip(spans, spans[1:]):
                 a, b = before.get(self.value), after.get(self.value)
                 try:
                     broken = b <= a if self.strict else b < a
                 except TypeError:
-                    raise SpecError(f"monotonic: {self.value} has values that cannot be ordered: {a!r}, {b!r}")
+                    raise SpecError(f"monotonic: {self.value} has values that do not order: {a!r}, {b!r}") from None
                 if broken:
                     bad.append(Finding(after, before))
         bad.sort(key=lambda f: f.subject.time)
@@ -205,19 +210,21 @@ class Latest:
     order: str = "time"
 
     def evaluate(self, items: list[Span], ctx: Context) -> tuple[Status, str, list[Finding]]:
-        index: dict[tuple, tuple[list, list[Span]]] = {}
-        for s in sorted(self.of.select(ctx), key=lambda s: s.time):
-            key = s.get(self.order)
-            if key is not None:
-                orders, spans = index.setdefault(_group_key(s, self.by), ([], []))
-                at = bisect.bisect_right(orders, key)
-                orders.insert(at, key)
-                spans.insert(at, s)
+        index: dict[tuple, tuple[list, list[Span]]] = {}  # per group: order keys, spans, both in order
+        for s in self.of.select(ctx):
+            if s.get(self.order) is not None:
+                index.setdefault(_group_key(s, self.by), ([], []))[1].append(s)
+        for orders, spans in index.values():
+            _sort(spans, self.order)
+            orders.extend(s.get(self.order) for s in spans)
         bad, judged = [], 0
         for s in items:
             key = s.get(self.order)
             orders, spans = index.get(_group_key(s, self.by), ([], []))
-            at = bisect.bisect_right(orders, key) if key is not None else 0
+            try:
+                at = bisect.bisect_right(orders, key) if key is not None else 0
+            except TypeError:
+                raise SpecError(f"latest: {self.order} has values that do not order: {key!r}") from None
             if at == 0:
                 continue  # nothing to judge it against
             judged += 1

@@ -26,6 +26,7 @@ from services.lab.assertions.report import Report, render_json, render_text, run
 from services.lab.assertions.select import SpecError
 from services.lab.assertions.spans import Span, SpanSet, TraceError, TraceFile, read_traces, spans_from_otlp
 from services.lab.assertions.spec import Spec, builtin_packs, load_spec
+from services.runtime.telemetry import split_hostport
 
 
 class AssertError(Exception):
@@ -97,6 +98,8 @@ def _clock(run_dir: Path | None) -> RunClock | None:
 
 
 def _finish(args: argparse.Namespace, specs: list[Spec], spans: SpanSet, run_dir: Path | None) -> int:
+    if not spans:  # nothing checked is not a pass
+        raise AssertError(f"no spans {'received on ' + args.live if args.live else 'in ' + str(args.traces)}")
     report = run_specs(specs, spans, _clock(run_dir), args.check)
     if args.json:
         print(json.dumps(render_json(report), indent=2))
@@ -122,6 +125,10 @@ async def _watch(args: argparse.Namespace, specs: list[Spec], traces: Path | Non
     server = None
     if args.live:
         from services.lab.otlpsink import start_sink
+        try:
+            split_hostport(args.live)
+        except ValueError as exc:
+            raise AssertError(f"--live: {exc}") from None
         try:
             server, _ = await start_sink(args.live, None, lambda data: take(list(spans_from_otlp(data))), forward=())
         except (OSError, RuntimeError) as exc:

@@ -101,7 +101,7 @@ def parse_check(raw: Any, where: str) -> Check:
         rule=_rule(rules[0], raw[rules[0]], f"{where}: {rules[0]}"),
         title=_str(raw, "title", where), explain=" ".join(_str(raw, "explain", where).split()),
         requires=parse_selector(raw["requires"], f"{where}: requires") if "requires" in raw else None,
-        say=Template.parse(raw["say"], f"{where}: say", _ALL) if "say" in raw else None,
+        say=Template.parse(raw["say"], f"{where}: say") if "say" in raw else None,
         chain=tuple(_chain_step(s, f"{where}: chain[{i}]") for i, s in enumerate(_list(raw, "chain", where))),
         show=_keys(raw.get("show"), f"{where}: show"),
         summarize=_keys(raw.get("summarize"), f"{where}: summarize"))
@@ -140,7 +140,7 @@ def _rule(kind: str, raw: Any, where: str) -> Rule:
 
 def _chain_step(raw: Any, where: str) -> ChainStep:
     if isinstance(raw, dict) and set(raw) == {"that"}:
-        return ChainStep(None, Template.parse(raw["that"], f"{where}.that", _ALL))
+        return ChainStep(None, Template.parse(raw["that"], f"{where}.that"))
     if not isinstance(raw, dict) or "select" not in raw or "say" not in raw:
         raise SpecError(f"{where}: expected {{select: SELECTOR, say: TEXT, pick: first|last|all|count}} "
                         "or {that: TEXT}")
@@ -149,7 +149,7 @@ def _chain_step(raw: Any, where: str) -> ChainStep:
     if pick not in _PICKS:
         raise SpecError(f"{where}.pick: one of {', '.join(_PICKS)}, got {pick!r}")
     return ChainStep(parse_selector(raw["select"], f"{where}.select", _ALL),
-                     Template.parse(raw["say"], f"{where}.say", _ALL), pick)
+                     Template.parse(raw["say"], f"{where}.say"), pick)
 
 
 def _only(raw: dict, allowed: tuple[str, ...], where: str) -> None:
