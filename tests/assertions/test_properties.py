@@ -16,7 +16,7 @@ from spanfactory import T0, write_traces
 from services.lab.assertions import Span, SpanEvent, SpanSet, Status, parse_spec, read_traces, run_specs
 from services.lab.assertions import select as select_spans
 from services.lab.assertions.checks import After, Latest, Monotonic
-from services.lab.assertions.select import Context, parse_conditions, parse_selector
+from services.lab.assertions.selector import Context, parse_conditions, parse_selector
 from services.lab.assertions.spans import TraceFile
 
 NAMES = ("a", "b", "c")

@@ -8,7 +8,7 @@ import pytest
 from spanfactory import T0, span
 
 from services.lab.assertions import SpanSet, SpecError, parse_selector, select
-from services.lab.assertions.select import Context
+from services.lab.assertions.selector import Context
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import yaml
 from services.lab.assertions.checks import Check, Finding, Outcome, Status
 from services.lab.assertions.clock import RunClock
 from services.lab.assertions.report import Report, render_json, render_text, run_specs
-from services.lab.assertions.select import Context, Selector, SpecError, parse_selector
+from services.lab.assertions.selector import Context, Selector, SpecError, parse_selector
 from services.lab.assertions.spans import Span, SpanEvent, SpanSet, TraceError, read_traces
 from services.lab.assertions.spec import Spec, builtin_packs, load_spec, parse_spec
 

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from services.lab.assertions.clock import format_time
-from services.lab.assertions.select import Condition, Context, Selector, SpecError
+from services.lab.assertions.selector import Condition, Context, Selector, SpecError
 from services.lab.assertions.spans import FIELDS, Span
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from services.lab.assertions.checks import Status
 from services.lab.assertions.clock import RunClock
 from services.lab.assertions.report import Report, render_json, render_text, run_specs
-from services.lab.assertions.select import SpecError
+from services.lab.assertions.selector import SpecError
 from services.lab.assertions.spans import Span, SpanSet, TraceError, TraceFile, read_traces, spans_from_otlp
 from services.lab.assertions.spec import Spec, builtin_packs, load_spec
 from services.runtime.telemetry import split_hostport
@@ -155,7 +155,8 @@ async def _watch(args: argparse.Namespace, specs: list[Spec], traces: Path | Non
                 # In a thread, so the receiver keeps taking exports; never more than a third of the
                 # time, so watching a run on a small machine does not starve the run itself.
                 snapshot = list(received)
-                report = await asyncio.to_thread(run_specs, specs, SpanSet(snapshot), _clock(run_dir), args.check)
+                report = await asyncio.to_thread(
+                    lambda: run_specs(specs, SpanSet(snapshot), _clock(run_dir), args.check))
                 _early_failures(args, report, reported)
                 took = time.monotonic() - now
                 next_eval = time.monotonic() + max(args.interval, 2 * took)

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 from services.lab.assertions.checks import ChainLine, Outcome, Status
 from services.lab.assertions.clock import RunClock, format_time
-from services.lab.assertions.select import Context
+from services.lab.assertions.selector import Context
 from services.lab.assertions.spans import FIELDS, Span, SpanSet
 from services.lab.assertions.spec import Spec
 

@@ -25,7 +25,7 @@ import yaml
 
 from services.lab.assertions.checks import (After, ChainStep, Check, Count, Each, Latest, Monotonic, Rule,
                                             Template)
-from services.lab.assertions.select import SpecError, parse_conditions, parse_selector
+from services.lab.assertions.selector import SpecError, parse_conditions, parse_selector
 
 RULES = ("exists", "none", "count", "each", "monotonic", "latest", "after")
 _CHECK_KEYS = ("name", "title", "explain", "requires", "select", "say", "show", "summarize", "chain", *RULES)
