@@ -11,6 +11,7 @@ from pathlib import Path
 from services.core.fixes import RACE_FIXES, Fix, UnknownFix, parse_fixes
 from services.core.invariants import Violation
 from services.lab import explore
+from services.lab.assertions import command as assert_command
 from services.lab.sim import WorldConfig, run_schedule, with_overrides
 
 
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="start a Prometheus with deploy/prometheus/ on base port + 990 when one is installed "
                      "(default: yes)")
     run.set_defaults(func=_run)
+    assert_command.add_parser(sub)
     return parser
 
 

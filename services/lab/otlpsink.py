@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import grpc
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 _ID_FIELDS = {"traceId", "spanId", "parentSpanId"}
+FORWARD_TIMEOUT_SECONDS = 5.0
 
 
 def otlp_json(request: trace_service_pb2.ExportTraceServiceRequest) -> dict[str, Any]:
@@ -43,35 +45,56 @@ def _hex_ids(node: Any) -> None:
 
 
 class TraceSink(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, path: Path, on_export: Callable[[dict[str, Any]], None] | None = None):
+    """Writes every export to `path` (if any), hands it to `on_export`, and passes it on to `forward` receivers."""
+
+    def __init__(self, path: Path | None, on_export: Callable[[dict[str, Any]], None] | None = None,
+                 forward: Sequence[str] = ()):
         self.path = path
-        self._file = path.open("a", encoding="utf-8")
+        self._file = path.open("a", encoding="utf-8") if path is not None else None
         self._lock = threading.Lock()
         self.exports = 0
         self.spans = 0
+        self.forward_failures = 0
         self._on_export = on_export
+        self._forward = [trace_service_pb2_grpc.TraceServiceStub(grpc.aio.insecure_channel(target))
+                         for target in forward]
 
     async def Export(self, request, context):  # noqa: N802 (gRPC method name)
         data = otlp_json(request)
-        line = json.dumps(data, separators=(",", ":"))
         with self._lock:
-            self._file.write(line + "\n")
-            self._file.flush()
+            if self._file is not None:
+                self._file.write(json.dumps(data, separators=(",", ":")) + "\n")
+                self._file.flush()
             self.exports += 1
             self.spans += sum(len(ss.get("spans", [])) for rs in data.get("resourceSpans", [])
                               for ss in rs.get("scopeSpans", []))
         if self._on_export:
             self._on_export(data)
+        if self._forward:
+            await asyncio.gather(*(self._send(stub, request) for stub in self._forward))
         return trace_service_pb2.ExportTraceServiceResponse()
+
+    async def _send(self, stub: trace_service_pb2_grpc.TraceServiceStub, request) -> None:
+        # A receiver that is down or slow loses spans; the run and its own file never wait long for it.
+        try:
+            await stub.Export(request, timeout=FORWARD_TIMEOUT_SECONDS)
+        except grpc.RpcError:
+            self.forward_failures += 1
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
 
 
-async def start_sink(listen: str, path: Path,
-                     on_export: Callable[[dict[str, Any]], None] | None = None) -> tuple[grpc.aio.Server, TraceSink]:
-    sink = TraceSink(path, on_export)
+async def start_sink(listen: str, path: Path | None,
+                     on_export: Callable[[dict[str, Any]], None] | None = None,
+                     forward: Sequence[str] | None = None) -> tuple[grpc.aio.Server, TraceSink]:
+    """Serve OTLP/gRPC on `listen`. `forward` (default: RACELAB_OTLP_FORWARD, comma-separated HOST:PORTs)
+    receives a copy of every export, e.g. `racelab assert --live` watching a run."""
+    if forward is None:
+        forward = [t.strip() for t in os.environ.get("RACELAB_OTLP_FORWARD", "").split(",") if t.strip()]
+    sink = TraceSink(path, on_export, forward)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(sink, server)
     if server.add_insecure_port(listen) == 0:
