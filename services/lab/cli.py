@@ -10,7 +10,7 @@ from pathlib import Path
 
 from services.core.fixes import RACE_FIXES, Fix, UnknownFix, parse_fixes
 from services.core.invariants import Violation
-from services.lab import explore
+from services.lab import explore, follow
 from services.lab.sim import WorldConfig, run_schedule, with_overrides
 
 
@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-tty", action="store_true",
                      help="plain line output instead of the live view (the default when not on a terminal or CI)")
     run.set_defaults(func=_run)
+    follow.register(sub)
     return parser
 
 
