@@ -64,9 +64,13 @@ def generate_run_files(root: Path, wall_start: float = 1_767_225_600.0) -> None:
 
 
 def secret_files(root: Path) -> list[str]:
-    kust = yaml.safe_load((root / "deploy/k8s/base/kustomization.yaml").read_text())
-    [secret] = [g for g in kust["secretGenerator"] if g["name"] == "racelab-credentials"]
-    return [Path(f).name for f in secret["files"]]
+    """Every credentials file a kustomization (the base, the cascade component) puts in the Secret."""
+    names = []
+    for path in (root / "deploy/k8s").rglob("kustomization.yaml"):
+        for gen in yaml.safe_load(path.read_text()).get("secretGenerator", []):
+            if gen["name"] == "racelab-credentials":
+                names += [Path(f).name for f in gen["files"]]
+    return names
 
 
 def render(root: Path, overlay: str) -> str:
