@@ -46,3 +46,77 @@ bench: setup
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .hypothesis *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# ---- Kubernetes (kind): docs/kubernetes.md --------------------------------------------------
+# make k8s-up      cluster + image + apply + wait (K8S_OVERLAY=observability|scaled|base)
+# make k8s-run     follow the scenario Job to its end; its log and summary go to runs/k8s-<time>/
+# make k8s-open    show (and try to open) Grafana, Prometheus and Jaeger
+# make k8s-down    delete the cluster
+# make k8s-render  render every overlay and validate it offline (what CI checks: tests/deploy)
+# Kustomize may not read files outside a kustomization's root by default; the overlays read the
+# very scenario, Prometheus and Grafana files of a local run, so every render here passes
+# --load-restrictor LoadRestrictionsNone.
+K8S_CLUSTER  ?= racelab
+K8S_OVERLAY  ?= observability
+K8S_LEAD     ?= 60
+K8S_SEED     ?=
+K8S_FIXES    ?=
+K8S_VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+K8S_IMAGE    := racelab:$(K8S_VERSION)
+K8S_GEN      := deploy/k8s/base/generated
+KUBECTL      ?= $(shell command -v kubectl || echo $(VENV)/bin/kubectl)
+K8S_RENDER    = $(VENV)/bin/kubectl kustomize --load-restrictor LoadRestrictionsNone
+K8S_NS       := $(KUBECTL) --context kind-$(K8S_CLUSTER) -n racelab
+
+.PHONY: k8s-tools k8s-cluster k8s-image k8s-generate k8s-apply k8s-wait k8s-up k8s-run k8s-open k8s-down k8s-render
+
+k8s-tools:
+	@for t in docker kind $(KUBECTL); do command -v $$t >/dev/null || { echo "k8s: $$t not found (docs/kubernetes.md lists what to install)"; exit 2; }; done
+
+k8s-cluster: k8s-tools
+	kind get clusters | grep -qx '$(K8S_CLUSTER)' || kind create cluster --name $(K8S_CLUSTER) --config deploy/kind/cluster.yaml
+
+k8s-image: k8s-tools
+	docker build -f deploy/Dockerfile -t $(K8S_IMAGE) .
+	kind load docker-image $(K8S_IMAGE) --name $(K8S_CLUSTER)
+
+# One run's clock and credentials. Every pod reads RACELAB_WALL_START: simulated 23:30 PDT begins
+# K8S_LEAD seconds after this, time for the pods to start; a new apply is a new run.
+k8s-generate: setup
+	rm -rf $(K8S_GEN)/credentials $(K8S_GEN)/run.env
+	$(PY) -m services.runtime.credentials $(K8S_GEN)/credentials --scenario oct-2025
+	echo "RACELAB_WALL_START=$$(( $$(date +%s) + $(K8S_LEAD) ))" > $(K8S_GEN)/run.env
+	$(if $(K8S_SEED),echo "RACELAB_SEED=$(K8S_SEED)" >> $(K8S_GEN)/run.env)
+	$(if $(K8S_FIXES),echo "RACELAB_FIXES=$(K8S_FIXES)" >> $(K8S_GEN)/run.env)
+
+# A fresh namespace each time: the authority's zones and the planner's plans are durable, and a
+# new run must not start from the last one's.
+k8s-apply: k8s-tools setup
+	$(KUBECTL) --context kind-$(K8S_CLUSTER) delete namespace racelab --ignore-not-found --wait
+	$(MAKE) --no-print-directory k8s-generate
+	$(K8S_RENDER) deploy/k8s/$(if $(filter base,$(K8S_OVERLAY)),base,overlays/$(K8S_OVERLAY)) \
+		| $(KUBECTL) --context kind-$(K8S_CLUSTER) apply -f -
+
+k8s-wait:
+	for s in authority planner dynamodb-lb; do $(K8S_NS) rollout status statefulset/$$s --timeout=300s || exit 1; done
+	$(K8S_NS) wait --for=condition=Available deployment --all --timeout=300s
+
+k8s-up: k8s-cluster k8s-image k8s-apply k8s-wait
+	@echo "racelab is running; next: make k8s-run (follows the scenario), make k8s-open (dashboards)"
+
+k8s-run:
+	@out=runs/k8s-$$(date +%Y%m%d-%H%M%S); mkdir -p $$out; \
+	$(K8S_NS) wait --for=condition=Ready pod -l job-name=scenario --timeout=300s; \
+	$(K8S_NS) logs -f job/scenario | tee $$out/follow.log; \
+	$(K8S_NS) wait --for=condition=Complete job/scenario --timeout=60s; \
+	sed -n '/^{/,$$p' $$out/follow.log > $$out/summary.json; echo "summary: $$out/summary.json"
+
+k8s-open:
+	@echo "Grafana     http://127.0.0.1:3000"; echo "Prometheus  http://127.0.0.1:9090"; echo "Jaeger      http://127.0.0.1:16686"
+	@opener=$$(command -v xdg-open || command -v open || true); [ -z "$$opener" ] || $$opener http://127.0.0.1:3000
+
+k8s-down: k8s-tools
+	kind delete cluster --name $(K8S_CLUSTER)
+
+k8s-render: setup
+	$(VENV)/bin/pytest tests/deploy -q

@@ -1,4 +1,5 @@
-"""python -m services.dynamodb --planner HOST:PORT [--lb-host-prefix 127.0.1.] [--lb-port 17100] [--count N] [--advertise HOST]"""
+"""python -m services.dynamodb --planner HOST:PORT [--lb-host-prefix 127.0.1.] [--lb-port 17100] [--count N]
+[--advertise HOST --lb-ordinal K]"""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def build_parser():
                        False),
                       ("advertise", "RACELAB_LB_ADVERTISE",
                        "address to register under, listening on 0.0.0.0 (Kubernetes; needs --count 1)", False),
+                      ("lb-ordinal", "RACELAB_LB_ORDINAL",
+                       "LBs before this process's first one (default 0): its LB is number ORDINAL+1, e.g. a "
+                       "StatefulSet pod's index (Kubernetes: one LB per pod)", False),
                   ])
 
 
@@ -47,6 +51,7 @@ async def main(ctx: Context) -> None:
     port = _int(ctx, "lb-port", a.lb_port, DEFAULT_PORT, 1, 65535)
     count = _int(ctx, "count", a.count, ctx.scenario.fleet.load_balancers, 1, 254)
     prefix = a.lb_host_prefix or DEFAULT_PREFIX
+    ordinal = _int(ctx, "lb-ordinal", a.lb_ordinal, 0, 0, 9998)  # LB numbers end up in IPv6 groups
     if a.advertise:
         if count != 1:
             raise ConfigError(f"--advertise serves one LB per process; --count is {count} (set --count 1)")
@@ -56,12 +61,13 @@ async def main(ctx: Context) -> None:
             raise ConfigError(f"--advertise: not an IPv4 address: {a.advertise!r}") from None
     else:
         try:
-            ipaddress.IPv4Address(f"{prefix}{count}")
+            ipaddress.IPv4Address(f"{prefix}{ordinal + count}")
         except ValueError:
-            raise ConfigError(f"--lb-host-prefix: {prefix!r} + {count} is not an IPv4 address "
+            raise ConfigError(f"--lb-host-prefix: {prefix!r} + {ordinal + count} is not an IPv4 address "
                               f"(expected e.g. 127.0.1.)") from None
     fleet = ctx.scenario.fleet
-    specs = fleet_specs(count, prefix, port, fleet.availability_zones, fleet.capacity, a.advertise or None)
+    specs = fleet_specs(count, prefix, port, fleet.availability_zones, fleet.capacity, a.advertise or None,
+                        first=ordinal + 1)
     store = TableStore()
     servers = []
     planner_channel = channel(a.planner)
@@ -76,8 +82,8 @@ async def main(ctx: Context) -> None:
         log.info("%d load balancers serving: %s", len(specs), ", ".join(f"{s.lb_id}@{s.listen}" for s in specs))
         shared = ctx.scenario.fleet.shared_load_balancers
         # Past the shared ones, LBs serve only the regional name, the biggest endpoint.
-        registrars = [Registrar(ctx, planner, spec, [LEGACY_ENDPOINT] if shared and i >= shared else [])
-                      for i, spec in enumerate(specs)]
+        registrars = [Registrar(ctx, planner, spec, [LEGACY_ENDPOINT] if shared and spec.index > shared else [])
+                      for spec in specs]
         await asyncio.gather(*(r.run() for r in registrars))
     finally:
         await asyncio.gather(*(s.stop(grace=1) for s in servers))

@@ -50,9 +50,10 @@ class LbSpec:
 
 
 def fleet_specs(count: int, prefix: str, port: int, zones: tuple[str, ...], capacity: int,
-                advertise: str | None = None) -> list[LbSpec]:
+                advertise: str | None = None, first: int = 1) -> list[LbSpec]:
+    """LBs number `first` .. `first + count - 1` of the fleet (a pod of a StatefulSet serves one)."""
     specs = []
-    for i in range(1, count + 1):
+    for i in range(first, first + count):
         ipv4 = advertise or f"{prefix}{i}"
         listen = f"0.0.0.0:{port}" if advertise else f"{ipv4}:{port}"
         specs.append(LbSpec(i, f"lb-{i:03d}", listen, ipv4, f"fd00::1:{i}", zones[(i - 1) % len(zones)], capacity))

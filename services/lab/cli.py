@@ -10,7 +10,7 @@ from pathlib import Path
 
 from services.core.fixes import RACE_FIXES, Fix, UnknownFix, parse_fixes
 from services.core.invariants import Violation
-from services.lab import explore
+from services.lab import explore, follow
 from services.lab.assertions import command as assert_command
 from services.lab.sim import WorldConfig, run_schedule, with_overrides
 
@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
                      "(default: yes)")
     run.set_defaults(func=_run)
     assert_command.add_parser(sub)
+    follow.register(sub)
     return parser
 
 

@@ -43,7 +43,9 @@ def test_bad_settings_exit_2_with_one_line(tmp_path):
                  ["--planner", "127.0.0.1:1", "--count", "many"],
                  ["--planner", "127.0.0.1:1", "--lb-port", "70000"],
                  ["--planner", "127.0.0.1:1", "--lb-host-prefix", "10.0."],
-                 ["--planner", "127.0.0.1:1", "--count", "2", "--advertise", "10.1.2.3"]):
+                 ["--planner", "127.0.0.1:1", "--count", "2", "--advertise", "10.1.2.3"],
+                 ["--planner", "127.0.0.1:1", "--count", "1", "--advertise", "10.1.2.3", "--lb-ordinal", "-1"],
+                 ["--planner", "127.0.0.1:1", "--count", "3", "--lb-ordinal", "253"]):  # 127.0.1.256
         done = run_to_exit("services.dynamodb", args, env)
         assert done.returncode == 2, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("dynamodb: error:"), done.stderr
@@ -127,3 +129,50 @@ def test_fleet_serves_on_distinct_addresses_and_registers(tmp_path):
     finally:
         codes = [stop(p) for p in procs]
     assert codes == [0] * len(procs), (tmp_path / "dynamodb.log").read_text()[-2000:]
+
+
+def test_fleet_specs_from_an_ordinal():
+    from services.dynamodb.service import fleet_specs
+    zones = ("use1-az1", "use1-az2", "use1-az4")
+    [pod] = fleet_specs(1, "127.0.1.", 17100, zones, 100, advertise="10.244.2.7", first=5)
+    assert (pod.index, pod.lb_id, pod.listen, pod.ipv4, pod.ipv6, pod.availability_zone) == (
+        5, "lb-005", "0.0.0.0:17100", "10.244.2.7", "fd00::1:5", "use1-az2")
+    local = fleet_specs(2, "127.0.1.", 17100, zones, 100, first=3)
+    assert [(s.lb_id, s.listen) for s in local] == [("lb-003", "127.0.1.3:17100"), ("lb-004", "127.0.1.4:17100")]
+
+
+def test_one_lb_per_process_registers_its_pod_address_and_ordinal(tmp_path):
+    """Kubernetes: each pod of the dynamodb-lb StatefulSet runs one LB, numbered from its pod index."""
+    scenario = write_scenario(tmp_path / "s.yaml", plan_interval=600)
+    scenario.write_text(scenario.read_text().replace("  load_balancers: 3\n",
+                                                     "  load_balancers: 3\n  shared_load_balancers: 3\n"))
+    env = env_for(scenario)
+    lb_port, planner_port = free_port("127.0.0.1"), free_port()
+    planner = start("services.planner", ["--listen", f"127.0.0.1:{planner_port}", "--state-dir",
+                                         str(tmp_path / "planner")], env, tmp_path / "planner.log")
+    procs = [planner]
+    try:
+        # Pod index 4: the fifth LB, past the 3 shared ones, so it serves only the regional name.
+        procs.append(start("services.dynamodb", [], {**env, "RACELAB_PLANNER": f"127.0.0.1:{planner_port}",
+                                                   "RACELAB_LB_PORT": str(lb_port), "RACELAB_LB_COUNT": "1",
+                                                   "RACELAB_LB_ADVERTISE": "127.0.0.1", "RACELAB_LB_ORDINAL": "4"},
+                           tmp_path / "dynamodb.log"))
+        wait_serving(f"127.0.0.1:{lb_port}", proc=procs[1])
+        got = dynamodb_pb2_grpc.DynamoDBStub(grpc.insecure_channel(f"127.0.0.1:{lb_port}")).GetItem(
+            db.GetItemRequest(table="leases", key=KEY), timeout=2)
+        assert got.lb_id == "lb-005"
+        pstub = planner_pb2_grpc.PlannerStub(grpc.insecure_channel(f"127.0.0.1:{planner_port}"))
+
+        def targets():
+            try:
+                plan = pstub.GetLatestPlan(pb.GetLatestPlanRequest(), timeout=1).plan
+            except grpc.RpcError:
+                return None
+            found = {e.endpoint: {(t.lb_id, t.ipv4) for t in e.targets} for e in plan.endpoints}
+            return found if any(found.values()) else None
+        found = wait_for(targets, 5, "the LB's registration")
+        assert found.pop("dynamodb.us-east-1.amazonaws.com") == {("lb-005", "127.0.0.1")}
+        assert not any(found.values()), found
+    finally:
+        codes = [stop(p) for p in procs]
+    assert codes == [0, 0], (tmp_path / "dynamodb.log").read_text()[-2000:]
