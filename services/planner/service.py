@@ -1,6 +1,7 @@
 """The DNS Planner as a gRPC service around the core Planner.
 
-Plans come out every `planner.plan_interval_seconds` of simulated time, and at
+Plans come out every `planner.plan_interval_seconds` of simulated time (and no
+more often than every MIN_PLAN_WALL_SECONDS of wall time), and at
 once when the fleet changes (a registration, a change of health or capacity, an
 operator's shift of traffic or added capacity). Each plan is appended to the
 durable log (fsync'd) before any client can see it; on restart the history is
@@ -40,6 +41,11 @@ AUTOMATION_DISABLED = "DNS automation disabled"
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
 COALESCE_WALL_SECONDS = 0.05  # fleet changes this close together make one plan
+# Plans come at most this often in wall time. At the build-up's speed (40x) the simulated interval is
+# longer anyway; in the fast-forwarded hours (300-700x) it would be a plan every 10-25 ms, faster than
+# the enactors' own gRPC round trips: every enactor would lag many generations behind and the race would
+# happen again for that reason alone, after the operators' repair.
+MIN_PLAN_WALL_SECONDS = 0.2
 EVENT_EVERY = 10  # plan.published: every 10th plan only
 
 
@@ -113,7 +119,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         if self.core.fleet:
             await self.publish("restart")
         while not stopping.is_set():
-            waits = [asyncio.ensure_future(self.clock.sleep(interval)), asyncio.ensure_future(self.dirty.wait()),
+            paced = asyncio.gather(self.clock.sleep(interval), asyncio.sleep(MIN_PLAN_WALL_SECONDS))
+            waits = [asyncio.ensure_future(paced), asyncio.ensure_future(self.dirty.wait()),
                      asyncio.ensure_future(stopping.wait())]
             try:
                 done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
