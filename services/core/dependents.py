@@ -23,7 +23,10 @@ class DependentsConfig:
     app_growth_per_hour: float = 12.0  # instances each NLB app wants to add per hour
     app_targets_per_zone: int = 15  # per NLB app at the start
     app_churn_per_hour: float = 0.03
-    launch_batch: int = 10  # instances asked for per RunInstances call
+    launch_batch: int = 10  # instances asked for per RunInstances call, at most one call per LAUNCH_PERIOD
+
+
+LAUNCH_PERIOD = 30.0  # simulated seconds: a group of customers makes at most one RunInstances call this often
 
 
 class SqsPoller:
@@ -53,7 +56,11 @@ class SqsPoller:
 @dataclass
 class Demand:
     terminate: int  # instances to terminate now
-    launch: int  # instances wanted now (replacements and growth not yet launched)
+    launches: list[int]  # RunInstances calls to make now (instances each): one per LAUNCH_PERIOD elapsed
+
+    @property
+    def launch(self) -> int:
+        return sum(self.launches)
 
 
 class Customers:
@@ -68,15 +75,21 @@ class Customers:
         self.now = now
         self.wanted = 0.0  # instances wanted and not yet launched
         self._churn_credit = 0.0
+        self._periods = 1.0  # the first advance may call at once
 
     def advance(self, now: float, running: int) -> Demand:
-        hours = max(0.0, now - self.now) / 3600.0
+        elapsed = max(0.0, now - self.now)
+        hours = elapsed / 3600.0
         self.now = now
+        self._periods += elapsed / LAUNCH_PERIOD
+        calls = int(self._periods)
+        self._periods -= calls
         self._churn_credit += running * self.churn_per_hour * hours
         terminate = int(self._churn_credit)
         self._churn_credit -= terminate
         self.wanted += terminate + self.growth_per_hour * hours
-        return Demand(terminate, min(int(self.wanted), self.batch))
+        wanted = min(int(self.wanted), self.batch * calls)
+        return Demand(terminate, [min(self.batch, wanted - i) for i in range(0, wanted, self.batch)])
 
     def launched(self, count: int) -> None:
         self.wanted = max(0.0, self.wanted - count)

@@ -131,9 +131,8 @@ def run_twin(scenario: Scenario, *, empty_at: str = "23:48", restored_at: str | 
         gone = rng.sample(general, min(demand.terminate, len(general)))
         now_, _held = c.fleet.terminate(gone)
         c.backlog.add(now_, TERMINATED, t)
-        if demand.launch:
-            launched = launch(c, demand.launch, t, count)
-            c.customers.launched(len(launched))
+        for n in demand.launches:
+            c.customers.launched(len(launch(c, n, t, count)))
         for name, app in c.apps.items():
             ids = c.app_instances[name]
             d = app.advance(t, len(ids))
@@ -142,8 +141,8 @@ def run_twin(scenario: Scenario, *, empty_at: str = "23:48", restored_at: str | 
                 c.checker.deregister(name, iid)
                 now_, _ = c.fleet.terminate([iid])
                 c.backlog.add(now_, TERMINATED, t)
-            if d.launch:
-                new = launch(c, d.launch, t, count)
+            for n in d.launches:
+                new = launch(c, n, t, count)
                 app.launched(len(new))
                 for k, iid in enumerate(new):
                     ids.append(iid)

@@ -58,7 +58,7 @@ RESULTS = ("ok", "dns_nodata", "dns_nxdomain", "dns_error", "connect_error", "ti
 WORDS = {**OUTCOME_WORDS, "stuck": "poller stuck", "insufficient_capacity": "insufficient capacity",
          "request_limit_exceeded": "request limit exceeded"}
 CALLS_PER_SECOND = 4.0  # wall, per calling dependent: real load on 2 shared cores
-LAUNCH_TICK_SECONDS = 0.25  # wall: EC2 customers act this often, one launch call per tick
+LAUNCH_TICK_SECONDS = 0.25  # wall: EC2 customers act this often
 MAX_IN_FLIGHT = 20  # per dependent
 DETAIL_SAMPLE = 0.25  # share of calls traced with their DNS and gRPC child spans (every call has its own span)
 MIN_CALL_TIMEOUT = 0.25  # wall seconds
@@ -118,7 +118,6 @@ class Dependents:
                                   random.Random(f"{seed}/{n}"), now) for n in self.app_nlbs}
         self.app_instances: dict[str, list[str]] = {n: [] for n in self.app_nlbs}
         self._placed = collections.Counter()  # per NLB: instances placed so far, for round-robin zones
-        self._launch_turn = 0
         self._in_flight: dict[str, set[asyncio.Task]] = {d: set() for d in self.active}
         for d in self.active:
             for result in RESULTS:
@@ -285,15 +284,14 @@ class Dependents:
             await _wait(stopping, LAUNCH_TICK_SECONDS)
 
     async def launch_tick(self) -> None:
-        """Churn for every group, then ONE launch call for the next group that wants instances."""
+        """Churn for every group, then the launch calls each group makes in the simulated time since the last tick."""
         now = self.sim_now()
         fleet = await self.dwfm.DescribeFleet(dwfm_pb2.DescribeFleetRequest(), timeout=2)
         wants: list[tuple[str | None, int]] = []
         demand = self.customers.advance(now, fleet.instances_running)
         if demand.terminate:
             await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(count=demand.terminate), timeout=2)
-        if demand.launch:
-            wants.append((None, demand.launch))
+        wants.extend((None, n) for n in demand.launches)
         for name, app in self.apps.items():
             ids = self.app_instances[name]
             d = app.advance(now, len(ids))
@@ -309,11 +307,8 @@ class Dependents:
             if gone:
                 await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(
                     instance_ids=dwfm_pb2.InstanceIds(ids=gone)), timeout=2)
-            if d.launch:
-                wants.append((name, d.launch))
-        if wants:
-            self._launch_turn += 1
-            group, count = wants[self._launch_turn % len(wants)]
+            wants.extend((name, n) for n in d.launches)
+        for group, count in wants:
             await self._traced("ec2_launch", lambda: self._launch(group, count))
 
     async def _launch(self, group: str | None, count: int) -> tuple[str, str]:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from services.core.dependents import Customers, SqsPoller
+from services.core.dependents import LAUNCH_PERIOD, Customers, SqsPoller
 from services.core.healthcheck import HEALTHY, HealthChecker, Nlb, NlbConfig
 from services.core.leases import DwfmConfig, Fleet, InsufficientCapacity, RequestLimitExceeded
 from services.core.propagation import NEW, TERMINATED, Backlog, PropagationConfig
@@ -146,6 +146,9 @@ def test_the_sqs_poller_wedges_and_only_a_restart_brings_it_back():
 def test_customers_pile_up_demand_while_launches_fail():
     c = Customers(churn_per_hour=0.1, growth_per_hour=10, batch=5, rng=random.Random(0))
     d = c.advance(3600, running=1000)
-    assert d.terminate == 100 and d.launch == 5 and c.wanted == pytest.approx(110)
+    assert d.terminate == 100 and d.launches == [5] * 22 and c.wanted == pytest.approx(110)
     c.launched(5)
     assert c.wanted == pytest.approx(105)
+    # One call per LAUNCH_PERIOD of simulated time, however often the caller asks.
+    assert c.advance(3600 + LAUNCH_PERIOD / 2, running=0).launches == []
+    assert c.advance(3600 + LAUNCH_PERIOD * 3, running=0).launches == [5] * 3
