@@ -203,7 +203,7 @@ RACE = Dashboard(
                    overrides=[right_axis(".*NODATA.*", "ops")]),
              Panel("Simulated time the regional name answered empty",
                    [Q(f'sum_over_time((max(endpoint_qtype:racelab_authority_endpoint_empty:bool{{endpoint="{LEGACY}",'
-                      f' qtype="A"}}) * scalar(max(racelab_sim_speed)))[$__range:1s])', when="empty")],
+                      f' qtype="A"}}) * max(racelab_sim_speed))[$__range:1s])', when="empty")],
                    3, "stat", "s", "Over the dashboard's time range, in simulated time."),
              Panel("DynamoDB clients' success ratio (10 s)",
                    [Q("client:racelab_client_requests:success_ratio_rate10s", "{{client}}")], 6, unit="percentunit",
