@@ -165,7 +165,7 @@ RACE = Dashboard(
                    "on a stale plan: its freshness check passed long ago."),
              Panel("Generations behind the planner's newest plan",
                    [Q("enactor:racelab_enactor_plan_lag:generations", "{{enactor}} (plan in progress)", when="race"),
-                    Q("endpoint:racelab_authority_endpoint_lag:generations", "{{endpoint}} (active)")],
+                    Q("endpoint:racelab_authority_endpoint_lag:generations", "{{endpoint}} (active)", when="race")],
                    unit="none", description="How stale each enactor's plan in progress is (no line while idle), "
                    "and each endpoint's active tree (no line while it is missing). A stale plan applied: an "
                    "endpoint's line jumps up to the stale enactor's.")]),
@@ -251,7 +251,8 @@ CASCADE = Dashboard(
         (10, [Panel("Success rate of every service",
                     [Q("client:racelab_client_requests:success_ratio_rate10s", "DynamoDB ({{client}} clients)"),
                      Q('sum(rate(racelab_dynamodb_requests_total{result="ok"}[$__rate_interval])) / '
-                       'sum(rate(racelab_dynamodb_requests_total[$__rate_interval]))', "DynamoDB LB fleet (served)"),
+                       'sum(rate(racelab_dynamodb_requests_total[$__rate_interval]))', "DynamoDB LB fleet (served)",
+                       "race"),
                      Q("dependent:racelab_dependent_requests:success_ratio_rate10s", "{{dependent}}",
                        cascade=True)],
                     24, unit="percentunit", defaults=percent(),
