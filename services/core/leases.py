@@ -281,9 +281,14 @@ class Fleet:
 
     # ---- launches ----
 
-    def run_instances(self, count: int) -> list[str]:
+    def run_instances(self, count: int, propagation_room: int | None = None) -> list[str]:
+        """Launch `count` instances. `propagation_room`: with the queue-throttle fix, how many more
+        launches Network Manager's queue admits (None: not known, no limit)."""
         if count <= 0:
             raise ValueError("count must be positive")
+        if self.queue_throttle and propagation_room is not None and count > propagation_room:
+            raise RequestLimitExceeded(f"request limit exceeded: Network Manager's queue admits {propagation_room} "
+                                       "more launches")
         if self.launch_rate is not None:
             if self.launch_tokens < count:
                 raise RequestLimitExceeded(f"request limit exceeded: throttled to {self.launch_rate:.3g} launches/s")

@@ -37,6 +37,13 @@ class Pending:
     queued_at: float
 
 
+def admission_room(config: PropagationConfig, waiting: int) -> int:
+    """With the queue-throttle fix, how many more launches EC2 admits: no more than Network Manager
+    can propagate before they boot at its rate with `waiting` ahead of them (INCIDENT.md §4)."""
+    rate = config.propagations_per_second / (1.0 + waiting / config.slowdown_items)
+    return max(0, int(rate * config.boot_seconds) - waiting)
+
+
 class Backlog:
     def __init__(self, config: PropagationConfig, now: float = 0.0):
         self.config = config

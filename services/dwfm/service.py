@@ -26,6 +26,7 @@ from racelab.v1 import common_pb2, dwfm_pb2, dwfm_pb2_grpc, dynamodb_pb2, netmgr
 from services.core.fixes import Fix
 from services.core.leases import Fleet, HostRound, InsufficientCapacity, RequestLimitExceeded
 from services.core.plans import LEGACY_ENDPOINT
+from services.core.propagation import admission_room
 from services.runtime.ddbcall import OK, LoadBalancers, call_dynamodb
 from services.runtime.dnsclient import Resolver
 from services.runtime.scenario import Scenario
@@ -92,6 +93,8 @@ class Dwfm:
         self.reachable: dict[str, bool] = {}  # host -> did its last write go through
         self.group_of: dict[str, str] = {}  # instance -> customer group, for grouped instances
         self.outbox: dict[tuple[int, bool], list[str]] = collections.defaultdict(list)  # (kind, ready) -> ids
+        self.propagation = scenario.netmgr
+        self.netmgr_waiting: int | None = None  # Network Manager's queue as last seen (queue-throttle only)
         self.tokens: collections.OrderedDict[str, dwfm_pb2.RunInstancesResponse] = collections.OrderedDict()
         self._seen = {"timeouts": 0, "established": 0, "expired": 0}
         self._window: collections.deque[tuple[float, int, int]] = collections.deque()  # (sim, timeouts, established)
@@ -129,6 +132,19 @@ class Dwfm:
         self._count_totals(now)
         self._watch_leases()
         await self.flush_propagations()
+        if self.fleet.queue_throttle:
+            await self._look_at_netmgr_queue()
+
+    async def _look_at_netmgr_queue(self) -> None:
+        """The queue-throttle fix admits launches by Network Manager's queue: look at it every tick."""
+        if self.netmgr is None:
+            return
+        try:
+            b = await self.netmgr.DescribeBacklog(netmgr_pb2.DescribeBacklogRequest(), timeout=NETMGR_TIMEOUT)
+        except grpc.RpcError as exc:
+            log.warning("network manager's backlog unknown: %s", exc.code().name)
+            return
+        self.netmgr_waiting = b.pending_new + b.pending_terminated
 
     async def _write_round(self, r: HostRound, now: float) -> bool:
         """One host's state-check round: its renewals, new leases and a heartbeat, written in one call."""
@@ -244,7 +260,8 @@ class Dwfm:
         with self.tracer.start_as_current_span("ec2.run_instances") as span:
             span.set_attribute("racelab.instances.count", count)
             try:
-                ids = self.fleet.run_instances(count)
+                room = None if self.netmgr_waiting is None else admission_room(self.propagation, self.netmgr_waiting)
+                ids = self.fleet.run_instances(count, room)
             except InsufficientCapacity as exc:
                 return self._refused(span, "insufficient_capacity", dwfm_pb2.INSUFFICIENT_CAPACITY, str(exc))
             except RequestLimitExceeded as exc:
@@ -255,6 +272,8 @@ class Dwfm:
                 self.group_of.update((i, group) for i in ids)
             # Network Manager hears of the launch at once: its clock for the instance starts now.
             await self._propagate(ids, netmgr_pb2.NEW, preexisting)
+            if self.netmgr_waiting is not None:
+                self.netmgr_waiting += len(ids)
             return dwfm_pb2.RunInstancesResponse(instance_ids=ids)
 
     def _refused(self, span: trace.Span, result: str, error: int, message: str) -> dwfm_pb2.RunInstancesResponse:

@@ -23,7 +23,7 @@ from services.core.dependents import Customers, SqsPoller
 from services.core.fixes import Fix
 from services.core.healthcheck import HealthChecker, Nlb
 from services.core.leases import Fleet, InsufficientCapacity, RequestLimitExceeded
-from services.core.propagation import NEW, TERMINATED, Backlog
+from services.core.propagation import Backlog, NEW, TERMINATED, admission_room
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import Scenario
 
@@ -170,7 +170,7 @@ def run_twin(scenario: Scenario, *, empty_at: str = "23:48", restored_at: str | 
 
 def launch(c: Cascade, count_wanted: int, t: float, count) -> list[str]:
     try:
-        ids = c.fleet.run_instances(count_wanted)
+        ids = c.fleet.run_instances(count_wanted, admission_room(c.backlog.config, len(c.backlog.queue)))
     except (InsufficientCapacity, RequestLimitExceeded) as exc:
         count("ec2_launch", False)
         return []

@@ -7,7 +7,7 @@ import pytest
 from services.core.dependents import LAUNCH_PERIOD, Customers, SqsPoller
 from services.core.healthcheck import HEALTHY, HealthChecker, Nlb, NlbConfig
 from services.core.leases import DwfmConfig, Fleet, InsufficientCapacity, RequestLimitExceeded
-from services.core.propagation import NEW, TERMINATED, Backlog, PropagationConfig
+from services.core.propagation import NEW, TERMINATED, Backlog, PropagationConfig, admission_room
 
 SMALL = DwfmConfig(droplets=400, hosts=4, state_check_interval_seconds=300, lease_seconds=1200,
                    lease_work_seconds=7.0, lease_work_timeout_seconds=600)
@@ -66,6 +66,19 @@ def test_queue_throttle_fix_prevents_the_collapse():
     run_fleet(fleet, 0, 3000, lambda t: t < 600)
     run_fleet(fleet, 3030, 3000 + 3 * 3600, lambda t: True)
     assert fleet.leased() == 400 and fleet.timeouts_total == 0
+
+
+def test_queue_throttle_admits_launches_by_network_managers_queue():
+    config = PropagationConfig(propagations_per_second=1.0, slowdown_items=100, boot_seconds=600)
+    assert admission_room(config, 0) == 600  # what propagates before a new instance boots
+    assert admission_room(config, 100) == 200  # the queue both takes room and slows the rate
+    assert admission_room(config, 300) == 0
+    fleet = Fleet(SMALL, queue_throttle=True, rng=random.Random(3))
+    fleet.advance(0)
+    with pytest.raises(RequestLimitExceeded, match="Network Manager's queue admits 2 more"):
+        fleet.run_instances(3, propagation_room=2)
+    assert len(fleet.run_instances(2, propagation_room=2)) == 2
+    assert len(Fleet(SMALL).run_instances(3, propagation_room=0)) == 3  # without the fix, no such limit
 
 
 def test_launch_throttle_says_request_limit_exceeded():
