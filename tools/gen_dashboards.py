@@ -8,10 +8,13 @@ during a live `racelab run`:
   always            at several moments of the run (23:40, 01:00 and 02:35 PDT)
   race              while enactors race (23:32-23:50 PDT)
   empty             while the regional name answers empty (from the run's summary)
-  event:<kind>      within seconds of the first such event in the director's log
-                    (stale-flip, tree-deleted, phase, operator-action, nlb.failover, ...)
+  event:<name>      within seconds of the first such event in the director's log: stale-flip,
+                    tree-deleted, phase, operator-action, or a kind with attributes it must
+                    have (`event:nlb.failover,action=remove`)
   pdt:HH:MM-HH:MM   at some moment of that stretch of simulated time
 
+`nonzero=True`: a value other than 0 then, not just a series (a counter's rate that is 0
+all night says nothing about the collapse it is meant to show).
 `cascade=True` marks queries of metrics the cascade (issue 4) adds: the live test
 requires them as soon as the run's topology has the cascade's processes.
 """
@@ -39,6 +42,7 @@ class Q:
     when: str = "always"
     cascade: bool = False
     exemplar: bool = False
+    nonzero: bool = False
 
 
 @dataclass
@@ -99,6 +103,9 @@ def phase_stat(width: int = 8) -> Panel:
 PHASES = Annotation("Phases", "max by (phase) (changes(racelab_phase_info[2s]) > 0) "
                     "and max by (phase) (racelab_phase_info == 1)", "{{phase}}", "blue", "event:phase",
                     tags="phase")
+NLB_FAILOVER = Annotation("NLB failover", "sum by (nlb) (changes(racelab_nlb_failovers_total[2s])) > 0",
+                          "{{nlb}}: automatic failover took an AZ out of DNS", "red",
+                          "event:nlb.failover,action=remove", tags="nlb", cascade=True)
 OPERATORS = Annotation("Operators' actions", "sum by (action) (changes(racelab_operator_actions_total[2s])) > 0",
                        "operators: {{action}}", "purple", "event:operator-action", tags="action")
 
@@ -158,7 +165,7 @@ RACE = Dashboard(
                    "on a stale plan: its freshness check passed long ago."),
              Panel("Generations behind the planner's newest plan",
                    [Q("enactor:racelab_enactor_plan_lag:generations", "{{enactor}} (plan in progress)", when="race"),
-                    Q("endpoint:racelab_authority_endpoint_lag:generations", "{{endpoint}} (active)")],
+                    Q("endpoint:racelab_authority_endpoint_lag:generations", "{{endpoint}} (active)", when="race")],
                    unit="none", description="How stale each enactor's plan in progress is (no line while idle), "
                    "and each endpoint's active tree (no line while it is missing). A stale plan applied: an "
                    "endpoint's line jumps up to the stale enactor's.")]),
@@ -196,7 +203,7 @@ RACE = Dashboard(
                    overrides=[right_axis(".*NODATA.*", "ops")]),
              Panel("Simulated time the regional name answered empty",
                    [Q(f'sum_over_time((max(endpoint_qtype:racelab_authority_endpoint_empty:bool{{endpoint="{LEGACY}",'
-                      f' qtype="A"}}) * scalar(max(racelab_sim_speed)))[$__range:1s])', when="empty")],
+                      f' qtype="A"}}) * max(racelab_sim_speed))[$__range:1s])', when="empty")],
                    3, "stat", "s", "Over the dashboard's time range, in simulated time."),
              Panel("DynamoDB clients' success ratio (10 s)",
                    [Q("client:racelab_client_requests:success_ratio_rate10s", "{{client}}")], 6, unit="percentunit",
@@ -244,7 +251,8 @@ CASCADE = Dashboard(
         (10, [Panel("Success rate of every service",
                     [Q("client:racelab_client_requests:success_ratio_rate10s", "DynamoDB ({{client}} clients)"),
                      Q('sum(rate(racelab_dynamodb_requests_total{result="ok"}[$__rate_interval])) / '
-                       'sum(rate(racelab_dynamodb_requests_total[$__rate_interval]))', "DynamoDB LB fleet (served)"),
+                       'sum(rate(racelab_dynamodb_requests_total[$__rate_interval]))', "DynamoDB LB fleet (served)",
+                       "race"),
                      Q("dependent:racelab_dependent_requests:success_ratio_rate10s", "{{dependent}}",
                        cascade=True)],
                     24, unit="percentunit", defaults=percent(),
@@ -261,6 +269,42 @@ CASCADE = Dashboard(
              Panel("Dependent request latency (p99)",
                    [Q(p99("racelab_dependent_request_duration_seconds", "dependent"), "{{dependent}} p99",
                       cascade=True, exemplar=True)], unit="s")]),
+        (8, [Panel("DWFM: droplets holding a lease, and lease work timing out",
+                   [Q('sum(racelab_dwfm_droplets{state="leased"})', "droplets leased", cascade=True),
+                    Q("sum(rate(racelab_dwfm_leases_established_total[$__rate_interval]))", "leases established/s",
+                      "event:dwfm.leases,state=expiring", cascade=True),
+                    Q("sum(rate(racelab_dwfm_work_timeouts_total[$__rate_interval]))", "lease work timed out/s",
+                      "event:dwfm.collapse,state=collapsed", cascade=True, nonzero=True)],
+                   8, unit="none", overrides=[right_axis(".*/s", "ops")],
+                   description="Leases expire while state checks cannot reach DynamoDB. After the restore DWFM "
+                   "re-leases the whole fleet at once: work times out and is queued again, no lease is "
+                   "established (congestive collapse) until the operators throttle it and restart hosts."),
+             Panel("RunInstances by result",
+                   [Q("sum by (result) (rate(racelab_dwfm_run_instances_total[$__rate_interval]))", "{{result}}",
+                      "event:dwfm.leases,state=none", cascade=True, nonzero=True)], 8, unit="ops",
+                   description="insufficient_capacity: no droplet with a lease; request_limit_exceeded: the "
+                   "operators' launch throttle."),
+             Panel("Network Manager: backlog and instances without network",
+                   [Q("sum by (kind) (racelab_netmgr_backlog)", "{{kind}} waiting",
+                      "event:netmgr.backlog,state=behind", cascade=True, nonzero=True),
+                    Q("sum(increase(racelab_netmgr_instances_without_network_total[1m]))",
+                      "booted without network (1 m)", cascade=True)], 8, unit="none",
+                   description="Propagations waiting; instances that finished booting before their network "
+                   "state propagated.")]),
+        (8, [Panel("NLB target flaps (healthy <-> unhealthy)",
+                   [Q("sum by (nlb) (rate(racelab_nlb_target_transitions_total[$__rate_interval]))", "{{nlb}}",
+                      "event:nlb.flapping,state=flapping", cascade=True, nonzero=True)], 8, unit="ops",
+                   description="Targets without network pass some checks and fail others: each flip costs the "
+                   "health checker work, and its checks run late."),
+             Panel("NLB: AZs in service and automatic failovers",
+                   [Q("max by (nlb) (racelab_nlb_zones_in_service)", "{{nlb}} AZs in service", cascade=True),
+                    Q("sum by (nlb) (increase(racelab_nlb_failovers_total[1m]))", "{{nlb}} failovers (1 m)",
+                      "event:nlb.failover,action=remove", cascade=True, nonzero=True)], 8, unit="none",
+                   description="Late health checks make a zone look sick: automatic failover takes it out of "
+                   "DNS, healthy capacity with it."),
+             Panel("Dependents' success ratio (10 s)",
+                   [Q("dependent:racelab_dependent_requests:success_ratio_rate10s", "{{dependent}}",
+                      cascade=True)], 8, unit="percentunit", defaults=percent())]),
         (6, [Panel("Operators' actions", [Q("max by (action) (racelab_operator_actions_total)", "{{action}}")],
                    unit="none"),
              Panel("Notable events recorded by the director",
@@ -269,7 +313,10 @@ CASCADE = Dashboard(
     annotations=[PHASES, OPERATORS,
                  Annotation("Regional name empty", f'max(endpoint_qtype:racelab_authority_endpoint_empty:bool'
                             f'{{endpoint="{LEGACY}", qtype="A"}}) == 1', f"{LEGACY} answers empty", "dark-red",
-                            "empty")])
+                            "empty"),
+                 Annotation("Alerts firing", 'ALERTS{alertstate="firing"}', "{{alertname}}", "red",
+                            "event:tree-deleted", tags="alertname"),
+                 NLB_FAILOVER])
 
 
 # ---- EC2 recovery ----
@@ -286,8 +333,11 @@ EC2 = Dashboard(
              Panel("NLB automatic failover", [Q("max(racelab_nlb_automatic_failover_enabled)", cascade=True)], 4,
                    "stat", defaults={"mappings": [{"type": "value", "options": {
                        "0": {"text": "disabled", "index": 0}, "1": {"text": "enabled", "index": 1}}}]}),
-             Panel("EC2 throttle", [Q("max(racelab_dwfm_throttle_requests_per_second)", cascade=True)], 4, "stat",
-                   "reqps", "Requests per second DWFM admits; 0: no throttle.")]),
+             Panel("EC2 throttle",
+                   [Q("max(racelab_dwfm_throttle_requests_per_second)", "lease work", cascade=True),
+                    Q("max(racelab_dwfm_throttle_launches_per_second)", "launches", cascade=True)], 4, "stat",
+                   "reqps", "Lease work each DWFM host admits and launches admitted per simulated second under "
+                   "the operators' throttle; 0: no throttle.", options={"textMode": "value_and_name"})]),
         (8, [Panel("Droplet leases", [Q("sum by (state) (racelab_dwfm_droplets)", "{{state}}", cascade=True)],
                    8, unit="none"),
              Panel("DWFM queue depth and work in flight",
@@ -299,7 +349,7 @@ EC2 = Dashboard(
                     Q("sum(rate(racelab_dwfm_leases_expired_total[$__rate_interval]))", "leases expired",
                       cascade=True),
                     Q("sum(rate(racelab_dwfm_work_timeouts_total[$__rate_interval]))", "work timed out",
-                      cascade=True)], 8, unit="ops",
+                      "event:dwfm.collapse,state=collapsed", cascade=True, nonzero=True)], 8, unit="ops",
                    description="More work timing out than leases established: congestive collapse.")]),
         (8, [Panel("DWFM state checks by result",
                    [Q("sum by (result) (rate(racelab_dwfm_state_checks_total[$__rate_interval]))", "{{result}}",
@@ -308,9 +358,14 @@ EC2 = Dashboard(
                    [Q("sum by (result) (rate(racelab_dwfm_run_instances_total[$__rate_interval]))", "{{result}}",
                       cascade=True)], 8, unit="ops"),
              Panel("Network Manager propagation backlog",
-                   [Q("sum by (kind) (racelab_netmgr_backlog)", "{{kind}}", cascade=True),
+                   [Q("sum by (kind) (racelab_netmgr_backlog)", "{{kind}}", "event:netmgr.backlog,state=behind",
+                      cascade=True, nonzero=True),
                     Q("max(racelab_netmgr_oldest_pending_age_seconds)", "oldest pending (simulated s)",
-                      cascade=True)], 8, unit="none", overrides=[right_axis("oldest.*", "s")])]),
+                      cascade=True),
+                    Q("max(racelab_netmgr_delay_seconds)", "a new instance would wait (simulated s)",
+                      "event:netmgr.backlog,state=behind", cascade=True, nonzero=True)],
+                   8, unit="none", overrides=[right_axis("(oldest|a new).*", "s")],
+                   description="A new instance waiting longer than it takes to boot launches without network.")]),
         (8, [Panel("NLB targets by state",
                    [Q("sum by (nlb, state) (racelab_nlb_targets)", "{{nlb}} {{state}}", cascade=True)], 8,
                    unit="none"),
@@ -321,13 +376,13 @@ EC2 = Dashboard(
              Panel("NLB AZs in service and failovers",
                    [Q("max by (nlb) (racelab_nlb_zones_in_service)", "{{nlb}} AZs in service", cascade=True),
                     Q("sum by (nlb) (increase(racelab_nlb_failovers_total[1m]))", "{{nlb}} failovers (1 m)",
-                      cascade=True)], 8, unit="none")]),
+                      "event:nlb.failover,action=remove", cascade=True, nonzero=True)], 8, unit="none")]),
         (8, [Panel("NLB health checks by result",
                    [Q("sum by (nlb, result) (rate(racelab_nlb_health_checks_total[$__rate_interval]))",
                       "{{nlb}} {{result}}", cascade=True)], 8, unit="ops"),
              Panel("NLB target flaps (healthy <-> unhealthy)",
                    [Q("sum by (nlb) (rate(racelab_nlb_target_transitions_total[$__rate_interval]))", "{{nlb}}",
-                      cascade=True)], 8, unit="ops"),
+                      "event:nlb.flapping,state=flapping", cascade=True, nonzero=True)], 8, unit="ops"),
              Panel("Health-check delay and instances without network",
                    [Q("max(racelab_nlb_health_check_delay_seconds)", "health-check delay (simulated s)",
                       cascade=True),
@@ -336,9 +391,7 @@ EC2 = Dashboard(
                    overrides=[right_axis("instances.*", "none")])]),
     ],
     annotations=[PHASES, OPERATORS,
-                 Annotation("NLB failover", "sum by (nlb) (changes(racelab_nlb_failovers_total[2s])) > 0",
-                            "{{nlb}}: automatic failover moved an AZ", "red", "event:nlb.failover", tags="nlb",
-                            cascade=True)])
+                 NLB_FAILOVER])
 
 
 # ---- gRPC RED ----
