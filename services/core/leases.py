@@ -125,6 +125,7 @@ class Fleet:
         self.admit_rate: float | None = None  # per host per simulated second; None: no throttle
         self.launch_rate: float | None = None  # RunInstances per simulated second; None: no throttle
         self.launch_tokens = 0.0
+        self._tokens_at = now  # when launch_tokens was last topped up
         self._relax: tuple[float, float, float] | None = None  # (start, end, from rate) of a ramp to no throttle
         self.timeouts_total = 0
         self.established_total = 0
@@ -146,9 +147,7 @@ class Fleet:
     def advance(self, now: float) -> Tick:
         """Move to `now`: leases expire, lease work progresses or times out, checks fall due."""
         dt = max(0.0, now - self.now)
-        self._update_ramp(now)
-        if self.launch_rate is not None:
-            self.launch_tokens = min(self.launch_tokens + dt * self.launch_rate, max(LAUNCH_BURST, self.launch_rate * 60))
+        self._refill(now)
         expired: dict[str, int] = {}
         timeouts: dict[str, int] = {}
         rounds = []
@@ -185,7 +184,8 @@ class Fleet:
         cfg = self.config
         limit = len(h.backlog)
         if self.admit_rate is not None:
-            h.tokens = min(h.tokens + dt * self.admit_rate, max(1.0, self.admit_rate * 60))
+            # The burst cap never cuts what one tick earned: a live tick may span minutes of simulated time.
+            h.tokens = min(h.tokens + dt * self.admit_rate, max(1.0, self.admit_rate * 60, dt * self.admit_rate))
             limit = min(limit, int(h.tokens))
         if self.queue_throttle:
             # Admit only while everything in flight can still finish inside the timeout.
@@ -252,6 +252,14 @@ class Fleet:
         if self.launch_rate is not None:
             self._relax = (now, now + over_seconds, self.launch_rate, to_launches_per_second)
 
+    def _refill(self, now: float) -> None:
+        """Top up the launch tokens for the time since the last top-up (calls come between ticks)."""
+        self._update_ramp(now)
+        if self.launch_rate is not None and now > self._tokens_at:
+            cap = max(LAUNCH_BURST, self.launch_rate * 60)
+            self.launch_tokens = min(self.launch_tokens + (now - self._tokens_at) * self.launch_rate, cap)
+        self._tokens_at = max(self._tokens_at, now)
+
     def _update_ramp(self, now: float) -> None:
         if self._relax is None:
             return
@@ -281,11 +289,13 @@ class Fleet:
 
     # ---- launches ----
 
-    def run_instances(self, count: int, propagation_room: int | None = None) -> list[str]:
-        """Launch `count` instances. `propagation_room`: with the queue-throttle fix, how many more
-        launches Network Manager's queue admits (None: not known, no limit)."""
+    def run_instances(self, count: int, propagation_room: int | None = None, now: float | None = None) -> list[str]:
+        """Launch `count` instances at `now` (default: the last tick). `propagation_room`: with the
+        queue-throttle fix, how many more launches Network Manager's queue admits (None: no limit)."""
         if count <= 0:
             raise ValueError("count must be positive")
+        if now is not None:
+            self._refill(now)
         if self.queue_throttle and propagation_room is not None and count > propagation_room:
             raise RequestLimitExceeded(f"request limit exceeded: Network Manager's queue admits {propagation_room} "
                                        "more launches")

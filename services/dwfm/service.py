@@ -256,12 +256,13 @@ class Dwfm:
 
     # ---- launches ----
 
-    async def run_instances(self, count: int, group: str, preexisting: bool) -> dwfm_pb2.RunInstancesResponse:
+    async def run_instances(self, count: int, group: str, preexisting: bool,
+                            now: float | None = None) -> dwfm_pb2.RunInstancesResponse:
         with self.tracer.start_as_current_span("ec2.run_instances") as span:
             span.set_attribute("racelab.instances.count", count)
             try:
                 room = None if self.netmgr_waiting is None else admission_room(self.propagation, self.netmgr_waiting)
-                ids = self.fleet.run_instances(count, room)
+                ids = self.fleet.run_instances(count, room, now)
             except InsufficientCapacity as exc:
                 return self._refused(span, "insufficient_capacity", dwfm_pb2.INSUFFICIENT_CAPACITY, str(exc))
             except RequestLimitExceeded as exc:
@@ -329,7 +330,7 @@ class DwfmServicer(dwfm_pb2_grpc.DropletWorkflowServicer):
         tokens = self.dwfm.tokens
         if request.client_token and request.client_token in tokens:
             return tokens[request.client_token]
-        reply = await self.dwfm.run_instances(request.count, request.group, request.preexisting)
+        reply = await self.dwfm.run_instances(request.count, request.group, request.preexisting, self.now())
         if request.client_token:
             tokens[request.client_token] = reply
             while len(tokens) > MAX_TOKENS:

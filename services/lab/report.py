@@ -31,11 +31,11 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
               series.history("racelab_authority_endpoint_addresses", qtype="A"), "endpoint", clock),
         _plot(run_dir / "enactor_generation.png", "Plan generation each enactor is applying",
               series.history("racelab_enactor_plan_generation"), "enactor", clock),
-        _plot(run_dir / "client_success.png", "Client success ratio (last 10 s)",
+        _plot(run_dir / "client_success.png", "Client success ratio (last 3 wall s)",
               series.history("racelab_client_success_ratio"), "client", clock),
     ]
     figures += [
-        _plot(run_dir / "dependents.png", "Dependents' success ratio (last 10 s)",
+        _plot(run_dir / "dependents.png", "Dependents' success ratio (last 3 wall s)",
               series.history("racelab_dependent_success_ratio"), "dependent", clock),
         _plot(run_dir / "dwfm.png", "DWFM: droplets by lease state, and lease work in flight",
               {**series.history("racelab_dwfm_droplets"),

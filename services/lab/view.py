@@ -73,7 +73,7 @@ def _enactors(series: Series) -> Table:
 
 def _clients(series: Series) -> Table:
     t = Table(title="clients", title_justify="left", expand=True)
-    for col in ("client", "success (last 10 s)", "requests", "errors"):
+    for col in ("client", "success (last 3 s)", "requests", "errors"):
         t.add_column(col)
     ratios = series.values("racelab_client_success_ratio")
     for labels, ratio in sorted(ratios.items()):

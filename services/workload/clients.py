@@ -46,7 +46,7 @@ OUTCOMES = ("ok", "dns_nodata", "dns_nxdomain", "dns_error", "connect_error", "t
 OUTCOME_WORDS = {"dns_nodata": "NODATA", "dns_nxdomain": "NXDOMAIN", "dns_error": "DNS errors",
                  "connect_error": "connection errors", "timeout": "timeouts", "error": "errors"}
 MAX_IN_FLIGHT = 1000
-WINDOW_SECONDS = 10.0  # wall seconds of the success-ratio window
+WINDOW_SECONDS = 3.0  # wall seconds of the success-ratio window: at 400-700x, 3 s is already 20-35 simulated minutes
 MIN_SAMPLES = 5  # fewer requests than this in the window: the ratio says nothing yet
 CONFIRM_CHECKS = 2  # a crossing must hold this many checks in a row (0.5 s apart): no flapping at 50%
 MIN_CALL_TIMEOUT = 0.05  # wall seconds
