@@ -1,0 +1,125 @@
+"""Live runs shared by the integration tests.
+
+`racelab run` is started at most once per (seed, fixes, end) in a session and read back from
+the files it writes - the spans the processes exported (traces.jsonl) and the metrics scraped
+during the run (metrics.jsonl) - never from a process's own verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from services.core.plans import LEGACY_ENDPOINT
+from services.lab.otlpsink import read_spans
+from services.lab.scrape import Series, load_series
+from services.runtime.scenario import Scenario, parse_scenario
+
+BASE_PORT = 32000  # the shared runs' ports (test_live_race.py runs its own on 21000)
+RUN_TIMEOUT = 420  # wall seconds; the whole oct-2025 event takes about 3 minutes
+
+
+def event_time(span: dict, name: str, **attrs: str) -> int | None:
+    """Wall time (ns) of the span's first event `name` whose attributes include `attrs`."""
+    for ev in span.get("events", []):
+        values = {a["key"]: next(iter(a["value"].values()), None) for a in ev.get("attributes", [])}
+        if ev["name"] == name and all(values.get(k) == v for k, v in attrs.items()):
+            return int(ev["timeUnixNano"])
+    return None
+
+
+@dataclass
+class LiveRun:
+    run_dir: Path
+    summary: dict
+    scenario: Scenario
+
+    @cached_property
+    def spans(self) -> list[dict]:
+        spans = read_spans(self.run_dir / "traces.jsonl")
+        return sorted(spans, key=lambda s: int(s["startTimeUnixNano"]))
+
+    @cached_property
+    def series(self) -> Series:
+        return load_series(self.run_dir / "metrics.jsonl")
+
+    def sim(self, span: dict) -> float:
+        """Simulated seconds since the scenario's epoch at which the span started."""
+        return self.sim_of_wall_ns(int(span["startTimeUnixNano"]))
+
+    def sim_of_wall_ns(self, wall_ns: int) -> float:
+        return self.scenario.schedule.sim_at(wall_ns / 1e9 - self.summary["wall_start"])
+
+    def pdt(self, sim: float) -> str:
+        total = int(self.scenario.epoch.hour * 3600 + self.scenario.epoch.minute * 60 + sim)
+        return f"{total // 3600 % 24:02d}:{total % 3600 // 60:02d}"
+
+    def named(self, name: str, **attrs: object) -> list[dict]:
+        return [s for s in self.spans if s["name"] == name and all(s["attrs"].get(k) == v for k, v in attrs.items())]
+
+    def operator_time(self, action: str) -> float:
+        """When the operators' `action` started, from the director's operator.action span."""
+        times = [self.sim(s) for s in self.named("operator.action", **{"racelab.operator.action": action})]
+        assert len(times) == 1, f"expected one operator.action span for {action}, found {len(times)}"
+        return times[0]
+
+    def history(self, name: str, **labels: str) -> list[tuple[float, float]]:
+        """The one scraped series `name{labels}` as (simulated seconds, value)."""
+        found = self.series.history(name, **labels)
+        assert len(found) == 1, f"expected one series {name}{labels}, found {len(found)}"
+        return next(iter(found.values()))
+
+    def regional_name_emptied_after(self, sim: float) -> list[float]:
+        """When the authority saw the regional name answer NODATA again, after `sim`."""
+        return [self.sim_of_wall_ns(t) for s in self.named("authority.apply_batch", **{"racelab.zone": LEGACY_ENDPOINT})
+                if (t := event_time(s, "invariant.violated", **{"racelab.violation": "endpoint-empty"}))
+                and self.sim_of_wall_ns(t) > sim]
+
+    def end(self) -> float:
+        """The last scrape's simulated time."""
+        return max(points[-1][0] for points in self.series.points.values() if points)
+
+    def require_regional_name_held(self, until: float) -> float:
+        """The cascade after 02:25 needs DynamoDB reachable again: fail clearly if the race emptied
+        the regional name a second time between the operators' restore and `until`, which would end
+        this run's replay of the incident. Returns the restore's time."""
+        restore = self.operator_time("restore-dns")
+        again = [t for t in self.regional_name_emptied_after(restore) if t <= until]
+        assert not again, (
+            f"the regional name emptied AGAIN at {self.pdt(again[0])} PDT, after the operators' restore at "
+            f"{self.pdt(restore)} (the enactors raced again): from then on DWFM cannot reach DynamoDB, so what "
+            f"this test checks up to {self.pdt(until)} did not happen as in the incident ({self.run_dir})")
+        return restore
+
+
+def run_racelab(out: Path, seed: int, fixes: tuple[str, ...] = (), until: str | None = None,
+                scenario: str = "oct-2025") -> LiveRun:
+    cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--no-what-if", "--scenario", scenario,
+           "--seed", str(seed), "--out", str(out), "--base-port", str(BASE_PORT)]
+    cmd += [f"--fix={f}" for f in fixes] + ([f"--until={until}"] if until else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed_process"] is None, f"{summary['failed_process']} died during the run ({out})"
+    return LiveRun(out, summary, parse_scenario((out / "scenario.yaml").read_text()))
+
+
+@pytest.fixture(scope="session")
+def live_run(tmp_path_factory) -> Callable[..., LiveRun]:
+    """`live_run(seed, fixes=(), until=None)`: a finished run of oct-2025, started once per session."""
+    runs: dict[tuple, LiveRun] = {}
+
+    def get(seed: int, fixes: tuple[str, ...] = (), until: str | None = None) -> LiveRun:
+        key = (seed, tuple(sorted(fixes)), until)
+        if key not in runs:
+            name = f"seed{seed}" + "".join(f"-{f}" for f in key[1]) + (f"-until{until.replace(':', '')}" if until else "")
+            runs[key] = run_racelab(tmp_path_factory.mktemp(name) / "run", seed, key[1], until)
+        return runs[key]
+    return get

@@ -1,0 +1,209 @@
+"""The cascade, live (INCIDENT.md §3 after 02:25): DWFM's congestive collapse and its recovery,
+EC2's refusals, NLB flapping and AZ failover, and what a remediation changes.
+
+Every test shares ONE `racelab run` of the whole oct-2025 event (about 3 minutes of wall time);
+the remediation test adds one shorter run with queue-throttle on. Everything is read back from the
+spans the processes exported and the metrics scraped during the run, never from a process's own
+verdict, and checked for mechanism and order rather than exact minutes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SEED = 2
+FIXED_UNTIL = "04:10"  # before the operators' 04:14 throttle and restart: whatever recovers, recovers by itself
+
+
+@pytest.fixture(scope="module")
+def default(live_run):
+    return live_run(SEED)
+
+
+@pytest.fixture(scope="module")
+def queue_throttled(live_run):
+    return live_run(SEED, ("queue-throttle",), until=FIXED_UNTIL)
+
+
+def between(run, spans, start, end):
+    return [s for s in spans if start <= run.sim(s) < end]
+
+
+def count(spans, attr):
+    return sum(int(s["attrs"].get(attr, 0)) for s in spans)
+
+
+def value_at(points, sim):
+    """The last scraped value at or before `sim`."""
+    before = [v for t, v in points if t <= sim]
+    assert before, f"no sample at or before {sim:.0f}"
+    return before[-1]
+
+
+def dwfm_acted(run):
+    """When the operators first touched DWFM (throttle and restart, both at 04:14)."""
+    return min(run.operator_time("throttle-dwfm"), run.operator_time("restart-dwfm-hosts"))
+
+
+def all_leased_at(run, after):
+    """The first scrape after `after` at which every droplet had a lease, or None."""
+    n = run.scenario.dwfm.droplets
+    return next((t for t, v in run.history("racelab_dwfm_droplets", state="leased") if t >= after and v == n), None)
+
+
+def test_the_regional_name_stays_restored_after_the_operators_repair(default):
+    # INCIDENT.md §3: restored by hand at 02:25 and never emptied again (automation off from 05:38).
+    # Everything below depends on it; they each require it only for as long as they look.
+    default.require_regional_name_held(until=default.end())
+
+
+def test_dwfm_collapses_after_the_dns_restore_and_makes_no_progress_until_the_operators_act(default):
+    run = default
+    acted = dwfm_acted(run)
+    restore = run.require_regional_name_held(until=acted)
+    assert restore < acted
+    n = run.scenario.dwfm.droplets
+    leased = run.history("racelab_dwfm_droplets", state="leased")
+    leased_at_restore = value_at(leased, restore)
+    assert leased_at_restore < n, "no droplet had lost its lease while DynamoDB was unreachable"
+
+    timeouts = between(run, run.named("dwfm.work_timeout"), restore, acted)
+    assert timeouts, f"no lease work timed out between the DNS restore ({run.pdt(restore)}) and {run.pdt(acted)}"
+    collapse = run.sim(timeouts[0])
+    # Timed-out work is queued again and times out again: many more timeouts than droplets...
+    assert count(timeouts, "racelab.work.count") >= 2 * n
+    counter = run.history("racelab_dwfm_work_timeouts_total")
+    assert value_at(counter, acted) - value_at(counter, restore) >= 2 * n
+    # ...while not one lease is re-established and the leased count never rises,
+    assert not between(run, run.named("dwfm.leases_established"), restore, acted)
+    during = [v for t, v in leased if collapse <= t < acted]
+    assert during and max(during) <= leased_at_restore
+    # though the hosts are busy the whole time: lease work is in flight, it just never finishes,
+    in_flight = [v for t, v in run.history("racelab_dwfm_work_in_flight") if collapse <= t < acted]
+    assert in_flight and min(in_flight) > 0
+    # and it has not recovered by itself when the operators step in.
+    assert run.sim(timeouts[-1]) >= acted - run.scenario.dwfm.lease_work_timeout_seconds * 2, (
+        f"lease work stopped timing out at {run.pdt(run.sim(timeouts[-1]))}, long before the operators acted")
+
+
+def test_dwfm_recovers_only_after_the_operators_throttle_and_restart_then_every_droplet_is_leased(default):
+    run = default
+    acted = dwfm_acted(run)
+    full = all_leased_at(run, acted)
+    restore = run.require_regional_name_held(until=full or run.end())
+    restart = run.operator_time("restart-dwfm-hosts")
+    established = [s for s in run.named("dwfm.leases_established") if run.sim(s) >= restore]
+    assert established, "no lease was re-established after the DNS restore"
+    assert run.sim(established[0]) >= acted, (
+        f"leases came back at {run.pdt(run.sim(established[0]))}, before the operators acted at {run.pdt(acted)}")
+    assert full is not None, (f"not every droplet had a lease again by the end (at most "
+                              f"{max(v for t, v in run.history('racelab_dwfm_droplets', state='leased') if t >= acted):.0f}"
+                              f" of {run.scenario.dwfm.droplets})")
+    # Throttled, the admitted work finishes inside the timeout: nothing times out after the restart.
+    late = [s for s in run.named("dwfm.work_timeout") if run.sim(s) > restart]
+    assert not late, f"lease work still timed out after the restart, from {run.pdt(run.sim(late[0]))}"
+
+
+def test_run_instances_answers_insufficient_capacity_in_the_collapse_and_request_limit_while_throttled(default):
+    run = default
+    acted = dwfm_acted(run)
+    full = all_leased_at(run, acted)
+    restore = run.require_regional_name_held(until=full or run.end())
+    throttle = run.operator_time("throttle-dwfm")
+    # What the EC2 customers themselves got back, one dependent.call span per RunInstances.
+    calls = run.named("dependent.call", **{"racelab.dependent": "ec2_launch"})
+    collapse = Counter(s["attrs"].get("racelab.result") for s in between(run, calls, restore, acted))
+    assert collapse["insufficient_capacity"] > 0 and collapse["ok"] == 0, dict(collapse)
+
+    throttled = run.history("racelab_dwfm_throttle_launches_per_second")
+    on = [t for t, v in throttled if v > 0]
+    assert on and on[0] >= throttle, "the launch throttle was never on, or on before the operators set it"
+    lifted = next((t for t, v in throttled if t > on[-1]), float("inf"))
+    limited = [run.sim(s) for s in calls if s["attrs"].get("racelab.result") == "request_limit_exceeded"]
+    assert limited, (f"no RunInstances was refused for the request limit while EC2 was throttled "
+                     f"({run.pdt(on[0])}-{run.pdt(on[-1])}); results then: "
+                     f"{dict(Counter(s['attrs'].get('racelab.result') for s in between(run, calls, on[0], lifted)))}")
+    assert all(throttle <= t <= lifted for t in limited), "request limit exceeded outside the throttle"
+    # Once every droplet has a lease, launches work again.
+    assert full is not None, "not every droplet had a lease again by the end"
+    assert any(s["attrs"].get("racelab.result") == "ok" for s in calls if run.sim(s) >= full)
+
+
+def test_nlb_targets_flap_once_launches_resume(default):
+    run = default
+    acted = dwfm_acted(run)
+    restore = run.require_regional_name_held(until=all_leased_at(run, acted) or run.end())
+    transitions = run.named("nlb.target_transition")
+    states = defaultdict(list)  # instance -> its health verdicts in order
+    for s in transitions:
+        states[(s["attrs"]["racelab.nlb.id"], s["attrs"]["racelab.instance.id"])].append(s["attrs"]["racelab.target.state"])
+    flapping = [k for k, seq in states.items()
+                if any(seq[i:i + 3] == ["healthy", "unhealthy", "healthy"] for i in range(len(seq) - 2))]
+    assert flapping, "no target went healthy -> unhealthy -> healthy"
+    pulled = [s for s in transitions if s["attrs"]["racelab.target.state"] == "unhealthy"
+              and s["attrs"]["racelab.target.flapped"]]
+    # Flapping is new instances whose network is not there yet: none while EC2 launched nothing...
+    assert not between(run, pulled, restore, acted), "targets flapped while no instance could be launched"
+    # ...and it comes back with the launches, checks failing and passing.
+    after = [s for s in pulled if run.sim(s) >= acted]
+    assert after, "no in-service target turned unhealthy after launches resumed"
+    for nlb in {s["attrs"]["racelab.nlb.id"] for s in after}:
+        for result in ("fail", "pass"):
+            checks = run.history("racelab_nlb_health_checks_total", nlb=nlb, result=result)
+            assert checks[-1][1] > value_at(checks, acted), f"{nlb}: no health check {result}ed after {run.pdt(acted)}"
+
+
+def test_nlb_automatic_failover_removes_zones_until_the_operators_disable_it(default):
+    run = default
+    disable = run.operator_time("disable-nlb-failover")
+    run.require_regional_name_held(until=disable)  # no launches, no flapping, no late checks
+    enable = run.operator_time("enable-nlb-failover")
+    cfg = run.scenario.nlb
+    zones = len(run.scenario.fleet.availability_zones)
+    removed = run.named("nlb.failover", **{"racelab.action": "remove"})
+    delay = max(v for _, v in run.history("racelab_nlb_health_check_delay_seconds"))
+    assert between(run, removed, 0, disable), (
+        f"automatic AZ failover never removed a zone before the operators disabled it at {run.pdt(disable)}: "
+        f"the health-check delay peaked at {delay:.0f} s (failover takes {cfg.failover_delay_seconds:.0f} s)")
+    # Removed because the checks ran late, not because a zone was down,
+    assert all(s["attrs"]["racelab.health_check.delay_seconds"] > cfg.failover_delay_seconds for s in removed)
+    # and the NLB's DNS served fewer zones.
+    fewest = min(v for t, v in run.history("racelab_nlb_zones_in_service", nlb=removed[0]["attrs"]["racelab.nlb.id"])
+                 if t < disable)
+    assert fewest < zones
+    # Disabled at 09:36: nothing removed until it is re-enabled, and every zone is back in service.
+    assert not between(run, removed, disable, enable)
+    for nlb in cfg.names:
+        zones_after = [v for t, v in run.history("racelab_nlb_zones_in_service", nlb=nlb) if disable < t < enable]
+        assert zones_after and zones_after[0] == zones, f"{nlb}: zones in service after {run.pdt(disable)}"
+
+
+def test_queue_throttle_avoids_the_collapse_and_recovers_before_the_operators_act(default, queue_throttled):
+    fixed = queue_throttled
+    assert fixed.summary["fixes"] == ["queue-throttle"]
+    full = all_leased_at(fixed, fixed.operator_time("restore-dns"))
+    fixed.require_regional_name_held(until=full or fixed.end())
+    assert fixed.regional_name_emptied_after(0), "the regional name never emptied: not the same night"
+    cfg = fixed.scenario.dwfm
+    capacity = cfg.hosts * cfg.lease_work_timeout_seconds / cfg.lease_work_seconds  # items that finish in time
+
+    # As October 2025 ran: every lease item timed out, again and again, with far too much in flight.
+    default.require_regional_name_held(until=dwfm_acted(default))
+    as_in_2025 = between(default, default.named("dwfm.work_timeout"), 0, dwfm_acted(default))
+    assert count(as_in_2025, "racelab.work.count") >= 2 * cfg.droplets
+    assert max(v for _, v in default.history("racelab_dwfm_work_in_flight")) > capacity
+
+    # With the fix, lease work is admitted only while it can finish in time: nothing times out...
+    assert max(v for _, v in fixed.history("racelab_dwfm_work_in_flight")) <= capacity
+    assert not fixed.named("dwfm.work_timeout")
+    assert fixed.history("racelab_dwfm_work_timeouts_total")[-1][1] == 0
+    # ...and every droplet is leased again by itself, before any operator touches DWFM.
+    assert full is not None, (f"not every droplet was leased again by {FIXED_UNTIL} (at most "
+                              f"{max(v for _, v in fixed.history('racelab_dwfm_droplets', state='leased')):.0f})")
+    touched = [fixed.sim(s) for s in fixed.named("operator.action")
+               if s["attrs"]["racelab.operator.action"] in ("throttle-dwfm", "restart-dwfm-hosts")]
+    assert all(full < t for t in touched)
