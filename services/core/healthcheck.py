@@ -53,6 +53,7 @@ class Target:
     fails: int = 0
     transitions: int = 0
     reason: str = ""
+    in_service_once: bool = False  # has been healthy: from then on every change of state is a flap
 
 
 @dataclass
@@ -119,11 +120,14 @@ class HealthChecker:
     def delay(self) -> float:
         return self.backlog / self.config.checker_capacity_per_second
 
-    def register(self, nlb: str, instance: str, zone: str, address: str) -> Target:
+    def register(self, nlb: str, instance: str, zone: str, address: str, in_service: bool = False) -> Target:
+        """Add a target; `in_service`: it has been healthy since before the night."""
         n = self.nlbs[nlb]
         if zone not in n.zones:
             raise ValueError(f"{nlb} has no zone {zone!r}; zones: {', '.join(n.zones)}")
         target = n.targets.setdefault(instance, Target(instance, zone, address))
+        if in_service:
+            target.state, target.in_service_once = HEALTHY, True
         return target
 
     def deregister(self, nlb: str, instance: str) -> bool:
@@ -177,7 +181,10 @@ class HealthChecker:
         return CheckRound(transitions, failovers, dns_changed, passes, fails)
 
     def _flip(self, n: Nlb, t: Target, state: str, reason: str) -> Transition:
-        flapped = t.state in (HEALTHY, UNHEALTHY)
+        # A new target failing until its network arrives and then coming into service is not a flap;
+        # one that was in service and drops out (and comes back) is.
+        flapped = t.in_service_once
+        t.in_service_once = t.in_service_once or state == HEALTHY
         t.transitions += int(flapped)
         t.state, t.reason = state, reason
         return Transition(n.name, t, state, flapped)

@@ -73,8 +73,7 @@ class Cascade:
             app_instances[n] = ids
             for i, iid in enumerate(ids):
                 backlog.ready_at[iid] = now  # in service long before the night began
-                t = checker.register(n, iid, zones[i % len(zones)], "")
-                t.state = "healthy"
+                checker.register(n, iid, zones[i % len(zones)], "", in_service=True)
             apps[n] = Customers(dep.app_churn_per_hour, dep.app_growth_per_hour, dep.launch_batch,
                                 random.Random(f"{seed}/{n}"), now)
         customers = Customers(dep.churn_per_hour, dep.customer_growth_per_hour, dep.launch_batch * 4, random.Random(f"{seed}/ec2"), now)

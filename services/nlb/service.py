@@ -224,12 +224,10 @@ class NlbServicer(nlb_pb2_grpc.LoadBalancingServicer):
         if not request.address.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "address is empty")
         try:
-            target = self.service.checker.register(request.nlb_id, request.instance_id, request.availability_zone,
-                                                   request.address)
+            self.service.checker.register(request.nlb_id, request.instance_id, request.availability_zone,
+                                          request.address, in_service=request.in_service)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if request.in_service:
-            target.state = HEALTHY  # in service since before the night
         return nlb_pb2.RegisterTargetResponse()
 
     async def DeregisterTarget(self, request, context):
