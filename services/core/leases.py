@@ -256,8 +256,9 @@ class Fleet:
         """Top up the launch tokens for the time since the last top-up (calls come between ticks)."""
         self._update_ramp(now)
         if self.launch_rate is not None and now > self._tokens_at:
-            cap = max(LAUNCH_BURST, self.launch_rate * 60)
-            self.launch_tokens = min(self.launch_tokens + (now - self._tokens_at) * self.launch_rate, cap)
+            earned = (now - self._tokens_at) * self.launch_rate
+            # As for lease work: the burst cap never cuts what the time since the last call earned.
+            self.launch_tokens = min(self.launch_tokens + earned, max(LAUNCH_BURST, self.launch_rate * 60, earned))
         self._tokens_at = max(self._tokens_at, now)
 
     def _update_ramp(self, now: float) -> None:

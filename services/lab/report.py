@@ -63,6 +63,33 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
     return path
 
 
+def success_ratio(series: Series, counter: str, *, result_label: str, window: int = 2,
+                  **labels: str) -> list[tuple[float, float]]:
+    """Share of requests that succeeded ("ok") between scrapes `window` apart, from a counter by result."""
+    by_result = series.history(counter, **labels)
+    times = sorted({t for points in by_result.values() for t, _ in points})
+    if not times:
+        return []
+    totals, oks = [0.0] * len(times), [0.0] * len(times)
+    for key, points in by_result.items():
+        ok = dict(key).get(result_label) == "ok"
+        last, filled = 0.0, [0.0] * len(times)
+        values = dict(points)
+        for i, t in enumerate(times):  # a series missing from a scrape keeps its last value
+            last = values.get(t, last)
+            filled[i] = last
+        for i in range(len(times)):
+            totals[i] += filled[i]
+            if ok:
+                oks[i] += filled[i]
+    out = []
+    for i in range(window, len(times)):
+        done = totals[i] - totals[i - window]
+        if done > 0:
+            out.append((times[i], (oks[i] - oks[i - window]) / done))
+    return out
+
+
 def live_lookup(series: Series):
     """fidelity.Lookup over the live run's scraped metrics ("metric" or "metric:label value")."""
     label_of = {"racelab_dependent_success_ratio": "dependent", "racelab_dwfm_droplets": "state",
@@ -70,8 +97,12 @@ def live_lookup(series: Series):
 
     def get(key: str):
         name, _, value = key.partition(":")
-        if name == "racelab_dependent_success_ratio" and value == "legacy":
-            name = "racelab_client_success_ratio"
+        if name == "racelab_dependent_success_ratio" and value:
+            # From the request counters, not the processes' own ratio gauges: their window is a few wall
+            # seconds, half an hour of simulated time in the fast hours, which would blur every edge.
+            if value == "legacy":
+                return success_ratio(series, "racelab_client_requests_total", client="legacy", result_label="outcome")
+            return success_ratio(series, "racelab_dependent_requests_total", dependent=value, result_label="result")
         history = series.history(name, **({label_of[name]: value} if value else {}))
         if not history:
             return []
