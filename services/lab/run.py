@@ -28,7 +28,9 @@ from services.lab.scrape import Series, scrape
 from services.lab.supervisor import ProcessFailed, Supervisor
 from services.lab.topology import Topology, local_topology
 from services.lab.view import Event, ViewState, render
+from services.runtime.auth import bearer_interceptors, read_token
 from services.runtime.clock import SimClock
+from services.runtime.credentials import write_credentials
 from services.runtime.scenario import Scenario
 from services.runtime.service import ConfigError, check_port_free
 
@@ -58,7 +60,8 @@ async def run(opts: RunOptions, console: Console) -> dict:
               "RACELAB_OTLP_ENDPOINT": topology.otlp, "PYTHONUNBUFFERED": "1"}
     clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
     sink_server, sink = await start_sink(topology.otlp, run_dir / "traces.jsonl")
-    supervisor = Supervisor(topology, run_dir, common)
+    credentials = write_credentials(run_dir / "credentials", scenario)
+    supervisor = Supervisor(topology, run_dir, common, credentials)
     series = Series(run_dir / "metrics.jsonl")
     fixes = ", ".join(sorted(f.value for f in scenario.fixes)) or "none (as in October 2025)"
     state = ViewState(f"{scenario.name} · seed {scenario.seed} · fixes: {fixes}",
@@ -90,7 +93,8 @@ async def run(opts: RunOptions, console: Console) -> dict:
         if prometheus:
             console.print(f"[dim]Prometheus: {prometheus.url} (alerts: {prometheus.url}/alerts); Grafana: "
                           f"grafana/provisioning with RACELAB_PROMETHEUS_URL={prometheus.url}[/dim]")
-        events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive))
+        events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive,
+                                                           read_token(credentials / "lab.token")))
         def start_what_if() -> None:
             nonlocal what_if_job
             if executor is not None and what_if_job is None:
@@ -211,10 +215,10 @@ def _status_line(state: ViewState, series: Series) -> str:
 
 
 async def _follow_events(topology: Topology, clock: SimClock, state: ViewState, console: Console,
-                         interactive: bool) -> None:
+                         interactive: bool, token: str) -> None:
     while True:
         try:
-            async with grpc.aio.insecure_channel(topology.director) as ch:
+            async with grpc.aio.insecure_channel(topology.director, interceptors=bearer_interceptors(token)) as ch:
                 stream = director_pb2_grpc.DirectorStub(ch).WatchEvents(director_pb2.WatchEventsRequest())
                 async for ev in stream:
                     event = Event(clock.pdt(ev.sim_time_seconds), ev.source, ev.kind, ev.message)

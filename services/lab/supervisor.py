@@ -37,10 +37,12 @@ class Running:
 
 
 class Supervisor:
-    def __init__(self, topology: Topology, run_dir: Path, common_env: dict[str, str]):
+    def __init__(self, topology: Topology, run_dir: Path, common_env: dict[str, str],
+                 credentials: Path | None = None):
         self.topology = topology
         self.run_dir = run_dir
         self.common_env = common_env
+        self.credentials = credentials  # DIR/<instance>.token and DIR/acl.yaml (services.runtime.credentials)
         self.running: dict[str, Running] = {}
         self.stopping = False
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -49,6 +51,9 @@ class Supervisor:
         log = self.run_dir / "logs" / f"{spec.instance}.log"
         env = {**os.environ, **self.common_env, **spec.env,
                "RACELAB_STATE_DIR": str(self.run_dir / "state" / spec.instance)}
+        if self.credentials is not None:  # each process's identity is its instance name
+            env.update(RACELAB_TOKEN_FILE=str(self.credentials / f"{spec.instance}.token"),
+                       RACELAB_ACL_FILE=str(self.credentials / "acl.yaml"))
         Path(env["RACELAB_STATE_DIR"]).mkdir(parents=True, exist_ok=True)
         out = log.open("ab")
         popen = subprocess.Popen([sys.executable, "-m", f"services.{spec.service}"], env=env,
