@@ -156,3 +156,14 @@ def metric(text: str, name: str, **labels: str) -> float:
 def run_to_exit(module: str, args: list[str], env: dict[str, str], timeout: float = 15.0) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of a Debian tool a test needs: skipped where it is missing, a failure under CI (which installs it)."""
+    import pytest
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is missing: .ci/run installs {package}")
+        pytest.skip(f"{name} not installed (apt-get install {package})")
+    return path

@@ -172,3 +172,23 @@ def install_plan(auth: AuthorityProcess, plan: Plan, previous: Plan | None = Non
         rollback = tree.tree_root(previous.for_endpoint(ep.endpoint)) if previous else None
         auth.change(ep.zone, tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), rollback),
                     f"flip {plan.generation}")
+
+
+def answer_cache_with_plan(lbs: int = 6):
+    """The oct-2025 zones in memory with one plan installed and active, and their AnswerCache (no process)."""
+    from services.authority.answers import AnswerCache
+    from services.authority.state import account_names, initial_zones
+    from services.core.zone import ZoneSet
+    from services.runtime.scenario import load_scenario
+    scenario = load_scenario("oct-2025")
+    zones = ZoneSet()
+    for z in initial_zones(scenario):
+        zones.add(z)
+    plan = fleet_planner(lbs=lbs).next_plan(0.0)
+    for ep in plan.endpoints:
+        zone = zones[ep.zone]
+        zone.apply(tree.install_changes(ep, plan.generation, 5))
+        zone.apply(tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), None))
+    cache = AnswerCache(zones, account_names(scenario))
+    cache.rebuild_all()
+    return cache
