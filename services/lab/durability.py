@@ -37,6 +37,7 @@ from services.runtime.scenario import load_scenario
 from services.runtime.wire import change_to_wire
 
 WRITERS = ("enactor-az1", "enactor-az2", "enactor-az3")
+START_TIMEOUT = 60.0  # generous: the machine is shared, and a slow start is not what is measured
 
 
 @dataclass
@@ -88,7 +89,7 @@ class AuthorityKiller:
         self.workdir = workdir
         self.zones = [ep.zone for ep in load_scenario("oct-2025").endpoints]
         self.creds = tester_credentials(workdir / "credentials")
-        self.auth = AuthorityProcess(workdir / "state", credentials=self.creds,
+        self.auth = AuthorityProcess(workdir / "state", credentials=self.creds, env={"RACELAB_LOG_LEVEL": "INFO"},
                                      extra=["--snapshot-every", str(snapshot_every)])
         self.present: set[tuple[str, str]] = set()  # (zone, record name) the model says exist
         self.versions: dict[str, int] = {}
@@ -96,7 +97,7 @@ class AuthorityKiller:
 
     def run(self, iterations: int) -> Tally:
         started = time.monotonic()
-        self.auth.start()
+        self.auth.start(START_TIMEOUT)
         self.tally.restart_seconds.append(time.monotonic() - started)
         try:
             for i in range(iterations):
@@ -118,7 +119,7 @@ class AuthorityKiller:
             t.join(30)
         self.auth.kill()
         started = time.monotonic()
-        self.auth.start()
+        self.auth.start(START_TIMEOUT)
         self.tally.restart_seconds.append(time.monotonic() - started)
         self.verify(logs)
         self.tally.iterations += 1
@@ -250,7 +251,7 @@ class PlannerKiller:
                                          stdout=out, stderr=subprocess.STDOUT)
         with sync_channel(self.target, read_token(self.creds / "tester.token")) as ch:
             stub = planner_pb2_grpc.PlannerStub(ch)
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + START_TIMEOUT
             while True:
                 try:
                     stub.ListPlans(planner_pb2.ListPlansRequest(limit=1), timeout=1)

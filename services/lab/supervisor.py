@@ -44,6 +44,7 @@ class Supervisor:
         self.common_env = common_env
         self.credentials = credentials  # DIR/<instance>.token and DIR/acl.yaml (services.runtime.credentials)
         self.running: dict[str, Running] = {}
+        self.restarting: set[str] = set()  # killed on purpose (chaos), being started again
         self.stopping = False
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
 
@@ -85,11 +86,24 @@ class Supervisor:
         self.start(spec)
         return await self._wait_ready(spec, timeout)
 
+    async def restart(self, instance: str, timeout: float = 30.0) -> float:
+        """SIGKILL one process (no clean shutdown) and start it again; seconds until it answers."""
+        running = self.running[instance]
+        self.restarting.add(instance)
+        try:
+            os.killpg(running.popen.pid, signal.SIGKILL)
+            await asyncio.to_thread(running.popen.wait)
+            return await self.start_one(instance, timeout)
+        finally:
+            self.restarting.discard(instance)
+
     async def _wait_ready(self, spec: ProcessSpec, timeout: float) -> float:
         running = self.running[spec.instance]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check()
+            if running.popen.poll() is not None:  # (check() skips a process being restarted)
+                raise ProcessFailed(spec.instance, running.popen.returncode, tail(running.log))
             if await _answers(spec):
                 return time.monotonic() - running.started
             await asyncio.sleep(0.1)
@@ -99,7 +113,7 @@ class Supervisor:
         """Raise ProcessFailed if any process has exited."""
         for instance, r in self.running.items():
             code = r.popen.poll()
-            if code is not None and not self.stopping:
+            if code is not None and not self.stopping and instance not in self.restarting:
                 raise ProcessFailed(instance, code, tail(r.log))
 
     def stop_all(self, timeout: float = 10.0) -> dict[str, int | None]:
