@@ -13,6 +13,7 @@ from services.core.invariants import Violation
 from services.lab import explore, follow
 from services.lab.assertions import command as assert_command
 from services.lab.sim import WorldConfig, run_schedule, with_overrides
+from services.runtime.service import OneLineParser
 
 
 class CliError(Exception):
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="racelab", description="A live replica of the us-east-1 "
+    parser = OneLineParser(prog="racelab", description="A live replica of the us-east-1 "
                                      "DynamoDB DNS race of October 2025.")
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("explore", help="search schedules of planner, enactors and zones for invariant violations",

@@ -9,7 +9,6 @@ would mount them. Every process of a run has its instance name as identity.
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import sys
@@ -19,6 +18,7 @@ import yaml
 
 from services.runtime.auth import token_sha256
 from services.runtime.scenario import Scenario, ScenarioError, load_scenario
+from services.runtime.service import OneLineParser
 
 ENACTORS = ("enactor-az1", "enactor-az2", "enactor-az3")
 PUBLISH_EVENT = "racelab.v1.Director/PublishEvent"
@@ -82,7 +82,7 @@ def write_credentials(directory: str | os.PathLike[str], scenario: Scenario,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m services.runtime.credentials",
+    p = OneLineParser(prog="python -m services.runtime.credentials",
                                 description="Write a token per identity of a run and the ACL naming them.")
     p.add_argument("directory", help="where to write <identity>.token files and acl.yaml")
     p.add_argument("--scenario", default="oct-2025", help="scenario whose endpoint zones the enactors manage")

@@ -64,8 +64,15 @@ COMMON = [
 TRUE = ("1", "true", "yes", "on")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr and exit code 2, like every other bad setting (no usage dump)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parser(service: str, description: str, extra: Iterable[tuple[str, str, str, bool]] = ()) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m services.{service}", description=description)
+    p = OneLineParser(prog=f"python -m services.{service}", description=description)
     for flag, env, help_text, _ in list(COMMON) + list(extra):
         p.add_argument(f"--{flag}", default=os.environ.get(env), help=f"{help_text} (env {env})")
     p.add_argument("--insecure", action="store_true", default=os.environ.get("RACELAB_INSECURE", "").lower() in TRUE,
@@ -131,8 +138,14 @@ def run(service: str, arg_parser: argparse.ArgumentParser,
             raise ConfigError(f"--wall-start: not a number: {args.wall_start!r}") from None
         instance = args.instance or service
         auth.configure(service, args.token_file, args.acl_file, args.insecure)
-        telemetry = setup_telemetry(service, instance, otlp_endpoint=args.otlp_endpoint,
-                                    metrics_addr=args.metrics_addr, environment=args.environment or "local")
+        for name in ("metrics-addr", "otlp-endpoint"):
+            if getattr(args, name.replace("-", "_")):
+                hostport(args, name)
+        try:
+            telemetry = setup_telemetry(service, instance, otlp_endpoint=args.otlp_endpoint,
+                                        metrics_addr=args.metrics_addr, environment=args.environment or "local")
+        except OSError as exc:
+            raise ConfigError(f"--metrics-addr: cannot listen on {args.metrics_addr}: {exc.strerror}") from None
     except (ConfigError, ScenarioError, ValueError, OSError) as exc:  # AuthConfigError is a ValueError
         print(f"{service}: error: {exc}", file=sys.stderr)
         return 2
