@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from services.core.nlbdns import NLB_ZONE
 from services.runtime.auth import token_sha256
 from services.runtime.scenario import Scenario, ScenarioError, load_scenario
 from services.runtime.service import OneLineParser
@@ -26,8 +27,6 @@ READ_PLANS = ["racelab.v1.Planner/GetLatestPlan", "racelab.v1.Planner/GetPlan", 
               "racelab.v1.Planner/WatchPlans"]
 CHANGE_ZONES = ["racelab.v1.RouteControl/ChangeResourceRecordSets", "racelab.v1.RouteControl/ListResourceRecordSets",
                 "racelab.v1.RouteControl/ListHostedZones"]
-# The NLBs' DNS names live under elb.<region>.amazonaws.com, as in AWS; the nlb fails AZs over there.
-NLB_ZONES = ["elb.us-east-1.amazonaws.com", "*.elb.us-east-1.amazonaws.com"]
 
 
 def run_grants(scenario: Scenario) -> dict[str, dict[str, list[str]]]:
@@ -41,18 +40,21 @@ def run_grants(scenario: Scenario) -> dict[str, dict[str, list[str]]]:
                                  "racelab.v1.DropletWorkflow/*", "racelab.v1.NetworkManager/*",
                                  "racelab.v1.LoadBalancing/*", "racelab.v1.Workload/*"],
                      "zones": ["*"]},
-        "dynamodb": {"methods": ["racelab.v1.Planner/RegisterLoadBalancer", "racelab.v1.Planner/ReportHealth",
+        "dynamodb": {"methods": ["racelab.v1.Planner/RegisterLoadBalancer", "racelab.v1.Planner/ReportHealth"]},
+        # The dependents: DynamoDB's clients, EC2 launches and terminations, an app behind an NLB.
+        "workload": {"methods": ["racelab.v1.DynamoDB/GetItem", "racelab.v1.DynamoDB/PutItem",
+                                 "racelab.v1.DropletWorkflow/RunInstances", "racelab.v1.DropletWorkflow/DescribeFleet",
+                                 "racelab.v1.DropletWorkflow/TerminateInstances", "racelab.v1.LoadBalancing/Connect",
+                                 "racelab.v1.LoadBalancing/RegisterTarget", "racelab.v1.LoadBalancing/DeregisterTarget",
                                  PUBLISH_EVENT]},
-        "workload": {"methods": ["racelab.v1.DynamoDB/*", "racelab.v1.DropletWorkflow/RunInstances",
-                                 "racelab.v1.DropletWorkflow/DescribeFleet", "racelab.v1.LoadBalancing/Describe*",
-                                 "racelab.v1.NetworkManager/GetInstanceNetwork", PUBLISH_EVENT]},
-        "dwfm": {"methods": ["racelab.v1.DynamoDB/*", "racelab.v1.NetworkManager/PropagateInstance",
-                             "racelab.v1.NetworkManager/GetInstanceNetwork", "racelab.v1.LoadBalancing/RegisterTarget",
-                             "racelab.v1.LoadBalancing/DeregisterTarget", PUBLISH_EVENT]},
-        "netmgr": {"methods": ["racelab.v1.DropletWorkflow/DescribeFleet", PUBLISH_EVENT]},
-        "nlb": {"methods": CHANGE_ZONES + ["racelab.v1.NetworkManager/GetInstanceNetwork",
-                                           "racelab.v1.DropletWorkflow/DescribeFleet", PUBLISH_EVENT],
-                "zones": NLB_ZONES},
+        # Leases in DynamoDB (one BatchWriteItem per host round); launches and terminations to Network Manager.
+        "dwfm": {"methods": ["racelab.v1.DynamoDB/BatchWriteItem", "racelab.v1.NetworkManager/PropagateInstance",
+                             PUBLISH_EVENT]},
+        "netmgr": {"methods": [PUBLISH_EVENT]},
+        # Health checks ask Network Manager which targets have network; failover rewrites the NLBs' names.
+        "nlb": {"methods": ["racelab.v1.RouteControl/ChangeResourceRecordSets",
+                            "racelab.v1.NetworkManager/GetInstancesNetwork", PUBLISH_EVENT],
+                "zones": [NLB_ZONE]},
         # `racelab run` itself: it follows the director's event stream.
         "lab": {"methods": ["racelab.v1.Director/WatchEvents", "racelab.v1.Director/GetStatus"]},
     }

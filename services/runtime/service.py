@@ -138,6 +138,8 @@ def run(service: str, arg_parser: argparse.ArgumentParser,
             raise ConfigError(f"--wall-start: not a number: {args.wall_start!r}") from None
         instance = args.instance or service
         auth.configure(service, args.token_file, args.acl_file, args.insecure)
+        if getattr(args, "listen", None):  # a gRPC server without an ACL stops here, before doing anything
+            auth.server_interceptors("--listen")
         for name in ("metrics-addr", "otlp-endpoint"):
             if getattr(args, name.replace("-", "_")):
                 hostport(args, name)

@@ -15,6 +15,7 @@ from procs import (ROOT, auth_env, credentials, env_for, free_port, metric, run_
                    wait_for, wait_serving, write_scenario)
 from racelab.v1 import authority_pb2, authority_pb2_grpc, planner_pb2, planner_pb2_grpc
 from services.authority.testing import AuthorityProcess
+from services.core.nlbdns import NLB_ZONE
 from services.core.plans import ACCOUNT_ZONE, LEGACY_ENDPOINT
 from services.core.records import RecordSet, RRType, create
 from services.runtime.auth import Acl, AuthConfigError, Grant, read_token, sync_channel, token_sha256
@@ -46,7 +47,7 @@ def test_generated_credentials_match_the_acl(tmp_path):
     assert not enactor.may_call("racelab.v1.Planner/RegisterLoadBalancer")
     assert acl.grants["director"].may_change(ACCOUNT_ZONE) and acl.grants["director"].may_change("anything.example")
     assert not acl.grants["planner"].may_change(LEGACY_ENDPOINT)
-    assert acl.grants["nlb"].may_change("my-nlb.elb.us-east-1.amazonaws.com")
+    assert acl.grants["nlb"].may_change(NLB_ZONE)
     assert not acl.grants["nlb"].may_change(LEGACY_ENDPOINT)
     # fresh tokens every time
     again = write_credentials(tmp_path / "creds", SCENARIO)
@@ -67,6 +68,55 @@ def test_grants_use_patterns():
     g = Grant("x", ("racelab.v1.Planner/Get*",), ("*.elb.example",))
     assert g.may_call("racelab.v1.Planner/GetPlan") and not g.may_call("racelab.v1.Planner/AddCapacity")
     assert g.may_change("a.elb.example.") and g.may_change("A.ELB.example") and not g.may_change("elb.example")
+
+
+# Whose code runs under which identity (each process's identity is its instance name).
+CODE_OF = {"authority": "authority", "planner": "planner", "director": "director", "enactor-az1": "enactor",
+           "dynamodb": "dynamodb", "workload": "workload", "dwfm": "dwfm", "netmgr": "netmgr", "nlb": "nlb"}
+# Identities granted more than they call, on purpose: the operators hold every control API; the
+# enactors may read any of the planner's plans and list the zones (read-only).
+ROLES = {"director", "enactor-az1"}
+
+
+def _rpc_methods() -> dict[str, set[str]]:
+    """Method name -> the full names ("racelab.v1.Service/Method") of every RPC so named."""
+    import importlib
+    methods: dict[str, set[str]] = {}
+    for proto in (ROOT / "proto/racelab/v1").glob("*.proto"):
+        module = importlib.import_module(f"racelab.v1.{proto.stem}_pb2")
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for m in service.methods:
+                methods.setdefault(m.name, set()).add(f"{service.full_name}/{m.name}")
+    return methods
+
+
+def _calls(package: str, methods: dict[str, set[str]]) -> dict[str, set[str]]:
+    """RPC method names the code of services/<package> calls (stub.Method, called or handed on) -> their candidates."""
+    import re
+    text = "\n".join(p.read_text() for p in (ROOT / "services" / package).rglob("*.py")
+                     if p.name != "testing.py")  # helpers for tests, not the service
+    called = {name: methods[name] for name in re.findall(r"\.([A-Z][A-Za-z]+)\b", text) if name in methods}
+    if "EventPublisher(" in text:
+        called["PublishEvent"] = {"racelab.v1.Director/PublishEvent"}
+    return called
+
+
+def test_every_identity_may_call_what_its_code_calls_and_no_more():
+    methods = _rpc_methods()
+    grants = Acl.parse(yaml.safe_dump({"identities": {name: {"token_sha256": f"{i:064x}", **grant} for i, (name, grant)
+                                                      in enumerate(run_grants(SCENARIO).items())}}), "run_grants")
+    for identity, package in CODE_OF.items():
+        grant = grants.grants[identity]
+        called = _calls(package, methods)
+        for name, candidates in called.items():
+            assert any(grant.may_call(full) for full in candidates), f"{identity} calls {name} without a grant"
+        if identity not in ROLES:
+            unused = {m for m in grant.methods if m.rpartition("/")[2] not in called}
+            assert not unused, f"{identity} may call {sorted(unused)}, which its code never calls"
+    assert {"BatchWriteItem", "PropagateInstance"} <= set(_calls("dwfm", methods))
+    assert {"ChangeResourceRecordSets", "GetInstancesNetwork"} <= set(_calls("nlb", methods))
+    assert {"RunInstances", "Connect", "GetItem"} <= set(_calls("workload", methods))
+    assert {"SetAutomation", "Control", "SetAutomaticFailover", "RelaxThrottle"} <= set(_calls("director", methods))
 
 
 @pytest.mark.parametrize("text, words", [

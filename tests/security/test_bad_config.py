@@ -18,12 +18,17 @@ GOOD = {
     "enactor": ["--planner", "127.0.0.1:1", "--authority", "127.0.0.1:1"],
     "dynamodb": ["--planner", "127.0.0.1:1"],
     "workload": ["--listen", "127.0.0.1:{p}", "--authority-dns", "127.0.0.1:1"],
+    "dwfm": ["--listen", "127.0.0.1:{p}", "--authority-dns", "127.0.0.1:1"],
+    "netmgr": ["--listen", "127.0.0.1:{p}"],
+    "nlb": ["--listen", "127.0.0.1:{p}", "--authority", "127.0.0.1:1"],
 }
 # (flag left out -> "required" error, flag given "nope:port" -> malformed HOST:PORT error)
 REQUIRED = {"authority": "--dns-listen", "planner": "--state-dir", "director": "--planner", "enactor": "--authority",
-            "dynamodb": "--planner", "workload": "--authority-dns"}
+            "dynamodb": "--planner", "workload": "--authority-dns", "dwfm": "--authority-dns", "netmgr": "--listen",
+            "nlb": "--authority"}
 MALFORMED = {"authority": "--listen", "planner": "--listen", "director": "--authority", "enactor": "--planner",
-             "dynamodb": "--planner", "workload": "--authority-dns"}
+             "dynamodb": "--planner", "workload": "--authority-dns", "dwfm": "--listen", "netmgr": "--listen",
+             "nlb": "--authority"}
 SERVICES = sorted(GOOD)
 
 
@@ -45,7 +50,7 @@ def _one_line(done, service) -> str:
     return lines[0]
 
 
-def _bad_files(tmp_path):
+def _bad_files(tmp_path, serves: bool):
     empty = tmp_path / "empty.token"
     empty.write_text("   \n")
     acl = tmp_path / "bad-acl.yaml"
@@ -60,13 +65,14 @@ def _bad_files(tmp_path):
         "ACL without identities": ({"RACELAB_ACL_FILE": str(no_identities)}, "identities"),
         "missing ACL file": ({"RACELAB_ACL_FILE": str(tmp_path / "nope.yaml")}, "--acl-file"),
         "no token, not insecure": ({"RACELAB_TOKEN_FILE": ""}, "--token-file"),
+        **({"a server without an ACL, not insecure": ({"RACELAB_ACL_FILE": ""}, "--acl-file")} if serves else {}),
     }
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_bad_credentials(service, tmp_path):
     env = env_for(write_scenario(tmp_path / "s.yaml"))
-    for why, (change, words) in _bad_files(tmp_path).items():
+    for why, (change, words) in _bad_files(tmp_path, "--listen" in GOOD[service]).items():
         line = _one_line(run_to_exit(f"services.{service}", _args(service, tmp_path), {**env, **change}), service)
         assert words in line, (service, why, line)
 
