@@ -50,10 +50,12 @@ async def run_chaos(kills: list[Kill], supervisor: Supervisor, clock: SimClock,
     done = []
     for kill in sorted(kills, key=lambda k: k.at):
         await clock.sleep_until(kill.at)
-        say(f"chaos: kill -9 {kill.instance} at {clock.pdt()}")
+        killed_at = clock.now()  # on a busy machine, a little after kill.at
+        say(f"chaos: kill -9 {kill.instance} at {clock.pdt(killed_at)}")
         started = time.monotonic()
         ready = await supervisor.restart(kill.instance)
         say(f"chaos: {kill.instance} back in {ready:.1f}s at {clock.pdt()}")
-        done.append({"instance": kill.instance, "killed_at_pdt": clock.pdt(kill.at),
+        done.append({"instance": kill.instance, "spec": kill.spec, "killed_at_pdt": clock.pdt(killed_at),
+                     "killed_at_sim": round(killed_at, 1), "back_at_sim": round(clock.now(), 1),
                      "ready_seconds": round(ready, 2), "wall_seconds": round(time.monotonic() - started, 2)})
     return done
