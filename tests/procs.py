@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import grpc
 
+from services.authority.testing import tester_credentials
+from services.runtime.auth import read_token, sync_channel
+
 ROOT = Path(__file__).resolve().parents[1]
+_credentials: Path | None = None
+
+
+def credentials() -> Path:
+    """One set of credentials for the test session: a run's identities plus "tester" (may do anything)."""
+    global _credentials
+    if _credentials is None:
+        top = Path(tempfile.mkdtemp(prefix="racelab-test-credentials-"))
+        atexit.register(shutil.rmtree, top, True)
+        _credentials = tester_credentials(top / "credentials")
+    return _credentials
+
+
+def token(identity: str = "tester") -> str:
+    return read_token(credentials() / f"{identity}.token")
+
+
+def channel(target: str, identity: str = "tester") -> grpc.Channel:
+    """A blocking channel that authenticates as `identity`."""
+    return sync_channel(target, token(identity))
+
+
+def auth_env(identity: str = "tester") -> dict[str, str]:
+    """The settings that give a process `identity` and the session's ACL."""
+    return {"RACELAB_TOKEN_FILE": str(credentials() / f"{identity}.token"),
+            "RACELAB_ACL_FILE": str(credentials() / "acl.yaml")}
 
 # 60x: ten wall seconds are ten simulated minutes.
 FAST_SCENARIO = """\
@@ -49,7 +81,7 @@ def env_for(scenario: Path, wall_start: float | None = None, **extra: str) -> di
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACELAB_")}
     env.update(PYTHONPATH=str(ROOT), RACELAB_SCENARIO=str(scenario),
                RACELAB_WALL_START=str(wall_start if wall_start is not None else time.time()),
-               RACELAB_LOG_LEVEL="WARNING")
+               RACELAB_LOG_LEVEL="WARNING", **auth_env())
     env.update(extra)
     return env
 
@@ -124,3 +156,14 @@ def metric(text: str, name: str, **labels: str) -> float:
 def run_to_exit(module: str, args: list[str], env: dict[str, str], timeout: float = 15.0) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of a Debian tool a test needs: skipped where it is missing, a failure under CI (which installs it)."""
+    import pytest
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is missing: .ci/run installs {package}")
+        pytest.skip(f"{name} not installed (apt-get install {package})")
+    return path

@@ -6,12 +6,14 @@ import grpc
 
 from racelab.v1 import authority_pb2, authority_pb2_grpc
 from services.core.zone import BatchRejected
+from services.runtime import auth
 from services.runtime.wire import BATCH_ERRORS_KEY, WireError, batch_errors_to_wire, change_from_wire, record_to_wire
 
 from .state import AuthorityState, UnknownZone
 from .store import StoreFailed
 
 SERVICE_NAME = authority_pb2.DESCRIPTOR.services_by_name["RouteControl"].full_name
+CHANGE_METHOD = f"{SERVICE_NAME}/ChangeResourceRecordSets"
 
 
 class RouteControl(authority_pb2_grpc.RouteControlServicer):
@@ -20,6 +22,11 @@ class RouteControl(authority_pb2_grpc.RouteControlServicer):
 
     async def ChangeResourceRecordSets(self, request: authority_pb2.ChangeResourceRecordSetsRequest,
                                        context: grpc.aio.ServicerContext) -> authority_pb2.ChangeResourceRecordSetsResponse:
+        if not auth.may_change_zone(request.hosted_zone):  # checked first: nothing is parsed, locked or written
+            who = auth.caller().identity if auth.caller() else "an unidentified caller"
+            detail = f"{who} may not change hosted zone {request.hosted_zone!r}"
+            auth.record_denial(auth.security().service, CHANGE_METHOD, grpc.StatusCode.PERMISSION_DENIED, detail)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, detail)
         try:
             changes = [change_from_wire(c) for c in request.changes]
         except WireError as exc:

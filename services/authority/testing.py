@@ -18,9 +18,21 @@ from services.core import tree
 from services.core.planner import Planner
 from services.core.plans import DEFAULT_ENDPOINTS, Endpoint, LoadBalancer, Plan
 from services.core.records import Change
+from services.runtime.auth import read_token, sync_channel
 from services.runtime.wire import change_to_wire
 
 REPO = Path(__file__).resolve().parents[2]
+# Tests and benchmarks call as "tester", an identity that may do anything.
+TESTER = {"tester": {"methods": ["*"], "zones": ["*"]}}
+
+
+def tester_credentials(directory: Path) -> Path:
+    """A run's credentials plus the all-powerful "tester" (kept if already there: restarts reuse them)."""
+    from services.runtime.credentials import write_credentials
+    from services.runtime.scenario import load_scenario
+    if not (directory / "acl.yaml").exists():
+        write_credentials(directory, load_scenario("oct-2025"), extra=TESTER)
+    return directory
 
 
 def free_port() -> int:
@@ -42,8 +54,11 @@ class AuthorityProcess:
     """`python -m services.authority` as a subprocess on free loopback ports."""
 
     def __init__(self, state_dir: Path, *, extra: list[str] | None = None, env: dict[str, str] | None = None,
-                 dns_port: int | None = None, control_port: int | None = None, metrics_port: int | None = None):
+                 dns_port: int | None = None, control_port: int | None = None, metrics_port: int | None = None,
+                 credentials: Path | None = None, identity: str = "tester"):
         self.state_dir = Path(state_dir)
+        self.credentials = tester_credentials(credentials or self.state_dir.parent / f"{self.state_dir.name}.credentials")
+        self.token = read_token(self.credentials / f"{identity}.token")
         self.control_port = control_port or free_port()
         self.dns_port = dns_port or free_port()
         self.metrics_port = metrics_port
@@ -70,7 +85,9 @@ class AuthorityProcess:
         return argv + self.extra
 
     def start(self, timeout: float = 20.0) -> "AuthorityProcess":
-        env = {**os.environ, "PYTHONPATH": str(REPO), "RACELAB_LOG_LEVEL": "WARNING", **self.env}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "RACELAB_LOG_LEVEL": "WARNING",
+               "RACELAB_TOKEN_FILE": str(self.credentials / "authority.token"),
+               "RACELAB_ACL_FILE": str(self.credentials / "acl.yaml"), **self.env}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.wait_ready(timeout)
@@ -81,7 +98,7 @@ class AuthorityProcess:
         # and DNS are up. (The standard health Check fails under the aio interceptor: the
         # runtime registers the sync HealthServicer on an aio server.)
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.control) as ch:
+        with sync_channel(self.control, self.token) as ch:
             stub = authority_pb2_grpc.RouteControlStub(ch)
             while True:
                 if self.proc.poll() is not None:
@@ -97,7 +114,7 @@ class AuthorityProcess:
 
     def stub(self) -> authority_pb2_grpc.RouteControlStub:
         if self._channel is None:
-            self._channel = grpc.insecure_channel(self.control)
+            self._channel = sync_channel(self.control, self.token)
         return authority_pb2_grpc.RouteControlStub(self._channel)
 
     def change(self, zone: str, changes: list[Change], comment: str = "") -> authority_pb2.ChangeResourceRecordSetsResponse:
@@ -155,3 +172,23 @@ def install_plan(auth: AuthorityProcess, plan: Plan, previous: Plan | None = Non
         rollback = tree.tree_root(previous.for_endpoint(ep.endpoint)) if previous else None
         auth.change(ep.zone, tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), rollback),
                     f"flip {plan.generation}")
+
+
+def answer_cache_with_plan(lbs: int = 6):
+    """The oct-2025 zones in memory with one plan installed and active, and their AnswerCache (no process)."""
+    from services.authority.answers import AnswerCache
+    from services.authority.state import account_names, initial_zones
+    from services.core.zone import ZoneSet
+    from services.runtime.scenario import load_scenario
+    scenario = load_scenario("oct-2025")
+    zones = ZoneSet()
+    for z in initial_zones(scenario):
+        zones.add(z)
+    plan = fleet_planner(lbs=lbs).next_plan(0.0)
+    for ep in plan.endpoints:
+        zone = zones[ep.zone]
+        zone.apply(tree.install_changes(ep, plan.generation, 5))
+        zone.apply(tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), None))
+    cache = AnswerCache(zones, account_names(scenario))
+    cache.rebuild_all()
+    return cache

@@ -15,6 +15,7 @@ from services.runtime.dnsclient import DnsError, Resolver
 from services.runtime.events import EventPublisher
 from services.runtime.service import (ConfigError, Context, address, channel, parser, port_setting, run,
                                       start_grpc_server, ticks)
+from services.runtime.snapshot import for_context
 
 log = logging.getLogger("racelab.dwfm")
 
@@ -71,18 +72,27 @@ async def main(ctx: Context) -> None:
     resolvers = {f"dwfm-{h + 1}": Resolver(dns_server, clock.now, tracer=tracer) for h in range(scenario.dwfm.hosts)}
     lbs = LoadBalancers(lb_port)
     netmgr_channel = channel(netmgr_addr) if netmgr_addr else None
+    snapshots = for_context(ctx, "dwfm")
+    restored = snapshots.load()
     dwfm = Dwfm(scenario, clock.now(), resolvers=resolvers, lbs=lbs,
                 netmgr=netmgr_pb2_grpc.NetworkManagerStub(netmgr_channel) if netmgr_channel else None,
-                rng=random.Random(f"{scenario.seed}/{ctx.instance}"), tracer=tracer, publish=events.publish)
+                rng=random.Random(f"{scenario.seed}/{ctx.instance}"), tracer=tracer, publish=events.publish,
+                restored=restored)
+    if restored:
+        log.info("dwfm: restored from %s (fleet at %s, %d of %d droplets leased)", snapshots.path,
+                 clock.pdt(dwfm.fleet.now), dwfm.fleet.leased(), scenario.dwfm.droplets)
     server, _ = await start_grpc_server(
         listen, lambda s: dwfm_pb2_grpc.add_DropletWorkflowServicer_to_server(DwfmServicer(dwfm, clock.now), s),
         ["racelab.v1.DropletWorkflow"])
     log.info("dwfm: %d droplets on %d hosts, DynamoDB found through %s, network manager %s", scenario.dwfm.droplets,
              scenario.dwfm.hosts, dns_server, netmgr_addr or "none")
     try:
-        await wait_until_answers(dns_server, clock, ctx.stopping)
+        if not restored:  # a restart goes on where it stopped, DynamoDB reachable or not
+            await wait_until_answers(dns_server, clock, ctx.stopping)
         async for _ in ticks(ctx.stopping, TICK_SECONDS):
             await dwfm.tick(clock.now())
+            snapshots.save(dwfm.state())
+        snapshots.save(dwfm.state(), force=True)
     finally:
         await server.stop(1.0)
         await lbs.close()

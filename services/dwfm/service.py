@@ -73,10 +73,15 @@ class Metrics:
 class Dwfm:
     """Everything DWFM does apart from listening on a port."""
 
+    # What a restart keeps (services/runtime/snapshot.py): the fleet with its leases, queues and
+    # instances, and what is waiting for Network Manager. DNS caches and connections start afresh.
+    DURABLE = ("fleet", "reachable", "group_of", "outbox", "tokens", "_seen", "_window", "lease_state", "collapsed")
+
     def __init__(self, scenario: Scenario, now: float, *, resolvers: Mapping[str, Resolver], lbs: LoadBalancers,
                  netmgr: netmgr_pb2_grpc.NetworkManagerStub | None, rng: random.Random,
                  registry: CollectorRegistry = REGISTRY, tracer: trace.Tracer | None = None,
-                 publish: Callable[[str, str, Mapping[str, object]], None] = lambda kind, message, attrs: None):
+                 publish: Callable[[str, str, Mapping[str, object]], None] = lambda kind, message, attrs: None,
+                 restored: Mapping[str, object] | None = None):
         self.fleet = Fleet(scenario.dwfm, now, queue_throttle=Fix.QUEUE_THROTTLE in scenario.fixes,
                            rng=random.Random(f"{scenario.seed}/dwfm"))
         missing = {h.name for h in self.fleet.hosts} - set(resolvers)
@@ -100,6 +105,8 @@ class Dwfm:
         self._window: collections.deque[tuple[float, int, int]] = collections.deque()  # (sim, timeouts, established)
         self.lease_state = "all"  # all | expiring | none
         self.collapsed = False
+        if restored:  # before the gauges below bind to the fleet
+            self.__dict__.update({k: restored[k] for k in self.DURABLE})
         m = self.metrics
         m.droplets.labels("leased").set_function(self.fleet.leased)
         m.droplets.labels("expired").set_function(lambda: self.fleet.config.droplets - self.fleet.leased())
@@ -107,6 +114,9 @@ class Dwfm:
         m.in_flight.set_function(self.fleet.in_flight)
         m.throttle.set_function(lambda: self.fleet.admit_rate or 0.0)
         m.launch_throttle.set_function(lambda: self.fleet.launch_rate or 0.0)
+
+    def state(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.DURABLE}
 
     # ---- the tick ----
 

@@ -13,6 +13,7 @@ from services.core.invariants import Violation
 from services.lab import explore, follow
 from services.lab.assertions import command as assert_command
 from services.lab.sim import WorldConfig, run_schedule, with_overrides
+from services.runtime.service import OneLineParser
 
 
 class CliError(Exception):
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="racelab", description="A live replica of the us-east-1 "
+    parser = OneLineParser(prog="racelab", description="A live replica of the us-east-1 "
                                      "DynamoDB DNS race of October 2025.")
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("explore", help="search schedules of planner, enactors and zones for invariant violations",
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--until", metavar="HH:MM", help="end the run at this PDT time instead of the scenario's end")
     run.add_argument("--no-what-if", action="store_true",
                      help="skip the report's what-if table (the cascade's twin once per remediation)")
+    run.add_argument("--chaos", action="append", default=[], metavar="kill:INSTANCE@HH:MM",
+                     help="kill -9 a process at a simulated time (PDT) and restart it (repeatable), "
+                     "e.g. kill:authority@23:40")
     run.add_argument("--no-tty", action="store_true",
                      help="plain line output instead of the live view (the default when not on a terminal or CI)")
     run.add_argument("--prometheus", action=argparse.BooleanOptionalAction, default=True,
@@ -90,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from services.lab.chaos import ChaosError, parse_chaos
     from services.lab.run import RunOptions, default_out, ensure_ports_free, run
     from services.lab.topology import local_topology
     from services.runtime.scenario import ScenarioError, parse_scenario, scenario_text
@@ -109,13 +114,18 @@ def _run(args: argparse.Namespace) -> int:
         except ScheduleError as exc:
             raise CliError(f"--until: {exc}") from None
     out = args.out or default_out(scenario)
+    topology = local_topology(args.base_port)
     try:
-        ensure_ports_free(local_topology(args.base_port))
+        chaos = tuple(parse_chaos(spec, scenario, [p.instance for p in topology.processes]) for spec in args.chaos)
+    except ChaosError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        ensure_ports_free(topology)
     except OSError as exc:
         raise CliError(str(exc)) from None
     console = Console()
     interactive = console.is_terminal and not args.no_tty and not os.environ.get("CI")
-    summary = asyncio.run(run(RunOptions(scenario, out, args.base_port, interactive, text,
+    summary = asyncio.run(run(RunOptions(scenario, out, args.base_port, interactive, text, chaos,
                                           what_if=not args.no_what_if, prometheus=args.prometheus), console))
     console.print(_run_verdict(summary))
     return 3 if summary["failed_process"] else 0

@@ -22,13 +22,16 @@ from rich.live import Live
 
 from racelab.v1 import director_pb2, director_pb2_grpc
 from services.core.plans import LEGACY_ENDPOINT
+from services.lab.chaos import Kill, run_chaos
 from services.lab.otlpsink import start_sink
 from services.lab.prometheus import INSTALL_HINT, PrometheusError, RunPrometheus, binary
 from services.lab.scrape import Series, scrape
 from services.lab.supervisor import ProcessFailed, Supervisor
 from services.lab.topology import Topology, local_topology
 from services.lab.view import Event, ViewState, render
+from services.runtime.auth import bearer_interceptors, read_token
 from services.runtime.clock import SimClock
+from services.runtime.credentials import write_credentials
 from services.runtime.scenario import Scenario
 from services.runtime.service import ConfigError, check_port_free
 
@@ -40,6 +43,7 @@ class RunOptions:
     base_port: int = 17000
     interactive: bool = True
     scenario_text: str = ""
+    chaos: tuple[Kill, ...] = ()  # processes to kill -9 and restart mid-run
     what_if: bool = True
     prometheus: bool = True
 
@@ -58,7 +62,8 @@ async def run(opts: RunOptions, console: Console) -> dict:
               "RACELAB_OTLP_ENDPOINT": topology.otlp, "PYTHONUNBUFFERED": "1"}
     clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
     sink_server, sink = await start_sink(topology.otlp, run_dir / "traces.jsonl")
-    supervisor = Supervisor(topology, run_dir, common)
+    credentials = write_credentials(run_dir / "credentials", scenario)
+    supervisor = Supervisor(topology, run_dir, common, credentials)
     series = Series(run_dir / "metrics.jsonl")
     fixes = ", ".join(sorted(f.value for f in scenario.fixes)) or "none (as in October 2025)"
     state = ViewState(f"{scenario.name} · seed {scenario.seed} · fixes: {fixes}",
@@ -66,7 +71,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
     failure: ProcessFailed | None = None
     ready: dict[str, float] = {}
     rss: dict[str, int] = {}
-    events_task = None
+    events_task = chaos_task = None
     # The what-if table comes from the cascade's twin, in another process, started once the race
     # and the DNS repair are over (before that it would steal CPU from the race's timing).
     executor = concurrent.futures.ProcessPoolExecutor(max_workers=1) if opts.what_if else None
@@ -90,21 +95,25 @@ async def run(opts: RunOptions, console: Console) -> dict:
         if prometheus:
             console.print(f"[dim]Prometheus: {prometheus.url} (alerts: {prometheus.url}/alerts); Grafana: "
                           f"grafana/provisioning with RACELAB_PROMETHEUS_URL={prometheus.url}[/dim]")
-        events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive))
+        events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive,
+                                                           read_token(credentials / "lab.token")))
         def start_what_if() -> None:
             nonlocal what_if_job
             if executor is not None and what_if_job is None:
                 what_if_job = executor.submit(_what_if, opts.scenario_text, scenario.seed)
+        if opts.chaos:
+            chaos_task = asyncio.ensure_future(run_chaos(list(opts.chaos), supervisor, clock, console.print))
         await _watch(opts, topology, supervisor, series, state, clock, console, stop_requested,
-                     after_repair=start_what_if)
+                     chaos_task, after_repair=start_what_if)
         rss = supervisor.rss_bytes()
     except ProcessFailed as exc:
         failure = exc
         console.print(f"[bold red]{exc.instance} died (exit code {exc.code}); stopping the run.[/bold red]\n{exc.log_tail}")
     finally:
         ended = time.time()
-        if events_task:
-            events_task.cancel()
+        for task in (events_task, chaos_task):
+            if task and not task.done():
+                task.cancel()
         supervisor.stop_all()
         await asyncio.sleep(0.5)  # last span exports arrive as processes stop
         await sink_server.stop(grace=1.0)
@@ -121,6 +130,9 @@ async def run(opts: RunOptions, console: Console) -> dict:
     summary = build_summary(scenario, series, run_dir, wall_seconds=time.time() - began, wall_start=wall_start,
                             ready=ready, rss=rss,
                             failure=failure, spans=sink.spans)
+    if opts.chaos:
+        summary["chaos"] = chaos_task.result() if chaos_task and chaos_task.done() and not chaos_task.cancelled() \
+            and not chaos_task.exception() else "not completed"
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     try:
         from services.lab.report import write_report
@@ -153,7 +165,7 @@ def _start_prometheus(opts: RunOptions, run_dir: Path, topology: Topology, conso
 
 async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, series: Series,
                  state: ViewState, clock: SimClock, console: Console, stop_requested: asyncio.Event,
-                 after_repair=lambda: None) -> None:
+                 chaos_task: asyncio.Future | None = None, after_repair=lambda: None) -> None:
     repaired_by = max((o.at for o in opts.scenario.operators if o.action == "restore-dns"), default=0.0) + 1800
     live = Live(render(state, series), console=console, refresh_per_second=4, transient=False) \
         if opts.interactive else None
@@ -163,6 +175,8 @@ async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, s
             live.start()
         while clock.now() < opts.scenario.end and not stop_requested.is_set():
             supervisor.check()
+            if chaos_task is not None and chaos_task.done() and chaos_task.exception():
+                raise chaos_task.exception()  # a process that did not come back
             sim = clock.now()
             if sim >= repaired_by:
                 after_repair()
@@ -211,10 +225,10 @@ def _status_line(state: ViewState, series: Series) -> str:
 
 
 async def _follow_events(topology: Topology, clock: SimClock, state: ViewState, console: Console,
-                         interactive: bool) -> None:
+                         interactive: bool, token: str) -> None:
     while True:
         try:
-            async with grpc.aio.insecure_channel(topology.director) as ch:
+            async with grpc.aio.insecure_channel(topology.director, interceptors=bearer_interceptors(token)) as ch:
                 stream = director_pb2_grpc.DirectorStub(ch).WatchEvents(director_pb2.WatchEventsRequest())
                 async for ev in stream:
                     event = Event(clock.pdt(ev.sim_time_seconds), ev.source, ev.kind, ev.message)

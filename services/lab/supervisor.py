@@ -37,11 +37,14 @@ class Running:
 
 
 class Supervisor:
-    def __init__(self, topology: Topology, run_dir: Path, common_env: dict[str, str]):
+    def __init__(self, topology: Topology, run_dir: Path, common_env: dict[str, str],
+                 credentials: Path | None = None):
         self.topology = topology
         self.run_dir = run_dir
         self.common_env = common_env
+        self.credentials = credentials  # DIR/<instance>.token and DIR/acl.yaml (services.runtime.credentials)
         self.running: dict[str, Running] = {}
+        self.restarting: set[str] = set()  # killed on purpose (chaos), being started again
         self.stopping = False
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
 
@@ -49,6 +52,9 @@ class Supervisor:
         log = self.run_dir / "logs" / f"{spec.instance}.log"
         env = {**os.environ, **self.common_env, **spec.env,
                "RACELAB_STATE_DIR": str(self.run_dir / "state" / spec.instance)}
+        if self.credentials is not None:  # each process's identity is its instance name
+            env.update(RACELAB_TOKEN_FILE=str(self.credentials / f"{spec.instance}.token"),
+                       RACELAB_ACL_FILE=str(self.credentials / "acl.yaml"))
         Path(env["RACELAB_STATE_DIR"]).mkdir(parents=True, exist_ok=True)
         out = log.open("ab")
         popen = subprocess.Popen([sys.executable, "-m", f"services.{spec.service}"], env=env,
@@ -80,11 +86,24 @@ class Supervisor:
         self.start(spec)
         return await self._wait_ready(spec, timeout)
 
+    async def restart(self, instance: str, timeout: float = 30.0) -> float:
+        """SIGKILL one process (no clean shutdown) and start it again; seconds until it answers."""
+        running = self.running[instance]
+        self.restarting.add(instance)
+        try:
+            os.killpg(running.popen.pid, signal.SIGKILL)
+            await asyncio.to_thread(running.popen.wait)
+            return await self.start_one(instance, timeout)
+        finally:
+            self.restarting.discard(instance)
+
     async def _wait_ready(self, spec: ProcessSpec, timeout: float) -> float:
         running = self.running[spec.instance]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check()
+            if running.popen.poll() is not None:  # (check() skips a process being restarted)
+                raise ProcessFailed(spec.instance, running.popen.returncode, tail(running.log))
             if await _answers(spec):
                 return time.monotonic() - running.started
             await asyncio.sleep(0.1)
@@ -94,7 +113,7 @@ class Supervisor:
         """Raise ProcessFailed if any process has exited."""
         for instance, r in self.running.items():
             code = r.popen.poll()
-            if code is not None and not self.stopping:
+            if code is not None and not self.stopping and instance not in self.restarting:
                 raise ProcessFailed(instance, code, tail(r.log))
 
     def stop_all(self, timeout: float = 10.0) -> dict[str, int | None]:

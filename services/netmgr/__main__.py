@@ -9,6 +9,7 @@ from racelab.v1 import netmgr_pb2_grpc
 from services.netmgr.service import NetworkManager, NetworkManagerServicer
 from services.runtime.events import EventPublisher
 from services.runtime.service import Context, address, parser, run, start_grpc_server, ticks
+from services.runtime.snapshot import for_context
 
 log = logging.getLogger("racelab.netmgr")
 
@@ -25,8 +26,13 @@ async def main(ctx: Context) -> None:
     director = address(ctx.args, "director", required=False)
     clock = ctx.clock
     events = EventPublisher(director, ctx.instance, clock.now)
+    snapshots = for_context(ctx, "netmgr")
+    restored = snapshots.load()
     manager = NetworkManager(ctx.scenario.netmgr, clock.now(), tracer=ctx.telemetry.tracer,
-                             publish=events.publish)
+                             publish=events.publish, restored=restored)
+    if restored:
+        log.info("network manager: restored from %s (backlog at %s, %d waiting)", snapshots.path,
+                 clock.pdt(manager.backlog.now), len(manager.backlog.queue))
     server, _ = await start_grpc_server(
         listen,
         lambda s: netmgr_pb2_grpc.add_NetworkManagerServicer_to_server(NetworkManagerServicer(manager, clock.now), s),
@@ -36,6 +42,8 @@ async def main(ctx: Context) -> None:
     try:
         async for _ in ticks(ctx.stopping, TICK_SECONDS):
             manager.tick(clock.now())
+            snapshots.save(manager.state())
+        snapshots.save(manager.state(), force=True)
     finally:
         await server.stop(1.0)
         await events.close()

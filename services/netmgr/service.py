@@ -41,20 +41,29 @@ class Metrics:
 class NetworkManager:
     """Everything Network Manager does apart from listening on a port."""
 
+    # What a restart keeps (services/runtime/snapshot.py): the backlog, who is ready, the throttle.
+    DURABLE = ("backlog", "behind", "_without_network_seen")
+
     def __init__(self, config: PropagationConfig, now: float, *, registry: CollectorRegistry = REGISTRY,
                  tracer: trace.Tracer | None = None,
-                 publish: Callable[[str, str, Mapping[str, object]], None] = lambda kind, message, attrs: None):
+                 publish: Callable[[str, str, Mapping[str, object]], None] = lambda kind, message, attrs: None,
+                 restored: Mapping[str, object] | None = None):
         self.backlog = Backlog(config, now)
         self.metrics = Metrics(registry)
         self.tracer = tracer or trace.get_tracer("racelab.netmgr")
         self.publish = publish
         self.behind = False  # new instances would boot before their network propagates
         self._without_network_seen = 0
+        if restored:  # before the gauges below bind to the backlog
+            self.__dict__.update({k: restored[k] for k in self.DURABLE})
         for kind in (NEW, TERMINATED):
             self.metrics.backlog.labels(kind).set_function(lambda kind=kind: self.backlog.pending(kind))
             self.metrics.propagations.labels(kind)
         self.metrics.oldest.set_function(lambda: self.backlog.oldest_age(self.backlog.now))
         self.metrics.delay.set_function(self.backlog.delay)
+
+    def state(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.DURABLE}
 
     def propagate(self, instances: list[str], kind: str, now: float, already_propagated: bool = False) -> int:
         """Queue propagations (or, for instances running since before the night, mark them ready);

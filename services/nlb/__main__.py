@@ -12,6 +12,7 @@ from services.core.nlbdns import NLB_ZONE
 from services.nlb.service import NlbService, NlbServicer
 from services.runtime.events import EventPublisher
 from services.runtime.service import ConfigError, Context, address, channel, parser, run, start_grpc_server, ticks
+from services.runtime.snapshot import for_context
 
 log = logging.getLogger("racelab.nlb")
 
@@ -37,11 +38,16 @@ async def main(ctx: Context) -> None:
     events = EventPublisher(director, ctx.instance, clock.now)
     authority_channel = channel(authority_addr)
     netmgr_channel = channel(netmgr_addr) if netmgr_addr else None
+    snapshots = for_context(ctx, "nlb")
+    restored = snapshots.load()
     service = NlbService(ctx.scenario, clock.now(),
                          netmgr=netmgr_pb2_grpc.NetworkManagerStub(netmgr_channel) if netmgr_channel else None,
                          authority=authority_pb2_grpc.RouteControlStub(authority_channel),
                          rng=random.Random(f"{ctx.scenario.seed}/{ctx.instance}"), tracer=ctx.telemetry.tracer,
-                         publish=events.publish)
+                         publish=events.publish, restored=restored)
+    if restored:
+        log.info("nlb: restored from %s (checker at %s, %d targets)", snapshots.path,
+                 clock.pdt(service.checker.now), sum(len(n.targets) for n in service.checker.nlbs.values()))
     server = None
     try:
         # The NLBs' names must answer before anyone asks: write them first.
@@ -57,6 +63,8 @@ async def main(ctx: Context) -> None:
             ["racelab.v1.LoadBalancing"])
         async for _ in ticks(ctx.stopping, TICK_SECONDS):
             await service.tick(clock.now())
+            snapshots.save(service.state())
+        snapshots.save(service.state(), force=True)
     finally:
         if server is not None:
             await server.stop(1.0)

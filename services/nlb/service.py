@@ -60,10 +60,15 @@ class Metrics:
 class NlbService:
     """Everything the NLB health checker does apart from listening on a port."""
 
+    # What a restart keeps (services/runtime/snapshot.py): the targets and their health, the zones
+    # in service and in DNS, the checker's backlog, failover on or off.
+    DURABLE = ("checker", "ready", "published", "last_checked", "_flips", "flapping")
+
     def __init__(self, scenario: Scenario, now: float, *, netmgr: netmgr_pb2_grpc.NetworkManagerStub | None,
                  authority: authority_pb2_grpc.RouteControlStub | None, rng: random.Random,
                  registry: CollectorRegistry = REGISTRY, tracer: trace.Tracer | None = None,
-                 publish: Callable[[str, str, Mapping[str, object]], None] = lambda kind, message, attrs: None):
+                 publish: Callable[[str, str, Mapping[str, object]], None] = lambda kind, message, attrs: None,
+                 restored: Mapping[str, object] | None = None):
         zones = scenario.fleet.availability_zones
         self.zones = zones
         self.checker = HealthChecker(scenario.nlb, [Nlb(n, zones) for n in scenario.nlb.names], now,
@@ -82,6 +87,8 @@ class NlbService:
         self.last_checked = 0.0
         self._flips: dict[str, collections.deque[float]] = {n: collections.deque() for n in self.checker.nlbs}
         self.flapping: set[str] = set()
+        if restored:  # before the gauges below bind to the checker's NLBs
+            self.__dict__.update({k: restored[k] for k in self.DURABLE})
         m = self.metrics
         for name, n in self.checker.nlbs.items():
             for state in (HEALTHY, UNHEALTHY, INITIAL):
@@ -95,6 +102,9 @@ class NlbService:
             m.capacity.labels(name).set_function(n.capacity_ratio)
         m.delay.set_function(lambda: self.checker.delay)
         m.automatic.set_function(lambda: 1.0 if self.checker.automatic_failover else 0.0)
+
+    def state(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.DURABLE}
 
     # ---- the tick ----
 

@@ -21,6 +21,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
+from services.runtime import auth
 from services.runtime.clock import SimClock
 from services.runtime.grpcmetrics import MetricsInterceptor
 from services.runtime.scenario import Scenario, ScenarioError, load_scenario
@@ -57,13 +58,25 @@ COMMON = [
     ("metrics-addr", "RACELAB_METRICS_ADDR", "HOST:PORT to serve Prometheus metrics on", False),
     ("state-dir", "RACELAB_STATE_DIR", "directory for durable state", False),
     ("environment", "RACELAB_ENVIRONMENT", "deployment.environment of the traces", False),
+    ("token-file", "RACELAB_TOKEN_FILE", "file holding this process's identity token (sent on every call)", False),
+    ("acl-file", "RACELAB_ACL_FILE", "ACL YAML: identities (token SHA-256) and what each may call", False),
 ]
+TRUE = ("1", "true", "yes", "on")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr and exit code 2, like every other bad setting (no usage dump)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def parser(service: str, description: str, extra: Iterable[tuple[str, str, str, bool]] = ()) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m services.{service}", description=description)
+    p = OneLineParser(prog=f"python -m services.{service}", description=description)
     for flag, env, help_text, _ in list(COMMON) + list(extra):
         p.add_argument(f"--{flag}", default=os.environ.get(env), help=f"{help_text} (env {env})")
+    p.add_argument("--insecure", action="store_true", default=os.environ.get("RACELAB_INSECURE", "").lower() in TRUE,
+                   help="run without --token-file / --acl-file: no authentication (env RACELAB_INSECURE=1)")
     p.set_defaults(_required=[(f, e) for f, e, _, req in extra if req])
     return p
 
@@ -124,9 +137,18 @@ def run(service: str, arg_parser: argparse.ArgumentParser,
         except ValueError:
             raise ConfigError(f"--wall-start: not a number: {args.wall_start!r}") from None
         instance = args.instance or service
-        telemetry = setup_telemetry(service, instance, otlp_endpoint=args.otlp_endpoint,
-                                    metrics_addr=args.metrics_addr, environment=args.environment or "local")
-    except (ConfigError, ScenarioError, ValueError, OSError) as exc:
+        auth.configure(service, args.token_file, args.acl_file, args.insecure)
+        if getattr(args, "listen", None):  # a gRPC server without an ACL stops here, before doing anything
+            auth.server_interceptors("--listen")
+        for name in ("metrics-addr", "otlp-endpoint"):
+            if getattr(args, name.replace("-", "_")):
+                hostport(args, name)
+        try:
+            telemetry = setup_telemetry(service, instance, otlp_endpoint=args.otlp_endpoint,
+                                        metrics_addr=args.metrics_addr, environment=args.environment or "local")
+        except OSError as exc:
+            raise ConfigError(f"--metrics-addr: cannot listen on {args.metrics_addr}: {exc.strerror}") from None
+    except (ConfigError, ScenarioError, ValueError, OSError) as exc:  # AuthConfigError is a ValueError
         print(f"{service}: error: {exc}", file=sys.stderr)
         return 2
     clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
@@ -177,7 +199,12 @@ async def start_grpc_server(listen: str, register: Callable[[grpc.aio.Server], N
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
     # No SO_REUSEPORT: a port another process holds must be an error, not a shared socket.
     check_port_free(listen, setting)
-    server = grpc.aio.server(interceptors=[aio_server_interceptor(), MetricsInterceptor()],
+    try:
+        guard = auth.server_interceptors(setting)
+    except auth.AuthConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    # Tracing outermost: a refused call is still a span, and counted in the RED metrics with its code.
+    server = grpc.aio.server(interceptors=[aio_server_interceptor(), MetricsInterceptor(), *guard],
                              options=[("grpc.so_reuseport", 0)])
     register(server)
     health_servicer = health_aio.HealthServicer()
@@ -212,9 +239,9 @@ def check_port_free(listen: str, setting: str) -> None:
 
 
 def channel(target: str) -> grpc.aio.Channel:
-    """A client channel whose calls carry trace context."""
+    """A client channel whose calls carry trace context and this process's token."""
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
-    return grpc.aio.insecure_channel(target, interceptors=aio_client_interceptors())
+    return grpc.aio.insecure_channel(target, interceptors=aio_client_interceptors() + auth.client_interceptors())
 
 
 async def ticks(stopping: asyncio.Event, period: float):

@@ -12,6 +12,7 @@ import pytest
 from authority_helpers import answers, dig
 from services.authority.store import WalRecord, read_wal
 from services.authority.testing import REPO, AuthorityProcess, fleet_planner, free_port, install_plan
+from procs import auth_env
 from services.core.plans import LEGACY_ENDPOINT
 from services.core.records import RecordSet, RRType, create
 
@@ -113,7 +114,7 @@ def test_corrupt_record_and_replay_skip(tmp_path):
 
 def _run(args: list[str], timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "services.authority", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO), **auth_env()})
 
 
 def test_bad_settings_exit_2_with_one_line(tmp_path):

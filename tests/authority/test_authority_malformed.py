@@ -14,7 +14,7 @@ import pytest
 from authority_helpers import answers, dig
 from services.authority.answers import AnswerCache
 from services.authority.state import account_names, initial_zones
-from services.authority.testing import fleet_planner
+from services.authority.testing import answer_cache_with_plan, fleet_planner
 from services.core import tree
 from services.core.plans import LEGACY_ENDPOINT
 from services.core.zone import ZoneSet
@@ -46,18 +46,7 @@ NASTY = {
 
 @pytest.fixture(scope="module")
 def cache() -> AnswerCache:
-    scenario = load_scenario("oct-2025")
-    zones = ZoneSet()
-    for z in initial_zones(scenario):
-        zones.add(z)
-    plan = fleet_planner().next_plan(0.0)
-    for ep in plan.endpoints:
-        zone = zones[ep.zone]
-        zone.apply(tree.install_changes(ep, plan.generation, 5))
-        zone.apply(tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), None))
-    c = AnswerCache(zones, account_names(scenario))
-    c.rebuild_all()
-    return c
+    return answer_cache_with_plan()
 
 
 @pytest.mark.parametrize("name", sorted(NASTY))

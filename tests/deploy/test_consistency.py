@@ -21,9 +21,6 @@ REQUIRED_IN_SOURCE = re.compile(r"\(or (RACELAB_[A-Z0-9_]+)\) is required")
 REQUIRE_CALL = re.compile(r"require\(\w+(?:\.args)?, \"([a-z-]+)\"\)")
 # Read straight from the environment by every process (services/runtime/service.py), not a flag.
 RUNTIME_ENV = {"RACELAB_LOG_LEVEL"}
-# Set by the manifests ahead of the code that reads them (branch hardening: bearer tokens).
-# Once that code is on this branch the test below says so: then delete this line.
-PENDING = {"RACELAB_TOKEN_FILE", "RACELAB_ACL_FILE"}
 ADDRESS_SETTINGS = ("RACELAB_PLANNER", "RACELAB_AUTHORITY", "RACELAB_DIRECTOR", "RACELAB_OTLP_ENDPOINT",
                     "RACELAB_DWFM", "RACELAB_NETMGR", "RACELAB_NLB", "RACELAB_WORKLOAD")
 
@@ -135,9 +132,8 @@ def test_every_setting_a_manifest_gives_is_read_and_every_required_one_is_set(do
     for w, _, c in service_containers(docs["observability"]):
         service = c["args"][0]
         known, required = settings_of(service, monkeypatch)
-        assert not PENDING & known, f"{PENDING & known} are read by the code now: delete them from PENDING"
         env = env_of(docs["observability"], c)
-        unread = set(env) - known - PENDING
+        unread = set(env) - known
         assert not unread, f"{w['metadata']['name']}: {sorted(unread)} are read by no code of services.{service}"
         missing = required - set(env)
         assert not missing, f"{w['metadata']['name']}: the code requires {sorted(missing)}"

@@ -26,6 +26,7 @@ from services.core.resolve import Rcode, resolve_in
 from services.core.zone import BatchRejected, HostedZone
 from services.director.phases import BEFORE, Timeline
 from services.director.service import Director, DirectorServicer
+from procs import auth_env
 from services.runtime.clock import SimClock, parse_pdt
 from services.runtime.scenario import OperatorAction, load_scenario
 from services.runtime.wire import (BATCH_ERRORS_KEY, batch_errors_to_wire, change_from_wire, plan_to_wire,
@@ -370,6 +371,8 @@ async def test_scheduled_action_runs_once_even_across_restart(rig):
 ])
 async def test_bad_settings_exit_2_with_one_line(args, words, monkeypatch):
     monkeypatch.delenv("RACELAB_STATE_DIR", raising=False)
+    for name, value in auth_env().items():
+        monkeypatch.setenv(name, value)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.director", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 30)

@@ -7,6 +7,8 @@ import pytest
 
 from racelab.v1 import dynamodb_pb2 as db, dynamodb_pb2_grpc, planner_pb2 as pb, planner_pb2_grpc
 from services.dynamodb.store import Condition, ConditionFailed, TableStore
+
+from procs import channel as grpc_channel
 from procs import (env_for, free_port, metric, run_to_exit, scrape, start, stop, wait_for, wait_serving,
                             write_scenario)
 
@@ -63,7 +65,7 @@ def test_fleet_serves_on_distinct_addresses_and_registers(tmp_path):
         targets = [f"127.0.1.{i}:{lb_port}" for i in (1, 2, 3)]
         for t in targets:
             wait_serving(t, proc=fleet)
-        stubs = [dynamodb_pb2_grpc.DynamoDBStub(grpc.insecure_channel(t)) for t in targets]
+        stubs = [dynamodb_pb2_grpc.DynamoDBStub(grpc_channel(t)) for t in targets]
 
         for i, stub in enumerate(stubs, 1):
             got = stub.GetItem(db.GetItemRequest(table="leases", key=KEY), timeout=2)
@@ -115,7 +117,7 @@ def test_fleet_serves_on_distinct_addresses_and_registers(tmp_path):
                                              str(tmp_path / "planner")], env, tmp_path / "planner.log")
         procs.append(planner)
         wait_serving(f"127.0.0.1:{planner_port}", proc=planner)
-        pstub = planner_pb2_grpc.PlannerStub(grpc.insecure_channel(f"127.0.0.1:{planner_port}"))
+        pstub = planner_pb2_grpc.PlannerStub(grpc_channel(f"127.0.0.1:{planner_port}"))
 
         def registered():
             try:

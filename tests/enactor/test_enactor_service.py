@@ -16,6 +16,8 @@ from services.core import tree
 from services.core.lock import read_lock
 from services.core.records import RRType
 from services.runtime.scenario import load_scenario
+
+from procs import channel as grpc_channel
 from procs import (env_for, free_port, metric, run_to_exit, scrape, start, stop, wait_for, wait_serving,
                            write_scenario)
 from enactor_fakes import FakeDirector, FakeRouteControl, serve
@@ -85,7 +87,7 @@ def cluster(tmp_path: Path, scenario_extra: str, plan_interval: float):
                 "--authority", f"127.0.0.1:{fake_port}", "--director", f"127.0.0.1:{fake_port}",
                 "--metrics-addr", f"127.0.0.1:{metrics[name]}"], env, tmp_path / f"{name}.log"))
         wait_serving(f"127.0.0.1:{planner_port}", proc=procs[0])
-        channel = grpc.insecure_channel(f"127.0.0.1:{planner_port}")
+        channel = grpc_channel(f"127.0.0.1:{planner_port}")
         c = Cluster(route, director, planner_pb2_grpc.PlannerStub(channel), endpoints, metrics)
         wait_for(lambda: all(_scrapes(p) for p in metrics.values()), 10, "enactor metrics")
         for i in (1, 2, 3):

@@ -34,8 +34,9 @@ RACE_UNTIL = "02:50"  # the race, the stuck automation, the 02:25 restore and th
 class DnsProbe(threading.Thread):
     """Asks the authority for the regional name (A and AAAA) twice a second, like `dig` would."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: tuple[str, int] = DNS) -> None:
         super().__init__(daemon=True)
+        self.address = address
         self.answers: list[tuple[float, str, str, int]] = []  # wall time, qtype, rcode, answer count
         self.done = threading.Event()
 
@@ -43,8 +44,8 @@ class DnsProbe(threading.Thread):
         while not self.done.is_set():
             for qtype in ("A", "AAAA"):
                 try:
-                    reply = dns.query.udp(dns.message.make_query(LEGACY_ENDPOINT, qtype), DNS[0], port=DNS[1],
-                                          timeout=0.5)
+                    reply = dns.query.udp(dns.message.make_query(LEGACY_ENDPOINT, qtype), self.address[0],
+                                          port=self.address[1], timeout=0.5)
                     count = sum(len(rrset) for rrset in reply.answer)
                     self.answers.append((time.time(), qtype, dns.rcode.to_text(reply.rcode()), count))
                 except Exception:  # not up yet, or already stopped

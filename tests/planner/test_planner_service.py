@@ -10,6 +10,8 @@ import grpc
 import pytest
 
 from racelab.v1 import planner_pb2 as pb, planner_pb2_grpc
+
+from procs import channel as grpc_channel
 from procs import (env_for, free_port, metric, run_to_exit, scrape, start, stop, wait_for, wait_serving,
                            write_scenario)
 
@@ -55,7 +57,7 @@ def test_plans_over_time_fleet_changes_and_durable_history(tmp_path):
     proc = start("services.planner", args, env, tmp_path / "planner.log")
     try:
         wait_serving(f"127.0.0.1:{port}", proc=proc)
-        ch = grpc.insecure_channel(f"127.0.0.1:{port}")
+        ch = grpc_channel(f"127.0.0.1:{port}")
         stub = planner_pb2_grpc.PlannerStub(ch)
 
         with pytest.raises(grpc.RpcError) as err:
@@ -138,7 +140,7 @@ def test_plans_over_time_fleet_changes_and_durable_history(tmp_path):
             f.write(b'{"generation": 99999, "created_at": 1.0, "endp')
         proc = start("services.planner", args, env, tmp_path / "planner.log")
         wait_serving(f"127.0.0.1:{port}", proc=proc)
-        ch = grpc.insecure_channel(f"127.0.0.1:{port}")
+        ch = grpc_channel(f"127.0.0.1:{port}")
         stub = planner_pb2_grpc.PlannerStub(ch)
         kept = stub.ListPlans(pb.ListPlansRequest(limit=1000)).plans
         assert [p.generation for p in kept][:last - 110 + 1] == list(range(110, last + 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from racelab.v1 import workload_pb2, workload_pb2_grpc
 from services.runtime.dnsclient import Resolver
 from services.runtime.scenario import WorkloadSettings
 from services.workload.clients import Workload, WorkloadServicer
+from procs import auth_env
 from workload_fakes import FakeClock, FakeDNS, FakeDynamoDB, start_fake_dynamodb
 
 LEGACY = "dynamodb.us-east-1.amazonaws.com"
@@ -201,7 +203,8 @@ async def test_open_loop_poisson_arrivals_and_describe_over_grpc():
 ])
 async def test_bad_settings_exit_2_with_one_line(args, words):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.workload", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        sys.executable, "-m", "services.workload", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, **auth_env()})
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     lines = err.decode().strip().splitlines()
     assert proc.returncode == 2, err.decode()
