@@ -48,8 +48,9 @@ def run_grants(scenario: Scenario) -> dict[str, dict[str, list[str]]]:
                                  "racelab.v1.LoadBalancing/RegisterTarget", "racelab.v1.LoadBalancing/DeregisterTarget",
                                  PUBLISH_EVENT]},
         # Leases in DynamoDB (one BatchWriteItem per host round); launches and terminations to Network Manager.
+        # With queue-throttle, launches are admitted by Network Manager's queue (DescribeBacklog).
         "dwfm": {"methods": ["racelab.v1.DynamoDB/BatchWriteItem", "racelab.v1.NetworkManager/PropagateInstance",
-                             PUBLISH_EVENT]},
+                             "racelab.v1.NetworkManager/DescribeBacklog", PUBLISH_EVENT]},
         "netmgr": {"methods": [PUBLISH_EVENT]},
         # Health checks ask Network Manager which targets have network; failover rewrites the NLBs' names.
         "nlb": {"methods": ["racelab.v1.RouteControl/ChangeResourceRecordSets",
