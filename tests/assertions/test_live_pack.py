@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from services.core.plans import LEGACY_ENDPOINT
+
 pytestmark = pytest.mark.integration
 
 BASE_PORT = 32000
@@ -46,10 +48,12 @@ def test_as_in_2025_live_and_from_files(racelab_run):
                               env={"RACELAB_OTLP_FORWARD": live_address})
         finally:
             live_out, live_err = live.communicate(timeout=120)
-        if run.summary["endpoint_emptied"]:
+        # As in 2025: the regional name emptied (under CPU contention the race sometimes empties a small
+        # endpoint no client resolves instead; that is another night).
+        if any(w["endpoint"] == LEGACY_ENDPOINT for w in run.summary["empty_windows"]):
             break
     else:
-        pytest.fail("the race did not emerge in 3 seeds")
+        pytest.fail("the race did not empty the regional name in 3 seeds")
     files = subprocess.run([sys.executable, "-m", "services.lab.cli", "assert", "incident", "--json", "--traces",
                             str(run.run_dir)], capture_output=True, text=True)
     assert files.returncode == 1, files.stderr

@@ -138,4 +138,5 @@ def test_cli_usage_errors_exit_with_code_2(argv, capsys):
     with pytest.raises(SystemExit) as caught:
         main(argv)
     assert caught.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error:" in err and "(see --help)" in err  # one line, no usage dump

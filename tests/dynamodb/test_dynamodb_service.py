@@ -160,10 +160,10 @@ def test_one_lb_per_process_registers_its_pod_address_and_ordinal(tmp_path):
                                                    "RACELAB_LB_ADVERTISE": "127.0.0.1", "RACELAB_LB_ORDINAL": "4"},
                            tmp_path / "dynamodb.log"))
         wait_serving(f"127.0.0.1:{lb_port}", proc=procs[1])
-        got = dynamodb_pb2_grpc.DynamoDBStub(grpc.insecure_channel(f"127.0.0.1:{lb_port}")).GetItem(
+        got = dynamodb_pb2_grpc.DynamoDBStub(grpc_channel(f"127.0.0.1:{lb_port}")).GetItem(
             db.GetItemRequest(table="leases", key=KEY), timeout=2)
         assert got.lb_id == "lb-005"
-        pstub = planner_pb2_grpc.PlannerStub(grpc.insecure_channel(f"127.0.0.1:{planner_port}"))
+        pstub = planner_pb2_grpc.PlannerStub(grpc_channel(f"127.0.0.1:{planner_port}"))
 
         def targets():
             try:

