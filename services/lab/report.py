@@ -39,7 +39,7 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
               series.history("racelab_dependent_success_ratio"), "dependent", clock),
         _plot(run_dir / "dwfm.png", "DWFM: droplets by lease state, and lease work in flight",
               {**series.history("racelab_dwfm_droplets"),
-               (("state", "work in flight"),): series.history("racelab_dwfm_work_in_flight").get((), [])},
+               (("state", "work in flight"),): next(iter(series.history("racelab_dwfm_work_in_flight").values()), [])},
               "state", clock),
         _plot(run_dir / "netmgr.png", "Network Manager: wait for a new propagation (simulated s)",
               series.history("racelab_netmgr_delay_seconds"), "instance", clock),
