@@ -87,10 +87,11 @@ def test_the_race_empties_the_regional_name_and_the_automation_sticks(tmp_path):
     # often it does). A few seeds are tried; nothing ever forces it.
     for seed in (1, 2, 3, 4):
         summary, probe = run_replica(tmp_path, seed)
-        if summary["endpoint_emptied"]:
+        # As in 2025, the regional name (on a loaded machine the race sometimes empties a small endpoint first).
+        if any(w["endpoint"] == LEGACY_ENDPOINT for w in summary["empty_windows"]):
             break
     else:
-        pytest.fail("the race did not emerge in 4 seeds")
+        pytest.fail("the race did not empty the regional name in 4 seeds")
     run_dir = Path(summary["run_dir"])
     spans = read_spans(run_dir / "traces.jsonl")
 
