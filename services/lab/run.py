@@ -84,10 +84,11 @@ async def run(opts: RunOptions, console: Console) -> dict:
     try:
         console.print(f"[dim]run directory: {run_dir}[/dim]")
         prometheus = _start_prometheus(opts, run_dir, topology, console)
-        ready = await supervisor.start_all(hold=("workload",))
-        # Clients start once the regional name answers: one started earlier would
-        # cache NODATA for the SOA's 15 minutes before the race even began.
+        ready = await supervisor.start_all(hold=("dwfm", "workload"))
+        # DynamoDB's clients (DWFM's hosts and the workload) start once the regional name answers: one
+        # started earlier would cache NODATA for the SOA's 15 minutes before the race even began.
         await _wait_for_addresses(topology, supervisor, LEGACY_ENDPOINT)
+        ready["dwfm"] = await supervisor.start_one("dwfm")
         ready["workload"] = await supervisor.start_one("workload")
         console.print(f"[dim]{len(ready)} processes ready in {max(ready.values()):.1f}s; "
                       f"DNS on {topology.dns} (dig @{topology.dns.split(':')[0]} -p {topology.dns.split(':')[1]} "

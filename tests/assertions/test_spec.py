@@ -128,7 +128,7 @@ def test_unknown_spec_name():
         load_spec("no-such-pack")
 
 
-@pytest.mark.parametrize("doc", ["docs/assertions.md", "docs/README-assertions.md"])
+@pytest.mark.parametrize("doc", ["docs/assertions.md", "README.md"])
 def test_the_specs_in_the_docs_parse(doc):
     import re
     from pathlib import Path
