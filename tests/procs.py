@@ -167,3 +167,12 @@ def require_binary(name: str, package: str) -> str:
             pytest.fail(f"{name} is missing: .ci/run installs {package}")
         pytest.skip(f"{name} not installed (apt-get install {package})")
     return path
+
+
+def event_time(span: dict, name: str, **attrs: str) -> int | None:
+    """Wall time (ns) of the span's first event `name` whose attributes include `attrs`."""
+    for ev in span.get("events", []):
+        values = {a["key"]: next(iter(a["value"].values()), None) for a in ev.get("attributes", [])}
+        if ev["name"] == name and all(values.get(k) == v for k, v in attrs.items()):
+            return int(ev["timeUnixNano"])
+    return None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from procs import event_time
 
 from services.core.plans import LEGACY_ENDPOINT
 from services.lab.otlpsink import read_spans
@@ -24,15 +25,6 @@ from services.runtime.scenario import Scenario, parse_scenario
 
 BASE_PORT = 32000  # the shared runs' ports (test_live_race.py runs its own on 21000)
 RUN_TIMEOUT = 420  # wall seconds; the whole oct-2025 event takes about 3 minutes
-
-
-def event_time(span: dict, name: str, **attrs: str) -> int | None:
-    """Wall time (ns) of the span's first event `name` whose attributes include `attrs`."""
-    for ev in span.get("events", []):
-        values = {a["key"]: next(iter(a["value"].values()), None) for a in ev.get("attributes", [])}
-        if ev["name"] == name and all(values.get(k) == v for k, v in attrs.items()):
-            return int(ev["timeUnixNano"])
-    return None
 
 
 @dataclass

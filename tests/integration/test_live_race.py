@@ -19,6 +19,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+from procs import event_time
 
 from services.core.plans import LEGACY_ENDPOINT
 from services.lab.otlpsink import read_spans
@@ -72,14 +73,6 @@ def run_replica(tmp: Path, seed: int, *fixes: str, scenario: str = "oct-2025") -
 def legacy_batches(spans: list[dict]) -> list[dict]:
     return sorted((s for s in spans if s["name"] == "enactor.batch"
                    and s["attrs"].get("racelab.zone") == LEGACY_ENDPOINT), key=lambda s: int(s["endTimeUnixNano"]))
-
-
-def event_time(span: dict, name: str, **attrs: str) -> int | None:
-    for ev in span.get("events", []):
-        values = {a["key"]: next(iter(a["value"].values()), None) for a in ev.get("attributes", [])}
-        if ev["name"] == name and all(values.get(k) == v for k, v in attrs.items()):
-            return int(ev["timeUnixNano"])
-    return None
 
 
 def test_the_race_empties_the_regional_name_and_the_automation_sticks(tmp_path):
