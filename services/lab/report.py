@@ -73,15 +73,12 @@ def success_ratio(series: Series, counter: str, *, result_label: str, window: in
     totals, oks = [0.0] * len(times), [0.0] * len(times)
     for key, points in by_result.items():
         ok = dict(key).get(result_label) == "ok"
-        last, filled = 0.0, [0.0] * len(times)
-        values = dict(points)
+        last, values = 0.0, dict(points)
         for i, t in enumerate(times):  # a series missing from a scrape keeps its last value
             last = values.get(t, last)
-            filled[i] = last
-        for i in range(len(times)):
-            totals[i] += filled[i]
+            totals[i] += last
             if ok:
-                oks[i] += filled[i]
+                oks[i] += last
     out = []
     for i in range(window, len(times)):
         done = totals[i] - totals[i - window]
