@@ -16,6 +16,7 @@ from services.runtime.events import EventPublisher
 from services.runtime.service import (ConfigError, Context, address, channel, parser, port_setting, run,
                                       start_grpc_server, ticks)
 from services.runtime.snapshot import for_context
+from services.runtime.telemetry import unsampled
 
 log = logging.getLogger("racelab.dwfm")
 
@@ -39,7 +40,8 @@ async def wait_until_answers(dns_server: str, clock, stopping: asyncio.Event) ->
         said = False
         while not stopping.is_set():
             try:
-                await probe.lookup(LEGACY_ENDPOINT, "A")
+                with unsampled():  # a readiness probe, not a client: its empty answers are not the outage's
+                    await probe.lookup(LEGACY_ENDPOINT, "A")
                 return
             except DnsError as exc:
                 probe.flush()
