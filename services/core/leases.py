@@ -30,6 +30,10 @@ from typing import Iterable
 
 
 LAUNCH_BURST = 50.0  # launches a throttled caller may make at once after a quiet spell
+# ...or this many simulated seconds of the throttled rate, if more. Live, the EC2 customers call in
+# bursts a wall tick apart, and in the fast hours a wall tick spans minutes of simulated time: a
+# bucket that held only a minute's worth threw away most of what the rate allowed in between.
+LAUNCH_BURST_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -257,8 +261,7 @@ class Fleet:
         self._update_ramp(now)
         if self.launch_rate is not None and now > self._tokens_at:
             earned = (now - self._tokens_at) * self.launch_rate
-            # As for lease work: the burst cap never cuts what the time since the last call earned.
-            self.launch_tokens = min(self.launch_tokens + earned, max(LAUNCH_BURST, self.launch_rate * 60, earned))
+            self.launch_tokens = min(self.launch_tokens + earned, max(LAUNCH_BURST, self.launch_rate * LAUNCH_BURST_SECONDS))
         self._tokens_at = max(self._tokens_at, now)
 
     def _update_ramp(self, now: float) -> None:

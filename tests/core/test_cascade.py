@@ -91,6 +91,26 @@ def test_launch_throttle_says_request_limit_exceeded():
     assert len(set(ids)) == 3
 
 
+
+def test_a_throttled_caller_gets_the_throttled_rate_even_when_it_calls_in_bursts():
+    """Live, the EC2 customers call a wall tick apart, minutes of simulated time in the fast hours,
+    while DWFM's own ticks top the bucket up in between: those top-ups must not throw the rate away."""
+    fleet = Fleet(SMALL, rng=random.Random(3))
+    fleet.throttle(None, 0.5)
+    launched, t = 0, 0.0
+    while t < 3600:
+        for dwfm_tick in range(1, 5):  # DWFM ticks four times between two bursts of calls
+            for r in fleet.advance(t + dwfm_tick * 30).rounds:
+                fleet.record_writes(r.host, t, r.checked, r.established, True)
+        t += 120
+        for _ in range(6):  # each burst: six calls of 10, as many as the demand of 120 s allows
+            try:
+                ids = fleet.run_instances(10, now=t)
+            except RequestLimitExceeded:
+                continue
+            launched += len(ids)
+            fleet.terminate(ids)  # churn: the fleet stays the same size
+    assert launched >= 0.9 * 0.5 * 3600
 def test_terminations_on_unleased_droplets_wait_for_the_lease():
     fleet = Fleet(SMALL, rng=random.Random(4))
     some = list(fleet.instances)[:20]
