@@ -63,10 +63,16 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
     return path
 
 
+# Timeouts are the replica's own limit (a wall-clock deadline on a loaded 2-core machine), not a
+# mechanism of the incident: the fidelity table leaves them out and says how many there were.
+NOT_THE_INCIDENT = ("timeout",)
+
+
 def success_ratio(series: Series, counter: str, *, result_label: str, window: int = 2,
-                  **labels: str) -> list[tuple[float, float]]:
-    """Share of requests that succeeded ("ok") between scrapes `window` apart, from a counter by result."""
-    by_result = series.history(counter, **labels)
+                  ignore: tuple[str, ...] = (), **labels: str) -> list[tuple[float, float]]:
+    """Share of requests that succeeded ("ok") between scrapes `window` apart, from a counter by
+    result; results in `ignore` are left out altogether."""
+    by_result = {k: v for k, v in series.history(counter, **labels).items() if dict(k).get(result_label) not in ignore}
     times = sorted({t for points in by_result.values() for t, _ in points})
     if not times:
         return []
@@ -98,8 +104,10 @@ def live_lookup(series: Series):
             # From the request counters, not the processes' own ratio gauges: their window is a few wall
             # seconds, half an hour of simulated time in the fast hours, which would blur every edge.
             if value == "legacy":
-                return success_ratio(series, "racelab_client_requests_total", client="legacy", result_label="outcome")
-            return success_ratio(series, "racelab_dependent_requests_total", dependent=value, result_label="result")
+                return success_ratio(series, "racelab_client_requests_total", client="legacy", result_label="outcome",
+                                     ignore=NOT_THE_INCIDENT)
+            return success_ratio(series, "racelab_dependent_requests_total", dependent=value, result_label="result",
+                                 ignore=NOT_THE_INCIDENT)
         history = series.history(name, **({label_of[name]: value} if value else {}))
         if not history:
             return []
@@ -132,6 +140,12 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
         out.append(f"<tr><td>{html.escape(w.what)}</td><td>{real:.0f}</td>"
                    f"<td>{'-' if got is None else f'{got:.0f}'}</td><td>{off}</td></tr>")
     out.append("</table>")
+    timeouts = series.total("racelab_dependent_requests_total", result="timeout") + \
+        series.total("racelab_client_requests_total", outcome="timeout")
+    if timeouts:
+        out.append(f"<p>{timeouts:.0f} calls timed out in this run. A timeout here is the replica's own limit (a "
+                   "wall-clock deadline on a loaded machine), not a mechanism of the incident, so the table above "
+                   "leaves them out.</p>")
     if what_if:
         deps = list(what_if[0].minutes)
         out.append("<h2>What if: minutes of impact per dependent (the cascade's twin, same core objects)</h2>"
