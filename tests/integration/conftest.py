@@ -74,6 +74,15 @@ class LiveRun:
                 if (t := event_time(s, "invariant.violated", **{"racelab.violation": "endpoint-empty"}))
                 and self.sim_of_wall_ns(t) > sim]
 
+    def emptied_endpoints(self) -> dict[str, float]:
+        """Each endpoint the authority saw answer NODATA, with when it first did (simulated s)."""
+        first: dict[str, float] = {}
+        for s in self.named("authority.apply_batch"):
+            t = event_time(s, "invariant.violated", **{"racelab.violation": "endpoint-empty"})
+            if t:
+                first.setdefault(s["attrs"].get("racelab.zone", "?"), self.sim_of_wall_ns(t))
+        return first
+
     def end(self) -> float:
         """The last scrape's simulated time."""
         return max(points[-1][0] for points in self.series.points.values() if points)
