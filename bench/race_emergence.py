@@ -3,7 +3,7 @@
 For each seed, as in 2025 and with every race fix, run the oct-2025 scenario
 end to end (every process, real gRPC and DNS) and read its summary.json.
 
-    python bench/race_emergence.py [--seeds 20] [--first-seed 1] [--out bench/RESULTS-race.md]
+    python bench/race_emergence.py [--seeds 20] [--first-seed 1] [--until HH:MM] [--out bench/RESULTS-race.md]
 """
 
 from __future__ import annotations
@@ -16,20 +16,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from services.core.plans import LEGACY_ENDPOINT
 
-def run_once(seed: int, fixes: list[str], base_port: int) -> dict:
+
+def run_once(seed: int, fixes: list[str], base_port: int, until: str | None = None) -> dict:
     """One run's summary; a run that cannot start (ports still held by a previous one) is retried once."""
     for attempt in range(2):
         out = Path(tempfile.mkdtemp(prefix=f"racelab-seed{seed}-"))
         cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--seed", str(seed), "--out", str(out),
-               "--base-port", str(base_port)] + [f"--fix={f}" for f in fixes]
+               "--base-port", str(base_port)] + [f"--fix={f}" for f in fixes] + (["--until", until] if until else [])
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600)
         if (out / "summary.json").exists():
             return json.loads((out / "summary.json").read_text())
         if attempt == 0:
             time.sleep(15)
     reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"stale_apply": None, "endpoint_emptied": None, "enactors_stuck": None, "empty_windows": [],
+    return {"stale_apply": None, "regional_name_emptied": None, "enactors_stuck": None, "empty_windows": [],
             "failed_process": f"did not start: {reason}"}
 
 
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--base-port", type=int, default=19000)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--until", metavar="HH:MM", help="end each run here (the race is over by 02:30)")
     parser.add_argument("--only", choices=["as-in-2025", "fixed"], help="run one half only")
     args = parser.parse_args()
     rows = []
@@ -48,16 +51,19 @@ def main() -> None:
     for label, fixes in halves:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             began = time.monotonic()
-            s = run_once(seed, fixes, args.base_port)
+            s = run_once(seed, fixes, args.base_port, args.until)
             window = s["empty_windows"][0] if s["empty_windows"] else None
-            row = (label, seed, s["stale_apply"], s["endpoint_emptied"], s["enactors_stuck"],
-                   window["from_pdt"] if window else "-", s["failed_process"] or "-", time.monotonic() - began)
+            row = (label, seed, s["stale_apply"], s.get("regional_name_emptied"), s["enactors_stuck"],
+                   window["from_pdt"] if window else "-", s["failed_process"] or "-",
+                   ", ".join(e for e in s.get("emptied_endpoints", []) if e != LEGACY_ENDPOINT) or "-",
+                   time.monotonic() - began)
             rows.append(row)
-            print("%-15s seed %3d  stale %-5s emptied %-5s stuck %-5s from %-13s failed %s  (%.0fs)" % row,
+            print("%-15s seed %3d  stale %-5s emptied %-5s stuck %-5s from %-13s failed %s  other names emptied: %s"
+                  "  (%.0fs)" % row,
                   flush=True)
-    lines = ["| fixes | seed | stale apply | regional name emptied | enactors stuck | empty from | failed process |",
-             "| --- | ---: | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} |" for r in rows]
+    lines = ["| fixes | seed | stale apply | regional name emptied | enactors stuck | empty from | failed process "
+             "| other names emptied |", "| --- | ---: | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]} |" for r in rows]
     for label, _ in halves:
         mine = [r for r in rows if r[0] == label]
         lines.append(f"\n{label}: emptied in {sum(bool(r[3]) for r in mine)}/{len(mine)} runs, "

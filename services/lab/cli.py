@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from services.core.fixes import RACE_FIXES, Fix, UnknownFix, parse_fixes
+from services.core.plans import LEGACY_ENDPOINT
 from services.core.invariants import Violation
 from services.lab import explore, follow
 from services.lab.assertions import command as assert_command
@@ -133,8 +134,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_verdict(summary: dict) -> str:
     lines = [f"\nrun directory: {summary['run_dir']}  (summary.json, report.html, traces.jsonl, metrics.jsonl)",
-             f"stale apply: {summary['stale_apply']}   endpoint emptied: {summary['endpoint_emptied']}   "
+             f"stale apply: {summary['stale_apply']}   regional name emptied: {summary['regional_name_emptied']}   "
              f"enactors stuck: {summary['enactors_stuck']}"]
+    others = [e for e in summary.get("emptied_endpoints", []) if e != LEGACY_ENDPOINT]
+    if others:
+        lines.append("the race also (or instead) emptied: " + ", ".join(others))
     for w in summary["empty_windows"]:
         until = w["until_pdt"] or "the end of the run"
         lines.append(f"{w['endpoint']} answered no address from {w['from_pdt']} until {until}")

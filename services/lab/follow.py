@@ -144,6 +144,7 @@ def _summary(status, clock: SimClock, counts: dict[str, int], windows, events_pa
         "fixes": sorted(name for name, on in status.fixes.items() if on),
         "stale_apply": stale,
         "endpoint_emptied": bool(windows),
+        "regional_name_emptied": bool(windows),  # follow sees the regional name only
         "enactors_stuck": bool(windows) and stuck,
         "empty_windows": [{"endpoint": LEGACY_ENDPOINT, "from_pdt": pdt(a), "until_pdt": pdt(b),
                            "sim_seconds": (b - a) if b is not None else None} for a, b in windows],

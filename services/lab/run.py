@@ -262,7 +262,9 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
         "seed": scenario.seed,
         "fixes": sorted(f.value for f in scenario.fixes) or [],
         "stale_apply": bool(stale),
-        "endpoint_emptied": bool(windows) or violations.get("endpoint-empty", 0) > 0,
+        "endpoint_emptied": bool(windows) or violations.get("endpoint-empty", 0) > 0,  # any endpoint
+        "regional_name_emptied": bool(windows),  # the incident's: the legacy regional name
+        "emptied_endpoints": _emptied_endpoints(run_dir / "state" / "director" / "events.jsonl"),
         "active_tree_deleted": violations.get("active-tree-deleted", 0) > 0,
         "enactors_stuck": bool(windows) and rejected_while_empty > 0,
         "invariant_violations": violations,
@@ -281,8 +283,7 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
     }
 
 
-def _operator_times(path: Path) -> dict[str, float]:
-    from services.lab.fidelity import operator_times
+def _events(path: Path) -> list[tuple[float, str, dict]]:
     events = []
     if path.exists():
         for line in path.read_text().splitlines():
@@ -291,7 +292,18 @@ def _operator_times(path: Path) -> dict[str, float]:
             except ValueError:
                 continue
             events.append((float(ev.get("sim_time_seconds", 0.0)), ev.get("kind", ""), ev.get("attributes", {})))
-    return operator_times(events)
+    return events
+
+
+def _operator_times(path: Path) -> dict[str, float]:
+    from services.lab.fidelity import operator_times
+    return operator_times(_events(path))
+
+
+def _emptied_endpoints(path: Path) -> list[str]:
+    """Every endpoint the authority saw answer empty (the race may empty a name other than the regional one)."""
+    return sorted({a.get("endpoint", "?") for _, kind, a in _events(path)
+                   if kind == "authority.violation" and a.get("violation") == "endpoint-empty"})
 
 
 def empty_windows(series: Series, endpoint: str, events: Path | None = None) -> list[tuple[float, float | None]]:

@@ -1,0 +1,36 @@
+"""summary.json tells the incident's regional name apart from the other endpoints the race may empty."""
+
+import json
+
+from services.core.plans import LEGACY_ENDPOINT
+from services.lab.run import build_summary
+from services.lab.scrape import Series
+from services.runtime.scenario import load_scenario
+
+CELL = "cell-2.ddb.us-east-1.amazonaws.com"
+
+
+def violation(sim: float, endpoint: str, kind: str) -> str:
+    return json.dumps({"sim_time_seconds": sim, "kind": "authority.violation", "source": "authority",
+                       "attributes": {"endpoint": endpoint, "violation": kind}})
+
+
+def summary_of(tmp_path, events: list[str]) -> dict:
+    (tmp_path / "state" / "director").mkdir(parents=True)
+    (tmp_path / "state" / "director" / "events.jsonl").write_text("\n".join(events) + "\n")
+    series = Series(tmp_path / "metrics.jsonl")
+    series.add(10.0, "authority", {("racelab_invariant_violations_total", (("violation", "endpoint-empty"),)): 1.0})
+    return build_summary(load_scenario("oct-2025"), series, tmp_path, wall_seconds=1.0, wall_start=0.0,
+                         ready={}, rss={}, failure=None, spans=0)
+
+
+def test_a_small_endpoint_emptied_is_not_the_regional_name(tmp_path):
+    s = summary_of(tmp_path, [violation(5.0, CELL, "endpoint-empty"), violation(6.0, CELL, "generation-went-back")])
+    assert s["endpoint_emptied"] and not s["regional_name_emptied"]
+    assert s["emptied_endpoints"] == [CELL]
+
+
+def test_the_regional_name_emptied(tmp_path):
+    s = summary_of(tmp_path, [violation(5.0, LEGACY_ENDPOINT, "endpoint-empty"), violation(7.0, CELL, "endpoint-empty")])
+    assert s["regional_name_emptied"]
+    assert s["emptied_endpoints"] == sorted([CELL, LEGACY_ENDPOINT])
