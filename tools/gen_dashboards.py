@@ -102,13 +102,17 @@ def phase_stat(width: int = 8) -> Panel:
 
 # Event annotations look back 3 s over a 1 s scrape: a change stays visible for two evaluations, so a
 # 1 s query step sees it whatever its phase ([2s] showed it for one, and a step could fall either side).
-PHASES = Annotation("Phases", "max by (phase) (changes(racelab_phase_info[3s]) > 0) "
+def changed(metric: str) -> str:
+    return f"changes({metric}[3s])"
+
+
+PHASES = Annotation("Phases", f"max by (phase) ({changed('racelab_phase_info')} > 0) "
                     "and max by (phase) (racelab_phase_info == 1)", "{{phase}}", "blue", "event:phase",
                     tags="phase")
-NLB_FAILOVER = Annotation("NLB failover", "sum by (nlb) (changes(racelab_nlb_failovers_total[3s])) > 0",
+NLB_FAILOVER = Annotation("NLB failover", f"sum by (nlb) ({changed('racelab_nlb_failovers_total')}) > 0",
                           "{{nlb}}: automatic failover took an AZ out of DNS", "red",
                           "event:nlb.failover,action=remove", tags="nlb", cascade=True)
-OPERATORS = Annotation("Operators' actions", "sum by (action) (changes(racelab_operator_actions_total[3s])) > 0",
+OPERATORS = Annotation("Operators' actions", f"sum by (action) ({changed('racelab_operator_actions_total')}) > 0",
                        "operators: {{action}}", "purple", "event:operator-action", tags="action")
 
 
@@ -227,10 +231,10 @@ RACE = Dashboard(
     ],
     annotations=[
         Annotation("Stale plan applied", "sum by (enactor, endpoint) "
-                   "(changes(racelab_enactor_stale_flips_total[3s])) > 0",
+                   f"({changed('racelab_enactor_stale_flips_total')}) > 0",
                    "{{enactor}} applied a stale plan to {{endpoint}}", "orange", "event:stale-flip",
                    tags="enactor,endpoint"),
-        Annotation("Active tree deleted", "max by (endpoint) (changes(racelab_authority_endpoint_generation[3s]) > 0 "
+        Annotation("Active tree deleted", f"max by (endpoint) ({changed('racelab_authority_endpoint_generation')} > 0 "
                    "and racelab_authority_endpoint_generation == -1)",
                    "clean-up deleted the active tree of {{endpoint}}", "red", "event:tree-deleted", tags="endpoint"),
         Annotation("Endpoint answering empty", "max by (endpoint, qtype) "
