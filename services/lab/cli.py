@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from services.core.fixes import RACE_FIXES, Fix, UnknownFix, parse_fixes
-from services.core.plans import LEGACY_ENDPOINT
 from services.core.invariants import Violation
+from services.core.plans import LEGACY_ENDPOINT
 from services.lab import explore, follow
 from services.lab.assertions import command as assert_command
 from services.lab.sim import WorldConfig, run_schedule, with_overrides

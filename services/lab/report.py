@@ -140,8 +140,8 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
         out.append(f"<tr><td>{html.escape(w.what)}</td><td>{real:.0f}</td>"
                    f"<td>{'-' if got is None else f'{got:.0f}'}</td><td>{off}</td></tr>")
     out.append("</table>")
-    timeouts = series.total("racelab_dependent_requests_total", result="timeout") + \
-        series.total("racelab_client_requests_total", outcome="timeout")
+    timeouts = sum(series.total("racelab_dependent_requests_total", result=r) +
+                   series.total("racelab_client_requests_total", outcome=r) for r in NOT_THE_INCIDENT)
     if timeouts:
         out.append(f"<p>{timeouts:.0f} calls timed out in this run. A timeout here is the replica's own limit (a "
                    "wall-clock deadline on a loaded machine), not a mechanism of the incident, so the table above "

@@ -91,7 +91,6 @@ def test_launch_throttle_says_request_limit_exceeded():
     assert len(set(ids)) == 3
 
 
-
 def test_a_throttled_caller_gets_the_throttled_rate_even_when_it_calls_in_bursts():
     """Live, the EC2 customers call a wall tick apart, minutes of simulated time in the fast hours,
     while DWFM's own ticks top the bucket up in between: those top-ups must not throw the rate away."""
@@ -111,6 +110,8 @@ def test_a_throttled_caller_gets_the_throttled_rate_even_when_it_calls_in_bursts
             launched += len(ids)
             fleet.terminate(ids)  # churn: the fleet stays the same size
     assert launched >= 0.9 * 0.5 * 3600
+
+
 def test_terminations_on_unleased_droplets_wait_for_the_lease():
     fleet = Fleet(SMALL, rng=random.Random(4))
     some = list(fleet.instances)[:20]
