@@ -18,6 +18,10 @@ class UnknownLoadBalancer(KeyError):
     pass
 
 
+class EndpointUnserved(LookupError):
+    """No registered LB serves an endpoint yet: its tree would have no address."""
+
+
 class Planner:
     def __init__(self, endpoints: Iterable[Endpoint], rng: random.Random, *, last_generation: int = 0):
         self.endpoints = tuple(endpoints)
@@ -39,12 +43,24 @@ class Planner:
     def shift_traffic(self, availability_zone: str, away: bool = True) -> None:
         (self.drained_zones.add if away else self.drained_zones.discard)(availability_zone)
 
+    def unserved_endpoints(self) -> list[str]:
+        """Endpoints no registered LB serves (yet)."""
+        return [ep.name for ep in self.endpoints if not self._serving(ep)]
+
     def next_plan(self, now: float) -> Plan:
+        # A tree with no target is a root Route 53 will not alias to: every enactor's
+        # flip of it would be rejected. A fleet still coming up gets no plan yet.
+        unserved = self.unserved_endpoints()
+        if unserved:
+            raise EndpointUnserved(f"no load balancer serves {', '.join(unserved)} yet")
         self.last_generation += 1
         return Plan(self.last_generation, now, tuple(self._plan_endpoint(ep) for ep in self.endpoints))
 
+    def _serving(self, ep: Endpoint) -> list[LoadBalancer]:
+        return [lb for lb in self.fleet.values() if not lb.endpoints or ep.name in lb.endpoints]
+
     def _plan_endpoint(self, ep: Endpoint) -> EndpointPlan:
-        serving = [lb for lb in self.fleet.values() if not lb.endpoints or ep.name in lb.endpoints]
+        serving = self._serving(ep)
         usable = [lb for lb in serving
                   if lb.healthy and lb.capacity > 0 and lb.availability_zone not in self.drained_zones]
         # Fail open: a plan that names no LB would empty the endpoint on purpose.

@@ -103,7 +103,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self.dirty = asyncio.Event()
         self.new_plan = asyncio.Condition()
         self._publish_lock = asyncio.Lock()
-        self._said_empty = False
+        self._said_unserved: list[str] = []
         self._update_gauges()
         if self.plans:
             GENERATION.set(self.plans[-1].generation)
@@ -119,8 +119,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         if self.core.fleet:
             await self.publish("restart")
         while not stopping.is_set():
-            paced = asyncio.gather(self.clock.sleep(interval), asyncio.sleep(MIN_PLAN_WALL_SECONDS))
-            waits = [asyncio.ensure_future(paced), asyncio.ensure_future(self.dirty.wait()),
+            waits = [asyncio.ensure_future(self._paced(interval)), asyncio.ensure_future(self.dirty.wait()),
                      asyncio.ensure_future(stopping.wait())]
             try:
                 done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -136,14 +135,19 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self.dirty.clear()
             await self.publish(reason)
 
+    async def _paced(self, interval: float) -> None:
+        """The simulated interval, and never faster than MIN_PLAN_WALL_SECONDS."""
+        await asyncio.gather(self.clock.sleep(interval), asyncio.sleep(MIN_PLAN_WALL_SECONDS))
+
     async def publish(self, reason: str) -> Plan | None:
         async with self._publish_lock:
             if not self.automation_enabled:
                 return None  # DNS stays frozen as it is
-            if not self.core.fleet:
-                if not self._said_empty:
-                    log.info("no load balancer registered yet: no plan until one does")
-                    self._said_empty = True
+            unserved = self.core.unserved_endpoints()
+            if unserved:
+                if unserved != self._said_unserved:
+                    log.info("no load balancer serves %s yet: no plan until one does", ", ".join(unserved))
+                    self._said_unserved = unserved
                 return None
             with self.tracer.start_as_current_span("planner.publish") as span:
                 plan = self.core.next_plan(self.clock.now())

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.core.fixes import CASCADE_FIXES, RACE_FIXES, Fix, UnknownFix, parse_fixes
-from services.core.planner import Planner, UnknownLoadBalancer
+from services.core.planner import EndpointUnserved, Planner, UnknownLoadBalancer
 from services.core.plans import DEFAULT_ENDPOINTS, DUALSTACK_ENDPOINT, LEGACY_ENDPOINT, Endpoint, LoadBalancer
 
 DUAL = Endpoint(DUALSTACK_ENDPOINT, dual_stack=True)
@@ -132,6 +132,18 @@ def test_lbs_restricted_to_some_endpoints_appear_only_there():
     plan = planner.next_plan(0.0)
     assert [t.lb_id for t in plan.for_endpoint(LEGACY.name).targets] == ["lb-1", "lb-2"]
     assert [t.lb_id for t in plan.for_endpoint(DUAL.name).targets] == ["lb-1", "lb-3"]
+
+
+def test_no_plan_while_an_endpoint_has_no_lb_to_serve_it():
+    # A fleet still registering: the LBs in so far serve only the legacy name. A plan
+    # now would give the dual-stack endpoint a tree with no address to alias to.
+    planner = planner_with(lb(2, endpoints=[LEGACY_ENDPOINT]), last_generation=109)
+    assert planner.unserved_endpoints() == [DUAL.name]
+    with pytest.raises(EndpointUnserved, match=DUAL.name):
+        planner.next_plan(0.0)
+    planner.register(lb(1))
+    assert planner.unserved_endpoints() == []
+    assert planner.next_plan(1.0).generation == 110  # no generation was spent on the refusal
 
 
 def test_register_replaces_an_lb_with_the_same_id():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
+import time
 
 import grpc
 import pytest
@@ -72,15 +73,27 @@ def test_plans_over_time_fleet_changes_and_durable_history(tmp_path):
             stub.ReportHealth(pb.ReportHealthRequest(lb_id="lb-999", healthy=True))
         assert err.value.code() is grpc.StatusCode.NOT_FOUND
 
+        # An LB for one cell alone: the other endpoints would get trees with no address,
+        # which no enactor could flip to. No plan until every endpoint is served.
+        cell_only = lb(4, endpoints=["cell-1.ddb.us-east-1.amazonaws.com"])
+        stub.RegisterLoadBalancer(pb.RegisterLoadBalancerRequest(load_balancer=cell_only))
+        time.sleep(0.5)  # ten times the planner's coalescing of fleet changes
+        with pytest.raises(grpc.RpcError) as err:
+            latest(stub)
+        assert err.value.code() is grpc.StatusCode.NOT_FOUND
+
         for i in (1, 2, 3):
             stub.RegisterLoadBalancer(pb.RegisterLoadBalancerRequest(load_balancer=lb(i)))
         plan = wait_for(lambda: _plan_where(stub, lambda p: targets(p) == {"lb-001", "lb-002", "lb-003"}), 3,
                         "a plan over the three LBs")
         history = stub.ListPlans(pb.ListPlansRequest()).plans
         assert history[0].generation == 110  # the scenario's start_generation
+        assert all(e.targets for p in history for e in p.endpoints), "a plan left an endpoint with no LB"
         assert [p.generation for p in history] == list(range(110, history[-1].generation + 1))
         assert TRACEPARENT.match(plan.traceparent), plan.traceparent
-        assert len(plan.endpoints) == 5 and all(len(e.targets) == 3 for e in plan.endpoints)
+        assert len(plan.endpoints) == 5
+        assert {e.endpoint: len(e.targets) for e in plan.endpoints if len(e.targets) != 3} == {
+            "cell-1.ddb.us-east-1.amazonaws.com": 4}
         assert stub.GetPlan(pb.GetPlanRequest(generation=110)).plan.generation == 110
 
         # Watch: the latest first, then each new one.
@@ -127,7 +140,8 @@ def test_plans_over_time_fleet_changes_and_durable_history(tmp_path):
         gauge = metric(text, "racelab_planner_generation")
         assert before <= gauge <= last
         assert metric(text, "racelab_plans_published_total") == gauge - 110 + 1
-        assert metric(text, "racelab_planner_load_balancers", state="healthy") == 2
+        # lb-001, lb-003 and the cell-only lb-004
+        assert metric(text, "racelab_planner_load_balancers", state="healthy") == 3
         assert metric(text, "racelab_planner_load_balancers", state="unhealthy") == 1
         watch.cancel()
         ch.close()
