@@ -32,7 +32,7 @@ DURATION = Histogram("racelab_dynamodb_request_duration_seconds", "Time to serve
 ITEMS = Gauge("racelab_dynamodb_items", "Items stored across all tables")
 
 HEALTH_INTERVAL_SECONDS = 10.0  # simulated
-MIN_WALL_SLEEP = 0.2  # wall seconds: when time flies, health reports do not flood the planner
+MIN_WALL_SLEEP = 2.0  # wall seconds: 24 LBs reporting every 10 simulated s were ~100 calls a wall second
 DEFAULT_QUERY_LIMIT = 100
 MAX_QUERY_LIMIT = 1000
 MAX_BATCH_WRITE = 1000

@@ -13,13 +13,24 @@ from prometheus_client.parser import text_string_to_metric_families
 Key = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted labels)
 
 
+# Histogram buckets and _created stamps are most of the text and nothing of a run's view or
+# report; parsing them took a fifth of a core during the race (Prometheus scrapes them all).
+_UNUSED_SUFFIXES = ("_bucket", "_created")
+
+
+def _kept(line: str) -> bool:
+    if line.startswith("# "):
+        return line[7:].startswith("racelab_")  # "# HELP " / "# TYPE "
+    name = line.partition("{")[0].partition(" ")[0]
+    return name.startswith("racelab_") and not name.endswith(_UNUSED_SUFFIXES)
+
+
 def scrape(url: str, timeout: float = 0.5) -> dict[Key, float]:
     with urllib.request.urlopen(url, timeout=timeout) as reply:
         text = reply.read().decode()
     out: dict[Key, float] = {}
-    for family in text_string_to_metric_families(text):
-        if not family.name.startswith("racelab_"):
-            continue
+    kept = "\n".join(line for line in text.splitlines() if _kept(line))
+    for family in text_string_to_metric_families(kept + "\n"):
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out

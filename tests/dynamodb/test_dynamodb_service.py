@@ -117,6 +117,12 @@ def test_fleet_serves_on_distinct_addresses_and_registers(tmp_path):
                                              str(tmp_path / "planner")], env, tmp_path / "planner.log")
         procs.append(planner)
         wait_serving(f"127.0.0.1:{planner_port}", proc=planner)
+        # Pod index 0, a shared LB: the planner makes no plan until every endpoint has one.
+        shared_port = free_port("127.0.0.1")
+        procs.append(start("services.dynamodb", [], {**env, "RACELAB_PLANNER": f"127.0.0.1:{planner_port}",
+                                                   "RACELAB_LB_PORT": str(shared_port), "RACELAB_LB_COUNT": "1",
+                                                   "RACELAB_LB_ADVERTISE": "127.0.0.2", "RACELAB_LB_ORDINAL": "0"},
+                           tmp_path / "dynamodb-shared.log"))
         pstub = planner_pb2_grpc.PlannerStub(grpc_channel(f"127.0.0.1:{planner_port}"))
 
         def registered():
@@ -163,6 +169,12 @@ def test_one_lb_per_process_registers_its_pod_address_and_ordinal(tmp_path):
         got = dynamodb_pb2_grpc.DynamoDBStub(grpc_channel(f"127.0.0.1:{lb_port}")).GetItem(
             db.GetItemRequest(table="leases", key=KEY), timeout=2)
         assert got.lb_id == "lb-005"
+        # Pod index 0, a shared LB: the planner makes no plan until every endpoint has one.
+        shared_port = free_port("127.0.0.1")
+        procs.append(start("services.dynamodb", [], {**env, "RACELAB_PLANNER": f"127.0.0.1:{planner_port}",
+                                                   "RACELAB_LB_PORT": str(shared_port), "RACELAB_LB_COUNT": "1",
+                                                   "RACELAB_LB_ADVERTISE": "127.0.0.2", "RACELAB_LB_ORDINAL": "0"},
+                           tmp_path / "dynamodb-shared.log"))
         pstub = planner_pb2_grpc.PlannerStub(grpc_channel(f"127.0.0.1:{planner_port}"))
 
         def targets():
@@ -171,10 +183,10 @@ def test_one_lb_per_process_registers_its_pod_address_and_ordinal(tmp_path):
             except grpc.RpcError:
                 return None
             found = {e.endpoint: {(t.lb_id, t.ipv4) for t in e.targets} for e in plan.endpoints}
-            return found if any(found.values()) else None
-        found = wait_for(targets, 5, "the LB's registration")
-        assert found.pop("dynamodb.us-east-1.amazonaws.com") == {("lb-005", "127.0.0.1")}
-        assert not any(found.values()), found
+            return found if len(found.get("dynamodb.us-east-1.amazonaws.com", ())) == 2 else None
+        found = wait_for(targets, 5, "both LBs' registrations")
+        assert found.pop("dynamodb.us-east-1.amazonaws.com") == {("lb-005", "127.0.0.1"), ("lb-001", "127.0.0.2")}
+        assert all(t == {("lb-001", "127.0.0.2")} for t in found.values()), found
     finally:
         codes = [stop(p) for p in procs]
-    assert codes == [0, 0], (tmp_path / "dynamodb.log").read_text()[-2000:]
+    assert codes == [0, 0, 0], (tmp_path / "dynamodb.log").read_text()[-2000:]
