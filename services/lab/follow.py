@@ -75,7 +75,7 @@ def _read_token(path: str) -> str:
 async def follow(director: str, scenario: Scenario, out: Path, wait: float, token: str | None = None) -> dict:
     """Print the director's events until the scenario's end; write events.jsonl and summary.json."""
     from racelab.v1 import director_pb2 as pb, director_pb2_grpc
-    from services.lab.run import _windows_from_events
+    from services.lab.run import read_events, windows_from_events
     clock = SimClock(scenario.schedule, scenario.epoch, 0.0)  # only to name simulated instants in PDT
     out.mkdir(parents=True, exist_ok=True)
     events_path = out / "events.jsonl"
@@ -113,7 +113,8 @@ async def follow(director: str, scenario: Scenario, out: Path, wait: float, toke
             raise FollowError(f"the director's event stream failed: {exc.code().name} {exc.details()}") from None
         finally:
             watcher.cancel()
-    return _summary(status, clock, counts, _windows_from_events(events_path, LEGACY_ENDPOINT), events_path, out)
+    return _summary(status, clock, counts, windows_from_events(read_events(events_path), LEGACY_ENDPOINT),
+                    events_path, out)
 
 
 async def _first_status(stub, pb, wait: float, metadata):

@@ -23,6 +23,7 @@ from rich.live import Live
 from racelab.v1 import director_pb2, director_pb2_grpc
 from services.core.plans import LEGACY_ENDPOINT
 from services.lab.chaos import Kill, run_chaos
+from services.lab.fidelity import operator_times
 from services.lab.otlpsink import start_sink
 from services.lab.prometheus import INSTALL_HINT, PrometheusError, RunPrometheus, binary
 from services.lab.scrape import Series, scrape
@@ -252,7 +253,8 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
     clock = SimClock(scenario.schedule, scenario.epoch, 0.0)
     violations = {dict(ls).get("violation"): v for ls, v in
                   series.values("racelab_invariant_violations_total").items()}
-    windows = empty_windows(series, LEGACY_ENDPOINT, run_dir / "state" / "director" / "events.jsonl")
+    events = read_events(run_dir / "state" / "director" / "events.jsonl")
+    windows = _empty_windows(series, LEGACY_ENDPOINT, events)
     last_sample = max((points[-1][0] for points in series.points.values() if points), default=0.0)
     clock_pdt_end = clock.pdt(last_sample)
     stale = series.total("racelab_enactor_stale_flips_total") > 0 or violations.get("generation-went-back", 0) > 0
@@ -264,14 +266,14 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
         "stale_apply": bool(stale),
         "endpoint_emptied": bool(windows) or violations.get("endpoint-empty", 0) > 0,  # any endpoint
         "regional_name_emptied": bool(windows),  # the incident's: the legacy regional name
-        "emptied_endpoints": _emptied_endpoints(run_dir / "state" / "director" / "events.jsonl"),
+        "emptied_endpoints": _emptied_endpoints(events),
         "active_tree_deleted": violations.get("active-tree-deleted", 0) > 0,
         "enactors_stuck": bool(windows) and rejected_while_empty > 0,
         "invariant_violations": violations,
         "empty_windows": [{"endpoint": LEGACY_ENDPOINT, "from_pdt": clock.pdt(a),
                            "until_pdt": clock.pdt(b) if b is not None else None, "from_sim": a, "until_sim": b,
                            "sim_seconds": (b - a) if b is not None else None} for a, b in windows],
-        "operator_times": _operator_times(run_dir / "state" / "director" / "events.jsonl"),
+        "operator_times": operator_times(events),
         "ended_at_pdt": clock_pdt_end,
         "wall_seconds": round(wall_seconds, 1),
         "wall_start": wall_start,
@@ -283,8 +285,11 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
     }
 
 
-def _events(path: Path) -> list[tuple[float, str, dict]]:
-    events = []
+Events = list[tuple[float, str, dict]]  # (simulated time, kind, attributes) from the director's event log
+
+
+def read_events(path: Path) -> Events:
+    events: Events = []
     if path.exists():
         for line in path.read_text().splitlines():
             try:
@@ -295,14 +300,9 @@ def _events(path: Path) -> list[tuple[float, str, dict]]:
     return events
 
 
-def _operator_times(path: Path) -> dict[str, float]:
-    from services.lab.fidelity import operator_times
-    return operator_times(_events(path))
-
-
-def _emptied_endpoints(path: Path) -> list[str]:
+def _emptied_endpoints(events: Events) -> list[str]:
     """Every endpoint the authority saw answer empty (the race may empty a name other than the regional one)."""
-    return sorted({a.get("endpoint", "?") for _, kind, a in _events(path)
+    return sorted({a.get("endpoint", "?") for _, kind, a in events
                    if kind == "authority.violation" and a.get("violation") == "endpoint-empty"})
 
 
@@ -311,13 +311,15 @@ def empty_windows(series: Series, endpoint: str, events: Path | None = None) -> 
 
     The authority's own events say exactly when (the simulated time of the batch); scrapes every
     half second are the fallback, coarse when simulated time runs hundreds of times faster."""
-    if events is not None and events.exists():
-        windows = _windows_from_events(events, endpoint)
-        if windows:
-            return windows
+    return _empty_windows(series, endpoint, read_events(events) if events is not None else [])
+
+
+def _empty_windows(series: Series, endpoint: str, events: Events) -> list[tuple[float, float | None]]:
+    windows = windows_from_events(events, endpoint)
+    if windows:
+        return windows
     points = next(iter(series.history("racelab_authority_endpoint_addresses", endpoint=endpoint,
                                       qtype="A").values()), [])
-    windows: list[tuple[float, float | None]] = []
     start = None
     seen_nonzero = False
     for sim, value in points:
@@ -333,22 +335,16 @@ def empty_windows(series: Series, endpoint: str, events: Path | None = None) -> 
     return windows
 
 
-def _windows_from_events(path: Path, endpoint: str) -> list[tuple[float, float | None]]:
+def windows_from_events(events: Events, endpoint: str) -> list[tuple[float, float | None]]:
     windows: list[tuple[float, float | None]] = []
     start = None
-    for line in path.read_text().splitlines():
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
-        attrs = ev.get("attributes", {})
+    for at, kind, attrs in events:
         if attrs.get("endpoint") != endpoint:
             continue
-        at = float(ev.get("sim_time_seconds", 0.0))
-        if ev.get("kind") == "authority.violation" and attrs.get("violation") == "endpoint-empty" and start is None:
+        if kind == "authority.violation" and attrs.get("violation") == "endpoint-empty" and start is None:
             start = at
-        elif start is not None and (ev.get("kind") == "operator.action" and attrs.get("result") == "restored"
-                                    or ev.get("kind") == "enactor.flip"):
+        elif start is not None and (kind == "operator.action" and attrs.get("result") == "restored"
+                                    or kind == "enactor.flip"):
             windows.append((start, at))
             start = None
     if start is not None:
