@@ -22,7 +22,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import Counter, Gauge
 
 from racelab.v1 import planner_pb2, planner_pb2_grpc
-from services.core.planner import Planner, UnknownLoadBalancer
+from services.core.planner import EndpointUnserved, Planner, UnknownLoadBalancer
 from services.core.plans import LoadBalancer, Plan
 from services.core.records import normalize_name
 from services.runtime import wire
@@ -103,7 +103,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self.dirty = asyncio.Event()
         self.new_plan = asyncio.Condition()
         self._publish_lock = asyncio.Lock()
-        self._said_unserved: list[str] = []
+        self._said_unserved = ""
         self._update_gauges()
         if self.plans:
             GENERATION.set(self.plans[-1].generation)
@@ -143,14 +143,14 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         async with self._publish_lock:
             if not self.automation_enabled:
                 return None  # DNS stays frozen as it is
-            unserved = self.core.unserved_endpoints()
-            if unserved:
-                if unserved != self._said_unserved:
-                    log.info("no load balancer serves %s yet: no plan until one does", ", ".join(unserved))
-                    self._said_unserved = unserved
+            try:
+                plan = self.core.next_plan(self.clock.now())
+            except EndpointUnserved as unserved:
+                if str(unserved) != self._said_unserved:
+                    log.info("%s: no plan until one does", unserved)
+                    self._said_unserved = str(unserved)
                 return None
             with self.tracer.start_as_current_span("planner.publish") as span:
-                plan = self.core.next_plan(self.clock.now())
                 carrier: dict[str, str] = {}
                 TraceContextTextMapPropagator().inject(carrier)
                 plan = replace(plan, trace_parent=carrier.get("traceparent", ""))
