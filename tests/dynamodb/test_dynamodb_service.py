@@ -117,12 +117,6 @@ def test_fleet_serves_on_distinct_addresses_and_registers(tmp_path):
                                              str(tmp_path / "planner")], env, tmp_path / "planner.log")
         procs.append(planner)
         wait_serving(f"127.0.0.1:{planner_port}", proc=planner)
-        # Pod index 0, a shared LB: the planner makes no plan until every endpoint has one.
-        shared_port = free_port("127.0.0.1")
-        procs.append(start("services.dynamodb", [], {**env, "RACELAB_PLANNER": f"127.0.0.1:{planner_port}",
-                                                   "RACELAB_LB_PORT": str(shared_port), "RACELAB_LB_COUNT": "1",
-                                                   "RACELAB_LB_ADVERTISE": "127.0.0.2", "RACELAB_LB_ORDINAL": "0"},
-                           tmp_path / "dynamodb-shared.log"))
         pstub = planner_pb2_grpc.PlannerStub(grpc_channel(f"127.0.0.1:{planner_port}"))
 
         def registered():

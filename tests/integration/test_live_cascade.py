@@ -15,8 +15,8 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-# The race empties the regional name in about half the seeds while the cascade shares the CPU
-# (bench/RESULTS-race.md); seeds that did on this machine come first, so a run is rarely wasted.
+# The race does not empty the regional name in every seed while the cascade shares the CPU (14 of
+# 16: bench/RESULTS-race.md); seeds that did on this machine come first, so a run is rarely wasted.
 SEEDS = (2, 4, 5, 7, 8)
 QUEUE_THROTTLE_SEEDS = (2, 4, 5, 7, 8, 3, 6)  # a shorter run (to 04:10), so more tries fit
 FIXED_UNTIL = "04:10"  # before the operators' 04:14 throttle and restart: whatever recovers, recovers by itself
