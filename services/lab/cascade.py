@@ -204,6 +204,7 @@ def record(out: TwinRun, c: Cascade, t: float, stats) -> None:
     out.add("racelab_dwfm_queue_depth", t, f.queue_depth())
     out.add("racelab_dwfm_work_in_flight", t, f.in_flight())
     out.add("racelab_dwfm_work_timeouts_total", t, f.timeouts_total)
+    out.add("racelab_dwfm_throttle_launches_per_second", t, f.launch_rate or 0.0)
     out.add("racelab_netmgr_backlog:new", t, c.backlog.pending(NEW))
     out.add("racelab_netmgr_backlog:terminated", t, c.backlog.pending(TERMINATED))
     out.add("racelab_netmgr_delay_seconds", t, c.backlog.delay())

@@ -66,6 +66,40 @@ def _after_last(points: Points, pred, after: float) -> float | None:
     return next((t for t, _ in points if t > last), None)
 
 
+NEVER = float("inf")  # a condition that still held when the run ended
+
+
+def _over(points: Points, pred, after: float) -> float | None:
+    """When `pred` stopped holding for good after `after`: None if it never held, NEVER if it held to the end."""
+    if _last(points, pred, after) is None:
+        return None
+    return _after_last(points, pred, after) or NEVER
+
+
+def _latest(*ends: float | None) -> float | None:
+    """The latest of several `_over` ends (None: none of them ever held)."""
+    return max((e for e in ends if e is not None), default=None)
+
+
+def _at(end: float | None) -> float | None:
+    """An end as a time in the tables: a condition that never ended was not seen to end."""
+    return None if end == NEVER else end
+
+
+def out_of_order(rows: list[Row]) -> list[tuple[Row, Row]]:
+    """Measured rows that came in another order than in 2025: (earlier in 2025, later in 2025) pairs whose
+    times here are the other way round. Operators' actions are inputs, so only measured rows count."""
+    seen = [r for r in rows if r.how.startswith("measured") and r.reproduced is not None]
+    return [(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]
+            if _minutes(a.real) < _minutes(b.real) and a.reproduced > b.reproduced]
+
+
+def _minutes(hhmm: str) -> int:
+    """Minutes since 15:00 the day before (INCIDENT.md's times run from 23:48 to 14:20)."""
+    h, m = map(int, hhmm.split(":"))
+    return (h * 60 + m - 15 * 60) % (24 * 60)
+
+
 def fidelity(scenario: Scenario, get: Lookup, operator_times: dict[str, float],
              empty: tuple[float | None, float | None]) -> tuple[list[Row], list[Window]]:
     at = lambda hhmm: parse_pdt(hhmm, scenario.epoch)  # noqa: E731
@@ -92,10 +126,12 @@ def fidelity(scenario: Scenario, get: Lookup, operator_times: dict[str, float],
     boot = scenario.netmgr.boot_seconds
     propagation_normal = _after_last(delay, lambda v: v > boot, late)
     sts2 = (_first(sts, bad, late), _after_last(sts, bad, late))
-    ec2 = ratio("ec2_launch")
-    ec2_back = _after_last(ec2, lambda v: v < 0.99, late)
-    everything = [ratio(d) for d in DEPENDENTS]
-    over = max(filter(None, (_after_last(p, bad, late) for p in everything)), default=None)
+    # AWS: launches worked again once propagation did (10:36); EC2 was "fully recovered" at 13:50, when the
+    # operators had finished relaxing the request throttle and every EC2 API worked. So: the throttle off
+    # (the dwfm's own gauge; the ramp is the operators' input) and launches succeeding since.
+    ec2_back = _latest(_over(ratio("ec2_launch"), lambda v: v < 0.99, late),
+                       _over(get("racelab_dwfm_throttle_launches_per_second"), lambda v: v > 0, late))
+    over = _latest(*(_over(ratio(d), bad, late) for d in DEPENDENTS), ec2_back)
     rows = [
         Row("23:48", "regional endpoint emptied", empty[0], "measured"),
         Row("23:51", "Lambda and STS errors begin", start_errors, "measured"),
@@ -117,9 +153,10 @@ def fidelity(scenario: Scenario, get: Lookup, operator_times: dict[str, float],
         Row("09:59", "STS second window ends", sts2[1], "measured"),
         Row("10:36", "network propagation normal", propagation_normal, "measured"),
         Row("11:23", "EC2 throttles begin to relax", op("relax-ec2-throttle"), "operators (input)"),
-        Row("13:50", "EC2 launches fully recovered", ec2_back, "measured"),
+        Row("13:50", "EC2 fully recovered: launch throttle lifted, launches succeed", _at(ec2_back),
+            "measured (the throttle's end follows the operators' ramp)"),
         Row("14:09", "NLB automatic failover re-enabled", op("enable-nlb-failover"), "operators (input)"),
-        Row("14:20", "event over: every dependent working", over, "measured"),
+        Row("14:20", "event over: every dependent working, EC2 fully recovered", _at(over), "measured"),
     ]
     windows = [
         Window("DynamoDB endpoint empty", ("23:48", "02:25"), empty),
@@ -127,7 +164,7 @@ def fidelity(scenario: Scenario, get: Lookup, operator_times: dict[str, float],
         Window("DWFM: restore to every droplet leased", ("02:25", "05:28"), (collapse, all_leased)),
         Window("instances without network", ("06:21", "10:36"), (no_network, propagation_normal)),
         Window("STS second window", ("08:31", "09:59"), sts2),
-        Window("whole event", ("23:48", "14:20"), (empty[0], over)),
+        Window("whole event", ("23:48", "14:20"), (empty[0], _at(over))),
     ]
     return rows, windows
 

@@ -123,7 +123,7 @@ def live_lookup(series: Series):
 
 def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: SimClock,
                    what_if: list | None) -> list[str]:
-    from services.lab.fidelity import fidelity
+    from services.lab.fidelity import fidelity, out_of_order
     empty = summary.get("empty_windows") or []
     window = (empty[0]["from_sim"], empty[0]["until_sim"]) if empty else (None, None)
     rows, windows = fidelity(scenario, live_lookup(series), summary.get("operator_times", {}), window)
@@ -132,7 +132,13 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
     for r in rows:
         got = clock.pdt(r.reproduced)[:5] if r.reproduced is not None else "not seen"
         out.append(f"<tr><td>{r.real}</td><td>{got}</td><td>{html.escape(r.what)}</td><td>{html.escape(r.how)}</td></tr>")
-    out.append("</table><h3>Phase durations (minutes)</h3><table border=1 cellpadding=3>"
+    swapped = out_of_order(rows)
+    out.append("</table><p><b>Order:</b> " + (
+        "every measured row came in the incident's order.</p>" if not swapped else
+        "out of the incident's order here: " + "; ".join(
+            f"{html.escape(b.what)} ({clock.pdt(b.reproduced)[:5]}, real {b.real}) before "
+            f"{html.escape(a.what)} ({clock.pdt(a.reproduced)[:5]}, real {a.real})" for a, b in swapped) + ".</p>"))
+    out.append("<h3>Phase durations (minutes)</h3><table border=1 cellpadding=3>"
                "<tr><th>phase</th><th>real</th><th>this run</th><th>off by</th></tr>")
     for w in windows:
         real, got = w.real_minutes(scenario), w.minutes()

@@ -1,0 +1,91 @@
+"""The fidelity table's reading of time series: when EC2 counts as fully recovered, when the event is
+over, and which measured rows came out of the incident's order."""
+
+from services.lab.fidelity import Row, fidelity, out_of_order
+from services.runtime.clock import parse_pdt
+from services.runtime.scenario import load_scenario
+
+SC = load_scenario("oct-2025")
+
+
+def at(hhmm: str) -> float:
+    return parse_pdt(hhmm, SC.epoch)
+
+
+def steps(*changes: tuple[str, float], until: str = "14:30") -> list[tuple[float, float]]:
+    """A series sampled every 5 simulated minutes from 23:30, holding each value from its time on."""
+    points, t, end = [], at("23:30"), at(until)
+    marks = [(at(h), v) for h, v in changes]
+    while t <= end:
+        points.append((t, [v for s, v in marks if s <= t][-1]))
+        t += 300
+    return points
+
+
+def table(series: dict[str, list[tuple[float, float]]]):
+    rows, windows = fidelity(SC, lambda k: series.get(k, []), {}, (at("23:48"), at("02:25")))
+    return {r.what.split(":")[0]: r for r in rows}, {w.what: w for w in windows}
+
+
+def test_ec2_is_fully_recovered_when_the_throttle_is_lifted_even_if_launches_worked_earlier():
+    rows, windows = table({
+        "racelab_dependent_success_ratio:ec2_launch": steps(("23:30", 1.0), ("05:30", 0.5), ("07:00", 1.0)),
+        "racelab_dwfm_throttle_launches_per_second": steps(("23:30", 0.0), ("04:14", 0.6), ("13:50", 0.0)),
+    })
+    assert rows["EC2 fully recovered"].reproduced == at("13:50")
+    assert rows["event over"].reproduced == at("13:50")
+    assert windows["whole event"].minutes() == (at("13:50") - at("23:48")) / 60
+
+
+def test_ec2_is_fully_recovered_when_launches_succeed_again_after_the_throttle_is_gone():
+    rows, _ = table({
+        "racelab_dependent_success_ratio:ec2_launch": steps(("23:30", 1.0), ("05:30", 0.5), ("14:00", 1.0)),
+        "racelab_dwfm_throttle_launches_per_second": steps(("23:30", 0.0), ("04:14", 0.6), ("13:50", 0.0)),
+    })
+    assert rows["EC2 fully recovered"].reproduced == at("14:00")
+
+
+def test_a_throttle_still_on_at_the_end_is_not_a_recovery_and_the_event_is_not_over():
+    rows, windows = table({
+        "racelab_dependent_success_ratio:ec2_launch": steps(("23:30", 1.0)),
+        "racelab_dwfm_throttle_launches_per_second": steps(("23:30", 0.0), ("04:14", 0.6)),
+        "racelab_dependent_success_ratio:sts": steps(("23:30", 1.0), ("08:30", 0.0), ("10:00", 1.0)),
+    })
+    assert rows["EC2 fully recovered"].reproduced is None
+    assert rows["event over"].reproduced is None
+    assert windows["whole event"].minutes() is None
+
+
+def test_a_dependent_failing_to_the_end_leaves_the_event_not_over():
+    rows, _ = table({"racelab_dependent_success_ratio:app": steps(("23:30", 1.0), ("09:00", 0.2))})
+    assert rows["event over"].reproduced is None
+
+
+def test_the_event_is_over_at_the_last_dependent_to_recover():
+    rows, _ = table({
+        "racelab_dependent_success_ratio:sts": steps(("23:30", 1.0), ("08:30", 0.0), ("10:00", 1.0)),
+        "racelab_dependent_success_ratio:app": steps(("23:30", 1.0), ("09:00", 0.2), ("11:00", 1.0)),
+    })
+    assert rows["event over"].reproduced == at("11:00")
+    assert rows["STS second window begins (via NLB)"].reproduced == at("08:30")
+
+
+def test_out_of_order_names_the_measured_rows_that_swapped_and_ignores_operators_inputs():
+    rows = [
+        Row("23:48", "emptied", at("23:50"), "measured"),
+        Row("06:21", "without network", at("06:10"), "measured"),
+        Row("08:31", "STS second window", at("06:03"), "measured"),
+        Row("09:36", "failover disabled", at("05:00"), "operators (input)"),
+        Row("10:36", "propagation normal", at("11:00"), "measured"),
+        Row("13:50", "EC2 fully recovered", at("13:50"), "measured (ramp)"),
+        Row("14:20", "over", None, "measured"),
+    ]
+    assert [(a.what, b.what) for a, b in out_of_order(rows)] == [("without network", "STS second window")]
+
+
+def test_the_night_is_ordered_across_midnight():
+    rows = [Row("23:48", "emptied", at("23:48"), "measured"), Row("00:38", "after midnight", at("00:40"), "measured"),
+            Row("14:20", "afternoon", at("14:20"), "measured")]
+    assert out_of_order(rows) == []
+    rows[0].reproduced = at("01:00")
+    assert [(a.what, b.what) for a, b in out_of_order(rows)] == [("emptied", "after midnight")]
