@@ -37,6 +37,7 @@ class NlbConfig:
     checker_capacity_per_second: float = 30.0
     transition_cost_checks: float = 700.0  # checker work one health transition adds
     failover_delay_seconds: float = 60.0
+    failover_after_seconds: float = 0.0  # checks late that long, without a break, before a zone looks sick
     failover_cooldown_seconds: float = 600.0
     unpropagated_pass_probability: float = 0.3
     required_capacity: float = 0.6  # share of registered targets the NLB's traffic needs
@@ -104,6 +105,8 @@ class CheckRound:
 
 
 class HealthChecker:
+    _late_since: float | None = None  # since when checks have been late beyond the failover delay
+
     def __init__(self, config: NlbConfig, nlbs: Iterable[Nlb], now: float = 0.0, *, velocity_control: bool = False,
                  rng: random.Random | None = None):
         self.config = config
@@ -194,7 +197,13 @@ class HealthChecker:
         changes: list[FailoverChange] = []
         if not self.automatic_failover:
             return changes
-        slow = self.delay > cfg.failover_delay_seconds
+        late = self.delay > cfg.failover_delay_seconds
+        if not late:
+            self._late_since = None
+        elif self._late_since is None:
+            self._late_since = now
+        # A burst of late checks is not a sick zone; lateness that lasts is.
+        slow = late and now - self._late_since >= cfg.failover_after_seconds
         for n in self.nlbs.values():
             if now - n.last_failover < cfg.failover_cooldown_seconds:
                 continue

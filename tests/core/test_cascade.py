@@ -134,10 +134,11 @@ def test_propagation_slows_with_what_waits():
     assert big.without_network_total == 1  # booted before its network propagated
 
 
-def checker(velocity: bool = False) -> HealthChecker:
+def checker(velocity: bool = False, failover_after: float = 0.0) -> HealthChecker:
     zones = ("a", "b", "c")
     hc = HealthChecker(NlbConfig(checker_capacity_per_second=20, transition_cost_checks=200,
-                                 failover_delay_seconds=30, failover_cooldown_seconds=60),
+                                 failover_delay_seconds=30, failover_cooldown_seconds=60,
+                                 failover_after_seconds=failover_after),
                        [Nlb("app-nlb", zones)], velocity_control=velocity, rng=random.Random(5))
     for i in range(30):
         hc.register("app-nlb", f"i-{i}", zones[i % 3], "")
@@ -160,6 +161,33 @@ def test_targets_without_network_flap_and_the_checker_fails_zones_over():
     assert len(hc.nlbs["app-nlb"].failed_over) == 2  # never the last zone
     restored = hc.set_automatic_failover(False, 3000)
     assert {c.zone for c in restored} and not hc.nlbs["app-nlb"].failed_over
+
+
+def test_failover_waits_until_checks_have_been_late_for_failover_after_seconds():
+    hc = checker(failover_after=600)
+    late_since = None
+    for t in range(0, 3000, 10):
+        changes = hc.advance(t, lambda i: False).failovers
+        if hc.delay > 30 and late_since is None:
+            late_since = t
+        elif hc.delay <= 30:
+            late_since = None
+        if changes:
+            assert late_since is not None and t - late_since >= 600
+            break
+    else:
+        pytest.fail("checks were late for 600 s and no zone failed over")
+
+
+@pytest.mark.parametrize("failover_after, fails_over", [(0.0, True), (600.0, False)])
+def test_a_burst_of_late_checks_fails_a_zone_over_only_without_the_wait(failover_after, fails_over):
+    hc = checker(failover_after=failover_after)
+    hc.backlog = hc.config.checker_capacity_per_second * 200  # 200 s late, once: it drains within minutes
+    ready = {f"i-{i}" for i in range(30)}
+    for t in range(0, 1200, 10):
+        hc.advance(t, lambda i: i in ready)
+    assert hc.delay == 0
+    assert (hc.failovers_total > 0) == fails_over
 
 
 def test_velocity_control_caps_the_zones_one_nlb_removes():

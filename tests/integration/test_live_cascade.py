@@ -199,7 +199,8 @@ def test_nlb_automatic_failover_removes_zones_until_the_operators_disable_it(def
     delay = max(v for _, v in run.history("racelab_nlb_health_check_delay_seconds"))
     assert between(run, removed, 0, disable), (
         f"automatic AZ failover never removed a zone before the operators disabled it at {run.pdt(disable)}: "
-        f"the health-check delay peaked at {delay:.0f} s (failover takes {cfg.failover_delay_seconds:.0f} s)")
+        f"the health-check delay peaked at {delay:.0f} s (failover takes {cfg.failover_delay_seconds:.0f} s "
+        f"for {cfg.failover_after_seconds:.0f} s)")
     # Removed because the checks ran late, not because a zone was down,
     assert all(s["attrs"]["racelab.health_check.delay_seconds"] > cfg.failover_delay_seconds for s in removed)
     # and the NLB's DNS served fewer zones.

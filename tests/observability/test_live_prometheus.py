@@ -79,7 +79,7 @@ class LiveRun:
         return self.wall(min(times)) if times else None
 
 
-# The race is emergent (14 of 16 seeds empty the regional name: bench/RESULTS-race.md); a seed whose
+# The race is emergent (7 of 8 seeds empty the regional name: bench/RESULTS-race.md); a seed whose
 # race empties another name, or none, is no test of these alerts.
 SEEDS = (1, 2, 4, 5)
 
