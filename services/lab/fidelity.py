@@ -71,9 +71,10 @@ NEVER = float("inf")  # a condition that still held when the run ended
 
 def _over(points: Points, pred, after: float) -> float | None:
     """When `pred` stopped holding for good after `after`: None if it never held, NEVER if it held to the end."""
-    if _last(points, pred, after) is None:
+    last = _last(points, pred, after)
+    if last is None:
         return None
-    return _after_last(points, pred, after) or NEVER
+    return next((t for t, _ in points if t > last), NEVER)
 
 
 def _latest(*ends: float | None) -> float | None:
@@ -86,18 +87,13 @@ def _at(end: float | None) -> float | None:
     return None if end == NEVER else end
 
 
-def out_of_order(rows: list[Row]) -> list[tuple[Row, Row]]:
+def out_of_order(scenario: Scenario, rows: list[Row]) -> list[tuple[Row, Row]]:
     """Measured rows that came in another order than in 2025: (earlier in 2025, later in 2025) pairs whose
     times here are the other way round. Operators' actions are inputs, so only measured rows count."""
+    real = lambda r: parse_pdt(r.real, scenario.epoch)  # noqa: E731
     seen = [r for r in rows if r.how.startswith("measured") and r.reproduced is not None]
     return [(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]
-            if _minutes(a.real) < _minutes(b.real) and a.reproduced > b.reproduced]
-
-
-def _minutes(hhmm: str) -> int:
-    """Minutes since 15:00 the day before (INCIDENT.md's times run from 23:48 to 14:20)."""
-    h, m = map(int, hhmm.split(":"))
-    return (h * 60 + m - 15 * 60) % (24 * 60)
+            if real(a) < real(b) and a.reproduced > b.reproduced]
 
 
 def fidelity(scenario: Scenario, get: Lookup, operator_times: dict[str, float],

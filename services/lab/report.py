@@ -132,7 +132,7 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
     for r in rows:
         got = clock.pdt(r.reproduced)[:5] if r.reproduced is not None else "not seen"
         out.append(f"<tr><td>{r.real}</td><td>{got}</td><td>{html.escape(r.what)}</td><td>{html.escape(r.how)}</td></tr>")
-    swapped = out_of_order(rows)
+    swapped = out_of_order(scenario, rows)
     out.append("</table><p><b>Order:</b> " + (
         "every measured row came in the incident's order.</p>" if not swapped else
         "out of the incident's order here: " + "; ".join(

@@ -80,12 +80,12 @@ def test_out_of_order_names_the_measured_rows_that_swapped_and_ignores_operators
         Row("13:50", "EC2 fully recovered", at("13:50"), "measured (ramp)"),
         Row("14:20", "over", None, "measured"),
     ]
-    assert [(a.what, b.what) for a, b in out_of_order(rows)] == [("without network", "STS second window")]
+    assert [(a.what, b.what) for a, b in out_of_order(SC, rows)] == [("without network", "STS second window")]
 
 
 def test_the_night_is_ordered_across_midnight():
     rows = [Row("23:48", "emptied", at("23:48"), "measured"), Row("00:38", "after midnight", at("00:40"), "measured"),
             Row("14:20", "afternoon", at("14:20"), "measured")]
-    assert out_of_order(rows) == []
+    assert out_of_order(SC, rows) == []
     rows[0].reproduced = at("01:00")
-    assert [(a.what, b.what) for a, b in out_of_order(rows)] == [("emptied", "after midnight")]
+    assert [(a.what, b.what) for a, b in out_of_order(SC, rows)] == [("emptied", "after midnight")]
