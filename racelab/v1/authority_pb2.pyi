@@ -90,7 +90,9 @@ class BatchError(_message.Message):
     def __init__(self, change_index: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BatchErrors(_message.Message):
-    __slots__ = ("errors",)
+    __slots__ = ("errors", "omitted")
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_FIELD_NUMBER: _ClassVar[int]
     errors: _containers.RepeatedCompositeFieldContainer[BatchError]
-    def __init__(self, errors: _Optional[_Iterable[_Union[BatchError, _Mapping]]] = ...) -> None: ...
+    omitted: int
+    def __init__(self, errors: _Optional[_Iterable[_Union[BatchError, _Mapping]]] = ..., omitted: _Optional[int] = ...) -> None: ...

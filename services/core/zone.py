@@ -34,10 +34,11 @@ class BatchError:
 class BatchRejected(Exception):
     """Route 53's InvalidChangeBatch: nothing in the batch was applied."""
 
-    def __init__(self, zone: str, errors: list[BatchError]):
+    def __init__(self, zone: str, errors: list[BatchError], omitted: int = 0):
         self.zone = zone
         self.errors = errors
-        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        self.omitted = omitted  # errors the sender left out (the wire form is bounded)
+        more = f" (+{len(errors) - 1 + omitted} more)" if len(errors) + omitted > 1 else ""
         super().__init__(f"{errors[0].message}{more}" if errors else f"{zone}: rejected")
 
     def touches(self, index: int) -> bool:

@@ -58,10 +58,27 @@ def snapshot_from_wire(zone: str, msg: authority_pb2.ListResourceRecordSetsRespo
     return ZoneSnapshot(normalize_name(zone), msg.zone_version, MappingProxyType(records))
 
 
+# What a rejection may put in trailing metadata: gRPC tears the stream down above 16 KiB
+# (and may above 8 KiB), so a clean-up that finds a hundred trees already gone must not
+# send a hundred messages.
+WIRE_ERRORS_FIRST = 12
+WIRE_ERROR_MESSAGE_CHARS = 240
+
+
 def batch_errors_to_wire(rejected: BatchRejected) -> bytes:
-    return authority_pb2.BatchErrors(errors=[
-        authority_pb2.BatchError(change_index=e.index, code=e.code, message=e.message)
-        for e in rejected.errors]).SerializeToString()
+    """The first errors by change index (the lock's come first) and one of every other code;
+    the rest are counted, not sent."""
+    ordered = sorted(rejected.errors, key=lambda e: e.index)
+    sent = ordered[:WIRE_ERRORS_FIRST]
+    codes = {e.code for e in sent}
+    for e in ordered[WIRE_ERRORS_FIRST:]:
+        if e.code not in codes:
+            sent.append(e)
+            codes.add(e.code)
+    return authority_pb2.BatchErrors(
+        errors=[authority_pb2.BatchError(change_index=e.index, code=e.code,
+                                         message=e.message[:WIRE_ERROR_MESSAGE_CHARS]) for e in sent],
+        omitted=len(ordered) - len(sent) + rejected.omitted).SerializeToString()
 
 
 def batch_rejected_from_error(zone: str, error: grpc.RpcError) -> BatchRejected | None:
@@ -71,7 +88,8 @@ def batch_rejected_from_error(zone: str, error: grpc.RpcError) -> BatchRejected 
     for key, value in (error.trailing_metadata() or ()):
         if key == BATCH_ERRORS_KEY:
             parsed = authority_pb2.BatchErrors.FromString(value)
-            return BatchRejected(zone, [BatchError(e.change_index, e.code, e.message) for e in parsed.errors])
+            return BatchRejected(zone, [BatchError(e.change_index, e.code, e.message) for e in parsed.errors],
+                                 parsed.omitted)
     return BatchRejected(zone, [BatchError(-1, "UNKNOWN", error.details() or "rejected")])
 
 
