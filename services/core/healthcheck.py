@@ -105,8 +105,6 @@ class CheckRound:
 
 
 class HealthChecker:
-    _late_since: float | None = None  # since when checks have been late beyond the failover delay
-
     def __init__(self, config: NlbConfig, nlbs: Iterable[Nlb], now: float = 0.0, *, velocity_control: bool = False,
                  rng: random.Random | None = None):
         self.config = config
@@ -116,6 +114,7 @@ class HealthChecker:
         self.now = now
         self.backlog = 0.0  # checks waiting, in checks
         self.automatic_failover = True
+        self._late_since: float | None = None  # since when checks have been late beyond the failover delay
         self._check_credit = 0.0
         self.failovers_total = 0
 

@@ -58,14 +58,6 @@ def _last(points: Points, pred, after: float = float("-inf")) -> float | None:
     return found
 
 
-def _after_last(points: Points, pred, after: float) -> float | None:
-    """The first sample after the last one where `pred` held (when it stopped holding)."""
-    last = _last(points, pred, after)
-    if last is None:
-        return None
-    return next((t for t, _ in points if t > last), None)
-
-
 NEVER = float("inf")  # a condition that still held when the run ended
 
 
@@ -85,6 +77,12 @@ def _latest(*ends: float | None) -> float | None:
 def _at(end: float | None) -> float | None:
     """An end as a time in the tables: a condition that never ended was not seen to end."""
     return None if end == NEVER else end
+
+
+def _after_last(points: Points, pred, after: float) -> float | None:
+    """The first sample after the last one where `pred` held (when it stopped holding); None if it
+    never held or held to the end."""
+    return _at(_over(points, pred, after))
 
 
 def out_of_order(scenario: Scenario, rows: list[Row]) -> list[tuple[Row, Row]]:

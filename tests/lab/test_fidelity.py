@@ -27,10 +27,13 @@ def table(series: dict[str, list[tuple[float, float]]]):
     return {r.what.split(":")[0]: r for r in rows}, {w.what: w for w in windows}
 
 
+THROTTLED_0414_TO_1350 = steps(("23:30", 0.0), ("04:14", 0.6), ("13:50", 0.0))
+
+
 def test_ec2_is_fully_recovered_when_the_throttle_is_lifted_even_if_launches_worked_earlier():
     rows, windows = table({
         "racelab_dependent_success_ratio:ec2_launch": steps(("23:30", 1.0), ("05:30", 0.5), ("07:00", 1.0)),
-        "racelab_dwfm_throttle_launches_per_second": steps(("23:30", 0.0), ("04:14", 0.6), ("13:50", 0.0)),
+        "racelab_dwfm_throttle_launches_per_second": THROTTLED_0414_TO_1350,
     })
     assert rows["EC2 fully recovered"].reproduced == at("13:50")
     assert rows["event over"].reproduced == at("13:50")
@@ -40,7 +43,7 @@ def test_ec2_is_fully_recovered_when_the_throttle_is_lifted_even_if_launches_wor
 def test_ec2_is_fully_recovered_when_launches_succeed_again_after_the_throttle_is_gone():
     rows, _ = table({
         "racelab_dependent_success_ratio:ec2_launch": steps(("23:30", 1.0), ("05:30", 0.5), ("14:00", 1.0)),
-        "racelab_dwfm_throttle_launches_per_second": steps(("23:30", 0.0), ("04:14", 0.6), ("13:50", 0.0)),
+        "racelab_dwfm_throttle_launches_per_second": THROTTLED_0414_TO_1350,
     })
     assert rows["EC2 fully recovered"].reproduced == at("14:00")
 
