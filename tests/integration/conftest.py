@@ -46,6 +46,10 @@ class LiveRun:
         """Simulated seconds since the scenario's epoch at which the span started."""
         return self.sim_of_wall_ns(int(span["startTimeUnixNano"]))
 
+    def sim_end(self, span: dict) -> float:
+        """Simulated seconds since the scenario's epoch at which the span ended."""
+        return self.sim_of_wall_ns(int(span["endTimeUnixNano"]))
+
     def sim_of_wall_ns(self, wall_ns: int) -> float:
         return self.scenario.schedule.sim_at(wall_ns / 1e9 - self.summary["wall_start"])
 
