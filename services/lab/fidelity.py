@@ -29,6 +29,12 @@ class Row:
     what: str
     reproduced: float | None  # simulated seconds since the epoch; None: not seen
     how: str  # "measured" | "operators (input)" | "not modelled"
+    # A measured row is read from sampled series: it happened after this sample (the one before
+    # `reproduced`) and by `reproduced`. None: exact (an operator's action, or the first sample).
+    since: float | None = None
+
+    def earliest(self) -> float | None:
+        return self.reproduced if self.since is None else self.since
 
 
 @dataclass
@@ -79,6 +85,13 @@ def _at(end: float | None) -> float | None:
     return None if end == NEVER else end
 
 
+def _before(points: Points, t: float | None) -> float | None:
+    """The sample of `points` just before `t`: a row seen at `t` happened in (that sample, t]."""
+    if t is None:
+        return None
+    return next((u for u, _ in reversed(points) if u < t), None)
+
+
 def _after_last(points: Points, pred, after: float) -> float | None:
     """The first sample after the last one where `pred` held (when it stopped holding); None if it
     never held or held to the end."""
@@ -86,12 +99,14 @@ def _after_last(points: Points, pred, after: float) -> float | None:
 
 
 def out_of_order(scenario: Scenario, rows: list[Row]) -> list[tuple[Row, Row]]:
-    """Measured rows that came in another order than in 2025: (earlier in 2025, later in 2025) pairs whose
-    times here are the other way round. Operators' actions are inputs, so only measured rows count."""
+    """Measured rows that came in another order than in 2025: (earlier in 2025, later in 2025) pairs where
+    the later one had surely happened before the earlier one could have. Rows read from samples are
+    known only to within one sample, so two rows whose windows overlap are not called swapped.
+    Operators' actions are inputs, so only measured rows count."""
     real = lambda r: parse_pdt(r.real, scenario.epoch)  # noqa: E731
     seen = [r for r in rows if r.how.startswith("measured") and r.reproduced is not None]
     return [(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]
-            if real(a) < real(b) and a.reproduced > b.reproduced]
+            if real(a) < real(b) and b.reproduced <= a.earliest() and b.reproduced < a.reproduced]
 
 
 def fidelity(scenario: Scenario, get: Lookup, operator_times: dict[str, float],
@@ -131,21 +146,24 @@ def fidelity(scenario: Scenario, get: Lookup, operator_times: dict[str, float],
         Row("23:51", "Lambda and STS errors begin", start_errors, "measured"),
         Row("00:38", "DNS identified as the source", None, "not modelled (people diagnosing)"),
         Row("01:15", "mitigations reconnect internal services", op("mitigate-internal"), "operators (input)"),
-        Row("01:19", "STS recovers (first window)", sts1_end, "measured"),
+        Row("01:19", "STS recovers (first window)", sts1_end, "measured", _before(sts, sts1_end)),
         Row("02:25", "DNS restored by hand", restored, "operators (input)" if empty[0] is not None else "measured"),
-        Row("02:40", "clients recovered (cached answers expired)", clients_back, "measured"),
-        Row("02:25", "DWFM re-leases the fleet: congestive collapse", collapse, "measured"),
+        Row("02:40", "clients recovered (cached answers expired)", clients_back, "measured",
+            _before(legacy, clients_back)),
+        Row("02:25", "DWFM re-leases the fleet: congestive collapse", collapse, "measured",
+            _before(in_flight, collapse)),
         Row("04:14", "DWFM throttled, hosts restarted", op("throttle-dwfm"), "operators (input)"),
         Row("04:40", "Lambda SQS poller restored by hand", op("restart-sqs-poller"), "operators (input)"),
-        Row("05:28", "every droplet has a lease", all_leased, "measured"),
-        Row("05:30", "NLB health-check failures begin", hc_fail, "measured"),
+        Row("05:28", "every droplet has a lease", all_leased, "measured", _before(expired, all_leased)),
+        Row("05:30", "NLB health-check failures begin", hc_fail, "measured", _before(unhealthy, hc_fail)),
         Row("05:38", "DNS automation disabled", op("disable-dns-automation"), "operators (input)"),
-        Row("06:21", "new instances launch without network", no_network, "measured"),
+        Row("06:21", "new instances launch without network", no_network, "measured", _before(nonet, no_network)),
         Row("06:52", "NLB problem detected", None, "not modelled (people diagnosing)"),
-        Row("08:31", "STS second window begins (via NLB)", sts2[0], "measured"),
+        Row("08:31", "STS second window begins (via NLB)", sts2[0], "measured", _before(sts, sts2[0])),
         Row("09:36", "NLB automatic failover disabled", op("disable-nlb-failover"), "operators (input)"),
-        Row("09:59", "STS second window ends", sts2[1], "measured"),
-        Row("10:36", "network propagation normal", propagation_normal, "measured"),
+        Row("09:59", "STS second window ends", sts2[1], "measured", _before(sts, sts2[1])),
+        Row("10:36", "network propagation normal", propagation_normal, "measured",
+            _before(delay, propagation_normal)),
         Row("11:23", "EC2 throttles begin to relax", op("relax-ec2-throttle"), "operators (input)"),
         Row("13:50", "EC2 fully recovered: launch throttle lifted, launches succeed", _at(ec2_back),
             "measured (the throttle's end follows the operators' ramp)"),

@@ -134,7 +134,7 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
         out.append(f"<tr><td>{r.real}</td><td>{got}</td><td>{html.escape(r.what)}</td><td>{html.escape(r.how)}</td></tr>")
     swapped = out_of_order(scenario, rows)
     out.append("</table><p><b>Order:</b> " + (
-        "every measured row came in the incident's order.</p>" if not swapped else
+        "every measured row came in the incident's order (to within one scrape).</p>" if not swapped else
         "out of the incident's order here: " + "; ".join(
             f"{html.escape(b.what)} ({clock.pdt(b.reproduced)[:5]}, real {b.real}) before "
             f"{html.escape(a.what)} ({clock.pdt(a.reproduced)[:5]}, real {a.real})" for a, b in swapped) + ".</p>"))

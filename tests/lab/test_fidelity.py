@@ -86,6 +86,25 @@ def test_out_of_order_names_the_measured_rows_that_swapped_and_ignores_operators
     assert [(a.what, b.what) for a, b in out_of_order(SC, rows)] == [("without network", "STS second window")]
 
 
+def test_rows_seen_within_one_sample_of_each_other_are_not_called_swapped():
+    # CI's seed-4 run: the dwfm's scrape at 05:34:38 still had 32 expired droplets, the next (05:38:57) none;
+    # the nlb's scrape at 05:38:43 had the first unhealthy target. Either could have come first.
+    leased = Row("05:28", "every droplet has a lease", at("05:38") + 57, "measured", since=at("05:34") + 38)
+    failing = Row("05:30", "NLB health-check failures begin", at("05:38") + 43, "measured", since=at("05:34") + 38)
+    assert out_of_order(SC, [leased, failing]) == []
+    # Seen a whole sample before the droplets could all have been leased: swapped.
+    failing.reproduced, failing.since = at("05:34") + 30, at("05:31")
+    assert [(a.what, b.what) for a, b in out_of_order(SC, [leased, failing])] == [(leased.what, failing.what)]
+
+
+def test_a_measured_row_happened_between_the_sample_before_and_its_own():
+    rows, _ = fidelity(SC, lambda name: {"racelab_dwfm_work_in_flight": [(at("02:20"), 0), (at("02:30"), 5)],
+                                         "racelab_dwfm_droplets:expired": [(at("05:20"), 3), (at("05:31"), 0)]}.get(name, []),
+                       {"restore-dns": at("02:25")}, (at("23:48"), at("02:25")))
+    leased = next(r for r in rows if r.what == "every droplet has a lease")
+    assert (leased.since, leased.reproduced) == (at("05:20"), at("05:31"))
+
+
 def test_the_night_is_ordered_across_midnight():
     rows = [Row("23:48", "emptied", at("23:48"), "measured"), Row("00:38", "after midnight", at("00:40"), "measured"),
             Row("14:20", "afternoon", at("14:20"), "measured")]
