@@ -105,7 +105,8 @@ class Backlog:
         return self.counts[kind]
 
     def oldest_age(self, now: float) -> float:
-        return now - self.queue[0].queued_at if self.queue else 0.0
+        # Items queued by a request after the last advance carry a later time than `now`: just queued.
+        return max(0.0, now - self.queue[0].queued_at) if self.queue else 0.0
 
     def delay(self) -> float:
         """How long an instance queued now would wait for its network, in simulated seconds."""

@@ -134,6 +134,14 @@ def test_propagation_slows_with_what_waits():
     assert big.without_network_total == 1  # booted before its network propagated
 
 
+def test_an_item_queued_after_the_last_advance_is_just_queued_not_negatively_old():
+    backlog = Backlog(PropagationConfig(propagations_per_second=0.1))
+    backlog.advance(100.0)
+    backlog.add(["i-1"], NEW, 104.5)  # a request served between two ticks
+    assert backlog.oldest_age(backlog.now) == 0.0
+    assert backlog.oldest_age(110.0) == 5.5
+
+
 def checker(velocity: bool = False, failover_after: float = 0.0) -> HealthChecker:
     zones = ("a", "b", "c")
     hc = HealthChecker(NlbConfig(checker_capacity_per_second=20, transition_cost_checks=200,
