@@ -109,9 +109,12 @@ def out_of_order(scenario: Scenario, rows: list[Row]) -> list[tuple[Row, Row]]:
             if real(a) < real(b) and b.reproduced <= a.earliest() and b.reproduced < a.reproduced]
 
 
-def fidelity(scenario: Scenario, get: Lookup, operator_times: dict[str, float],
+def fidelity(scenario: Scenario, read: Lookup, operator_times: dict[str, float],
              empty: tuple[float | None, float | None]) -> tuple[list[Row], list[Window]]:
     at = lambda hhmm: parse_pdt(hhmm, scenario.epoch)  # noqa: E731
+    # The run's last scrape can land after the scenario's end, while processes are stopping: what
+    # it counts is the shutdown, not the incident.
+    get = lambda key: [(t, v) for t, v in read(key) if t <= scenario.end]  # noqa: E731
     ratio = lambda dep: get(f"racelab_dependent_success_ratio:{dep}")  # noqa: E731
     bad = lambda v: v < OK  # noqa: E731
     good = lambda v: v >= OK  # noqa: E731

@@ -111,3 +111,11 @@ def test_the_night_is_ordered_across_midnight():
     assert out_of_order(SC, rows) == []
     rows[0].reproduced = at("01:00")
     assert [(a.what, b.what) for a, b in out_of_order(SC, rows)] == [("emptied", "after midnight")]
+
+
+def test_samples_after_the_scenarios_end_are_the_shutdown_not_the_incident():
+    # A live run's last scrape can come minutes (simulated) after 14:30, while processes stop.
+    sts = steps(("23:30", 1.0), ("08:30", 0.0), ("10:00", 1.0)) + [(SC.end + 60, 0.8)]
+    rows, windows = table({"racelab_dependent_success_ratio:sts": sts})
+    assert rows["STS second window ends"].reproduced == at("10:00")
+    assert rows["event over"].reproduced == at("10:00")
