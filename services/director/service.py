@@ -76,7 +76,9 @@ class Director:
             for name in PHASE_NAMES:
                 self.metrics.phase.labels(name).set(1 if name == phase else 0)
             if self._phase is not None:
-                self.publish("scenario.phase", f"{self.clock.pdt()}: {phase}", phase=phase)
+                # The row of INCIDENT.md §3 that was in effect at this time in 2025: a reference for the
+                # reader, not a claim about this run (whose race may not have emptied anything).
+                self.publish("scenario.phase", f"{self.clock.pdt()}: in 2025 at {phase}", phase=phase)
             self._phase = phase
         return phase
 

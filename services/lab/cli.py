@@ -142,6 +142,9 @@ def _run_verdict(summary: dict) -> str:
     for w in summary["empty_windows"]:
         until = w["until_pdt"] or "the end of the run"
         lines.append(f"{w['endpoint']} answered no address from {w['from_pdt']} until {until}")
+    if not summary["regional_name_emptied"] and not summary.get("fixes") and not summary["failed_process"]:
+        lines.append("the race did not empty the regional name this time, so nothing downstream failed: it emerges "
+                     "from timing, in most runs but not all (bench/RESULTS-race.md); run again, or with another --seed")
     lines.append(f"wall time {summary['wall_seconds']}s, startup {summary['startup_seconds']}s, "
                  f"memory {(summary['memory_rss_bytes'] or 0) / 2**20:.0f} MiB, {summary['spans']} spans")
     return "\n".join(lines)

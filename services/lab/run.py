@@ -229,7 +229,9 @@ def _status_line(state: ViewState, series: Series) -> str:
     addrs = series.value("racelab_authority_endpoint_addresses", endpoint=LEGACY_ENDPOINT, qtype="A")
     ratios = {dict(ls).get("client"): v for ls, v in series.values("racelab_client_success_ratio").items()}
     clients = " ".join(f"{k}={v:.0%}" for k, v in sorted(ratios.items()))
-    return f"{state.pdt}  {state.phase:<32} legacy gen={gen} addresses={addrs}  clients {clients}"
+    num = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
+    return (f"{state.pdt}  [in 2025: {state.phase}]  regional name: generation {num(gen)}, {num(addrs)} addresses"
+            f"  clients {clients}")
 
 
 async def _follow_events(topology: Topology, clock: SimClock, state: ViewState, console: Console,

@@ -35,7 +35,7 @@ ALARMING = ("violation", "stuck", "errors")
 
 def render(state: ViewState, series: Series) -> Group:
     head = Text.assemble((f"racelab  {state.title}", "bold"), "   ", (state.pdt, "bold cyan"),
-                         f"  x{state.speed:.0f}  ", ("phase: ", "dim"), (state.phase, "yellow"))
+                         f"  x{state.speed:.0f}  ", ("in 2025: ", "dim"), (state.phase, "yellow"))
     return Group(head, _endpoints(state, series), _enactors(series), _clients(series), _ec2(series),
                  _events(state))
 

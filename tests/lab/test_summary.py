@@ -34,3 +34,11 @@ def test_the_regional_name_emptied(tmp_path):
     s = summary_of(tmp_path, [violation(5.0, LEGACY_ENDPOINT, "endpoint-empty"), violation(7.0, CELL, "endpoint-empty")])
     assert s["regional_name_emptied"]
     assert s["emptied_endpoints"] == sorted([CELL, LEGACY_ENDPOINT])
+
+
+def test_the_verdict_says_why_a_run_as_in_2025_shows_no_outage(tmp_path):
+    from services.lab.cli import _run_verdict
+    s = summary_of(tmp_path, [violation(5.0, CELL, "endpoint-empty")])
+    assert "the race did not empty the regional name this time" in _run_verdict(s)
+    s = summary_of(tmp_path / "b", [violation(5.0, LEGACY_ENDPOINT, "endpoint-empty")])
+    assert "did not empty" not in _run_verdict(s)
