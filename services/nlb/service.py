@@ -238,6 +238,10 @@ class NlbServicer(nlb_pb2_grpc.LoadBalancingServicer):
                                           request.address, in_service=request.in_service)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if request.in_service:
+            # In service since before the night, so its network propagated long ago: serve it now rather
+            # than refuse connections until the next tick asks Network Manager (STS's first calls failed).
+            self.service.ready.add(request.instance_id)
         return nlb_pb2.RegisterTargetResponse()
 
     async def DeregisterTarget(self, request, context):
