@@ -10,7 +10,9 @@ Here: each target is checked every `check_interval_seconds`; a target whose
 network has not propagated passes a check only now and then (its state is
 half there), so it flaps. Every health transition costs the checker extra
 work (DNS updates, re-checks). The checker runs `checker_capacity_per_second`
-checks; load beyond that piles up as delay. A delay over
+checks; load beyond that piles up as delay, and a late checker gives each
+target its verdicts late (so new targets wait longer to come into service). A
+delay over
 `failover_delay_seconds` makes zones look unhealthy and automatic failover
 takes the weakest zone of each NLB out of DNS, one per cooldown, never the
 last. Velocity control (INCIDENT.md §4) caps how many zones one NLB may
@@ -112,7 +114,10 @@ class HealthChecker:
         self.velocity_control = velocity_control
         self.rng = rng or random.Random(0)
         self.now = now
-        self.backlog = 0.0  # checks waiting, in checks
+        # Work waiting, in checks: scheduled checks not run yet, and the extra work flips cause (DNS
+        # updates, re-checks). Both share the checker's capacity; only scheduled checks give verdicts.
+        self.scheduled = 0.0
+        self.backlog = 0.0  # the extra work
         self.automatic_failover = True
         self._late_since: float | None = None  # since when checks have been late beyond the failover delay
         self._check_credit = 0.0
@@ -120,7 +125,7 @@ class HealthChecker:
 
     @property
     def delay(self) -> float:
-        return self.backlog / self.config.checker_capacity_per_second
+        return (self.scheduled + self.backlog) / self.config.checker_capacity_per_second
 
     def register(self, nlb: str, instance: str, zone: str, address: str, in_service: bool = False) -> Target:
         """Add a target; `in_service`: it has been healthy since before the night."""
@@ -152,12 +157,16 @@ class HealthChecker:
         self.now = now
         before = {name: tuple(n.zones_in_dns()) for name, n in self.nlbs.items()}
         targets = [(n, t) for n in self.nlbs.values() for t in n.targets.values()]
-        # Every target is due once per interval; the checker only gets through its capacity.
-        due = len(targets) * dt / cfg.check_interval_seconds
-        capacity = cfg.checker_capacity_per_second * dt
-        done = min(capacity, due + self.backlog)
-        self.backlog = max(0.0, self.backlog + due - done)
-        self._check_credit += done / max(1, len(targets)) if targets else 0.0
+        # Every target is due once per interval; the checker only gets through its capacity, in the
+        # order the work came. A late checker runs its checks late, so each target gets fewer verdicts,
+        # never more: catching up is the extra work draining, not targets checked faster.
+        self.scheduled += len(targets) * dt / cfg.check_interval_seconds
+        waiting = self.scheduled + self.backlog
+        done = min(cfg.checker_capacity_per_second * dt, waiting)
+        checks = done * self.scheduled / waiting if waiting else 0.0
+        self.scheduled -= checks
+        self.backlog = max(0.0, self.backlog - (done - checks))
+        self._check_credit += checks / max(1, len(targets)) if targets else 0.0
         rounds = int(self._check_credit)
         self._check_credit -= rounds
         transitions: list[Transition] = []

@@ -222,6 +222,20 @@ def test_a_burst_of_late_checks_fails_a_zone_over_only_without_the_wait(failover
     assert (hc.failovers_total > 0) == fails_over
 
 
+def test_a_late_checker_gives_each_target_fewer_verdicts_never_more():
+    # Ten minutes of extra work queued (flips' DNS updates and re-checks): the scheduled checks wait
+    # behind it. Catching up must not check each target faster than once an interval, or every flip
+    # would bring more verdicts, more flips and more work.
+    hc = checker()
+    ready = {f"i-{i}" for i in range(30)}
+    hc.backlog = hc.config.checker_capacity_per_second * 600
+    verdicts = 0
+    for t in range(10, 110, 10):
+        verdicts += sum(hc.advance(t, lambda i: i in ready).passes.values())
+    assert hc.delay > 400
+    assert verdicts <= 30 * 100 / hc.config.check_interval_seconds
+
+
 def test_velocity_control_caps_the_zones_one_nlb_removes():
     hc = checker(velocity=True)
     for t in range(0, 3000, 10):
