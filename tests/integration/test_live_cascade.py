@@ -9,9 +9,12 @@ verdict, and checked for mechanism and order rather than exact minutes.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter, defaultdict
 
 import pytest
+
+from services.core.plans import LEGACY_ENDPOINT
 
 pytestmark = pytest.mark.integration
 
@@ -24,16 +27,22 @@ FIXED_UNTIL = "04:10"  # before the operators' 04:14 throttle and restart: whate
 
 @pytest.fixture(scope="module")
 def default(live_run):
-    """The run as in 2025 on the first seed where the race emptied the regional name. The race is
-    emergent: on a loaded machine it sometimes empties a small endpoint instead, and then there is
-    no cascade to check (test_live_race.py tries seeds for the same reason)."""
+    """The run as in 2025 on the first seed where the race emptied the regional name once, as in 2025.
+    The race is emergent: on a loaded machine it sometimes empties a small endpoint instead, and then
+    there is no cascade to check (test_live_race.py tries seeds for the same reason); and now and then
+    (1 of 12 runs that emptied it, bench/RESULTS-race.md) enactors still holding plans older than the
+    operators' 02:25 repair race again and empty it a second time, a night that is not 2025's."""
     tried = []
     for seed in SEEDS:
         run = live_run(seed)
-        if run.regional_name_emptied_after(float("-inf")):
+        emptied = run.regional_name_emptied_after(float("-inf"))
+        if emptied and not run.regional_name_emptied_after(run.operator_time("restore-dns")):
             return run
+        if emptied:
+            warnings.warn(f"seed {seed}: the enactors emptied the regional name again after the operators' "
+                          f"repair; trying the next seed ({run.run_dir})")
         tried.append(run)
-    pytest.fail(f"the race did not empty the regional name on seeds {SEEDS}: {what_emptied(tried)}")
+    pytest.fail(f"the race did not empty the regional name once on seeds {SEEDS}: {what_emptied(tried)}")
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +91,15 @@ def all_leased_at(run, after):
     return next((t for t, v in run.history("racelab_dwfm_droplets", state="leased") if t >= after and v == n), None)
 
 
-def test_the_regional_name_stays_restored_after_the_operators_repair(default):
-    # INCIDENT.md §3: restored by hand at 02:25 and never emptied again (automation off from 05:38).
-    # Everything below depends on it; they each require it only for as long as they look.
-    default.require_regional_name_held(until=default.end())
+def test_the_operators_repair_brings_the_regional_name_back(default):
+    # INCIDENT.md §3: all DNS records restored by installing a healthy tree by hand at 02:25. What
+    # the authority answered for the regional name, before and after the operators' restore:
+    run = default
+    restore = run.operator_time("restore-dns")
+    addresses = run.history("racelab_authority_endpoint_addresses", endpoint=LEGACY_ENDPOINT, qtype="A")
+    assert value_at(addresses, restore - 1) == 0, "the regional name was not empty when the operators repaired it"
+    after = [v for t, v in addresses if restore < t <= restore + 600]
+    assert after and max(after) > 0, f"no address for the regional name in the ten minutes after {run.pdt(restore)}"
 
 
 def test_dwfm_collapses_after_the_dns_restore_and_makes_no_progress_until_the_operators_act(default):
