@@ -123,14 +123,8 @@ class Dwfm:
     async def tick(self, now: float) -> None:
         """Advance the fleet to `now`; each host's round is one DynamoDB write; report the outcomes."""
         tick = self.fleet.advance(now)
-        results = await asyncio.gather(*(self._write_round(r, now) for r in tick.rounds))
-        for r, ok in zip(tick.rounds, results):
-            released = self.fleet.record_writes(r.host, now, r.checked, r.established, ok)
-            if ok and r.established:
-                with self.tracer.start_as_current_span("dwfm.leases_established", context=None) as span:
-                    span.set_attribute("racelab.dwfm.host", r.host)
-                    span.set_attribute("racelab.droplets.count", len(r.established))
-            self.outbox[(netmgr_pb2.TERMINATED, False)].extend(released)
+        # Spans for what `advance` found, before anything is awaited: an operator's call served during
+        # the writes below (a restart, say) must not look as if it came before them.
         for host, n in tick.expired.items():
             with self.tracer.start_as_current_span("dwfm.leases_expired", context=None) as span:
                 span.set_attribute("racelab.dwfm.host", host)
@@ -139,6 +133,14 @@ class Dwfm:
             with self.tracer.start_as_current_span("dwfm.work_timeout", context=None) as span:
                 span.set_attribute("racelab.dwfm.host", host)
                 span.set_attribute("racelab.work.count", n)
+        results = await asyncio.gather(*(self._write_round(r, now) for r in tick.rounds))
+        for r, ok in zip(tick.rounds, results):
+            released = self.fleet.record_writes(r.host, now, r.checked, r.established, ok)
+            if ok and r.established:
+                with self.tracer.start_as_current_span("dwfm.leases_established", context=None) as span:
+                    span.set_attribute("racelab.dwfm.host", r.host)
+                    span.set_attribute("racelab.droplets.count", len(r.established))
+            self.outbox[(netmgr_pb2.TERMINATED, False)].extend(released)
         self._count_totals(now)
         self._watch_leases()
         await self.flush_propagations()
