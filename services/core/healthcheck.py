@@ -117,7 +117,7 @@ class HealthChecker:
         # Work waiting, in checks: scheduled checks not run yet, and the extra work flips cause (DNS
         # updates, re-checks). Both share the checker's capacity; only scheduled checks give verdicts.
         self.scheduled = 0.0
-        self.backlog = 0.0  # the extra work
+        self.extra = 0.0
         self.automatic_failover = True
         self._late_since: float | None = None  # since when checks have been late beyond the failover delay
         self._check_credit = 0.0
@@ -125,7 +125,7 @@ class HealthChecker:
 
     @property
     def delay(self) -> float:
-        return (self.scheduled + self.backlog) / self.config.checker_capacity_per_second
+        return (self.scheduled + self.extra) / self.config.checker_capacity_per_second
 
     def register(self, nlb: str, instance: str, zone: str, address: str, in_service: bool = False) -> Target:
         """Add a target; `in_service`: it has been healthy since before the night."""
@@ -157,15 +157,16 @@ class HealthChecker:
         self.now = now
         before = {name: tuple(n.zones_in_dns()) for name, n in self.nlbs.items()}
         targets = [(n, t) for n in self.nlbs.values() for t in n.targets.values()]
-        # Every target is due once per interval; the checker only gets through its capacity, in the
-        # order the work came. A late checker runs its checks late, so each target gets fewer verdicts,
-        # never more: catching up is the extra work draining, not targets checked faster.
+        # Every target is due once per interval; the checker only gets through its capacity, shared
+        # between the two kinds of work in proportion to what waits. A late checker runs its checks
+        # late, so each target gets fewer verdicts, never more: catching up is the extra work
+        # draining, not targets checked faster.
         self.scheduled += len(targets) * dt / cfg.check_interval_seconds
-        waiting = self.scheduled + self.backlog
+        waiting = self.scheduled + self.extra
         done = min(cfg.checker_capacity_per_second * dt, waiting)
         checks = done * self.scheduled / waiting if waiting else 0.0
         self.scheduled -= checks
-        self.backlog = max(0.0, self.backlog - (done - checks))
+        self.extra = max(0.0, self.extra - (done - checks))
         self._check_credit += checks / max(1, len(targets)) if targets else 0.0
         rounds = int(self._check_credit)
         self._check_credit -= rounds
@@ -186,7 +187,7 @@ class HealthChecker:
                     if t.state != UNHEALTHY and t.fails >= cfg.unhealthy_threshold:
                         transitions.append(self._flip(n, t, UNHEALTHY, "no network: connection timed out"))
         # Each flip is more work for the checker: a DNS update and a burst of re-checks.
-        self.backlog += sum(1 for x in transitions if x.flapped) * cfg.transition_cost_checks
+        self.extra += sum(1 for x in transitions if x.flapped) * cfg.transition_cost_checks
         failovers = self._failover(now)
         dns_changed = [name for name, n in self.nlbs.items() if tuple(n.zones_in_dns()) != before[name]]
         return CheckRound(transitions, failovers, dns_changed, passes, fails)

@@ -214,7 +214,7 @@ def test_failover_waits_until_checks_have_been_late_for_failover_after_seconds()
 @pytest.mark.parametrize("failover_after, fails_over", [(0.0, True), (600.0, False)])
 def test_a_burst_of_late_checks_fails_a_zone_over_only_without_the_wait(failover_after, fails_over):
     hc = checker(failover_after=failover_after)
-    hc.backlog = hc.config.checker_capacity_per_second * 200  # 200 s late, once: it drains within minutes
+    hc.extra = hc.config.checker_capacity_per_second * 200  # 200 s late, once: it drains within minutes
     ready = {f"i-{i}" for i in range(30)}
     for t in range(0, 1200, 10):
         hc.advance(t, lambda i: i in ready)
@@ -228,7 +228,7 @@ def test_a_late_checker_gives_each_target_fewer_verdicts_never_more():
     # would bring more verdicts, more flips and more work.
     hc = checker()
     ready = {f"i-{i}" for i in range(30)}
-    hc.backlog = hc.config.checker_capacity_per_second * 600
+    hc.extra = hc.config.checker_capacity_per_second * 600
     verdicts = 0
     for t in range(10, 110, 10):
         verdicts += sum(hc.advance(t, lambda i: i in ready).passes.values())
