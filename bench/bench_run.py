@@ -46,7 +46,7 @@ def one(base_port: int, seed: int, fixes: list[str], out: Path) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=1)
-    p.add_argument("--base-port", type=int, default=40000)
+    p.add_argument("--base-port", type=int, default=28000)
     p.add_argument("--first-seed", type=int, default=1)
     p.add_argument("--fix", action="append", default=[])
     p.add_argument("--keep", type=Path, help="keep each run's directory here (DIR/seedN)")

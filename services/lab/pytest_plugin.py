@@ -6,7 +6,7 @@ Registered through the `pytest11` entry point, so installing racelab is enough:
         assert_traces("incident")                      # a pack, a YAML file, YAML text, or a dict
 
     def test_my_run(racelab_run, assert_traces):       # or run the replica from the test
-        run = racelab_run(seed=1, fixes=["all"], base_port=32000)
+        run = racelab_run(seed=1, fixes=["all"], base_port=24000)
         assert_traces({"checks": [...]}, run.spans, run.clock)
 
 Fixtures: `racelab_spans` and `racelab_clock` (the run given by --racelab-traces or RACELAB_TRACES; tests that

@@ -16,7 +16,7 @@ from services.core.plans import LEGACY_ENDPOINT
 
 pytestmark = pytest.mark.integration
 
-BASE_PORT = 32000
+BASE_PORT = 24000
 UNTIL = "02:45"  # the race, the stuck automation and the operators' restore; the cascade's hours are not needed
 RACE_CHECKS = {"stale-apply": "stale_apply", "active-tree-deleted": "active_tree_deleted",
                "endpoint-empty": "endpoint_emptied", "enactors-stuck": "enactors_stuck"}

@@ -23,7 +23,7 @@ from services.lab.otlpsink import read_spans
 from services.lab.scrape import Series, load_series
 from services.runtime.scenario import Scenario, parse_scenario
 
-BASE_PORT = 32000  # the shared runs' ports (test_live_race.py runs its own on 21000)
+BASE_PORT = 24000  # the shared runs' ports (test_live_race.py runs its own on 21000)
 RUN_TIMEOUT = 420  # wall seconds; the whole oct-2025 event takes about 3 minutes
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 KILLS = ["kill:authority@23:36", "kill:enactor-az2@23:40", "kill:planner@23:44", "kill:dynamodb@23:47",
          "kill:dwfm@03:00", "kill:netmgr@05:00", "kill:nlb@08:00"]
-BASE_PORT = 34000  # each live test has its own port range (test_live_race 21000, observability 30000, ...)
+BASE_PORT = 26000  # each live test has its own port range (test_live_race 21000, observability 30000, ...)
 
 
 def test_processes_killed_mid_run_recover_and_the_run_completes(tmp_path):
