@@ -99,9 +99,15 @@ class NlbService:
             m.transitions.labels(name)
             m.failovers.labels(name)
             m.zones.labels(name).set_function(lambda n=n: len(n.zones_in_dns()))
-            m.capacity.labels(name).set_function(n.capacity_ratio)
+            if n.targets:
+                self.export_capacity(name)
         m.delay.set_function(lambda: self.checker.delay)
         m.automatic.set_function(lambda: 1.0 if self.checker.automatic_failover else 0.0)
+
+    def export_capacity(self, name: str) -> None:
+        """Export an NLB's capacity ratio from its first target on: before that it has no capacity to
+        lose, and a 0 while the workload is still registering its standing targets reads as an outage."""
+        self.metrics.capacity.labels(name).set_function(self.checker.nlbs[name].capacity_ratio)
 
     def state(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.DURABLE}
@@ -238,6 +244,7 @@ class NlbServicer(nlb_pb2_grpc.LoadBalancingServicer):
                                           request.address, in_service=request.in_service)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        self.service.export_capacity(request.nlb_id)
         if request.in_service:
             # In service since before the night, so its network propagated long ago: serve it now rather
             # than refuse connections until the next tick asks Network Manager (STS's first calls failed).

@@ -31,3 +31,25 @@ def test_targets_in_service_since_before_the_night_serve_from_their_registration
     asyncio.run(servicer.RegisterTarget(nlb_pb2.RegisterTargetRequest(
         nlb_id=name, instance_id="i-new", address="i-new:80", availability_zone=zones[0]), None))
     assert "i-new" not in service.ready
+
+
+def test_an_nlb_exports_its_capacity_only_once_it_has_a_target():
+    # The first scrape can come while the workload is still registering the standing targets: an NLB
+    # with none yet has no capacity to lose, and a 0 there drew an outage at 23:30 in the report.
+    registry = CollectorRegistry()
+    service = NlbService(SCENARIO, 0.0, netmgr=None, authority=None, rng=random.Random(1), registry=registry)
+    servicer = NlbServicer(service, lambda: 0.0)
+    first, second = SCENARIO.nlb.names[:2]
+    capacity = lambda name: registry.get_sample_value("racelab_nlb_healthy_capacity_ratio", {"nlb": name})  # noqa: E731
+    assert capacity(first) is None and capacity(second) is None
+    asyncio.run(servicer.RegisterTarget(nlb_pb2.RegisterTargetRequest(
+        nlb_id=first, instance_id="i-1", address="i-1:80", availability_zone=SCENARIO.fleet.availability_zones[0],
+        in_service=True), None))
+    assert capacity(first) == 1.0
+    assert capacity(second) is None
+    # A restarted nlb, restored with its targets, exports at once.
+    restored = NlbService(SCENARIO, 0.0, netmgr=None, authority=None, rng=random.Random(1),
+                          registry=(again := CollectorRegistry()), restored=service.state())
+    assert again.get_sample_value("racelab_nlb_healthy_capacity_ratio", {"nlb": first}) == 1.0
+    assert again.get_sample_value("racelab_nlb_healthy_capacity_ratio", {"nlb": second}) is None
+    assert restored.checker.nlbs[first].targets
