@@ -324,10 +324,12 @@ def test_alerts_fire_in_the_incidents_order_and_on_time(live):
     nodata = first_fired(spans, "RacelabEndpointAnsweringEmpty", endpoint=LEGACY_ENDPOINT, qtype="A")
     clients = first_fired(spans, "RacelabDynamoDBClientsFailing", client="legacy")
     stuck = first_fired(spans, "RacelabEnactorsFailingEveryBatch", endpoint=LEGACY_ENDPOINT)
-    # Each alert fires within seconds of what it stands for (scrape 1 s, evaluation 1 s, its `for`).
-    for name, fired, fact, delay in (("generation went back", went_back, stale, 4),
-                                     ("active tree deleted", tree, deleted, 4),
-                                     ("endpoint answering empty", nodata, empty, 6),
+    # Each alert fires within seconds of what it stands for: scrape 1 s, evaluation 1 s, the timeline's
+    # 1 s query step, one scrape late or lost to its 1 s timeout on the loaded 2 cores (CI saw +5.0 s once), 1 s
+    # of the clocks' slack, and the rule's `for`.
+    for name, fired, fact, delay in (("generation went back", went_back, stale, 5),
+                                     ("active tree deleted", tree, deleted, 5),
+                                     ("endpoint answering empty", nodata, empty, 7),
                                      ("clients failing", clients, failing, 8)):
         assert fact - 1 <= fired <= fact + delay, f"{name}: fired {fired - fact:+.1f}s after the event"
     # The incident's order: stale plan, tree deleted, name empty, then clients failing and enactors stuck.
