@@ -124,11 +124,12 @@ def _run(args: argparse.Namespace) -> int:
         ensure_ports_free(topology)
     except OSError as exc:
         raise CliError(str(exc)) from None
-    console = Console()
-    interactive = console.is_terminal and not args.no_tty and not os.environ.get("CI")
+    interactive = Console().is_terminal and not args.no_tty and not os.environ.get("CI")
+    # Plain output (a pipe, CI, --no-tty) is a log: one event per line, never wrapped, so grep works.
+    console = Console(soft_wrap=not interactive)
     summary = asyncio.run(run(RunOptions(scenario, out, args.base_port, interactive, text, chaos,
                                           what_if=not args.no_what_if, prometheus=args.prometheus), console))
-    console.print(_run_verdict(summary))
+    console.print(_run_verdict(summary), markup=False, highlight=False, soft_wrap=True)  # paths stay whole
     return 3 if summary["failed_process"] else 0
 
 

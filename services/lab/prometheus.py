@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import shlex
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
+from rich.markup import escape
 
 from services.lab.topology import Topology
 from services.runtime.clock import SimClock
@@ -44,7 +46,11 @@ def listen_address(topology: Topology, host: str = "127.0.0.1") -> str:
 
 
 def write_run_config(topology: Topology, directory: Path) -> Path:
-    """directory/prometheus.yml: the committed config with absolute paths, and the run's targets beside it."""
+    """directory/prometheus.yml: the committed config with absolute paths, and the run's targets beside it.
+
+    Prometheus resolves a relative path in its config against the config file's folder, not the
+    working directory: every path written here is absolute."""
+    directory = directory.absolute()
     source = DEPLOY_DIR / "prometheus.yml"
     if not source.exists():
         raise PrometheusError(f"{source} is missing: run racelab from its source checkout")
@@ -234,7 +240,7 @@ class RunPrometheus:
 
     @classmethod
     def start(cls, run_dir: Path, topology: Topology) -> "RunPrometheus":
-        directory = run_dir / "prometheus"
+        directory = run_dir.absolute() / "prometheus"  # the config's paths must not be relative
         config = write_run_config(topology, directory)
         prometheus = Prometheus.start(config, directory / "data", listen_address(topology),
                                       run_dir / "logs" / "prometheus.log")
@@ -246,15 +252,18 @@ class RunPrometheus:
             rows = alert_timeline_rows(alert_timeline(self.url, self.started, end), clock)
             (run_dir / "alerts.json").write_text(json.dumps(rows, indent=2) + "\n")
         except PrometheusError as exc:
-            console.print(f"[yellow]no alert timeline: {exc}[/yellow]")
+            console.print(f"[yellow]no alert timeline: {escape(str(exc))}[/yellow]")
         finally:
             self.prometheus.stop()
         console.print(f"[dim]Prometheus stopped; to look at this run again: "
-                      f"{self.browse_command(run_dir, topology)}[/dim]")
+                      f"{escape(self.browse_command(run_dir, topology))}[/dim]", soft_wrap=True)  # one line to copy
 
     @staticmethod
     def browse_command(run_dir: Path, topology: Topology) -> str:
-        """How to look at the run in Prometheus once it is over."""
+        """How to look at the run in Prometheus once it is over: absolute, quoted paths, so the
+        command works from any directory and with any run directory name."""
+        run_dir = run_dir.absolute()
         config = write_browse_config(run_dir / "prometheus")
-        return (f"prometheus --config.file={config} --storage.tsdb.path={run_dir / 'prometheus' / 'data'} "
-                f"--web.listen-address={listen_address(topology)}")
+        return shlex.join(["prometheus", f"--config.file={config}",
+                           f"--storage.tsdb.path={run_dir / 'prometheus' / 'data'}",
+                           f"--web.listen-address={listen_address(topology)}"])

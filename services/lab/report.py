@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from services.core.plans import LEGACY_ENDPOINT  # noqa: E402
 from services.lab.otlpsink import read_spans  # noqa: E402
+from services.lab.prometheus import alert_timeline_html, load_alert_timeline  # noqa: E402
 from services.lab.scrape import Series  # noqa: E402
 from services.runtime.clock import SimClock  # noqa: E402
 from services.runtime.scenario import Scenario  # noqa: E402
@@ -54,6 +55,7 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
         if fig:
             body.append(f'<img src="{fig.name}" width="900">')
     body += cascade_tables(scenario, series, summary, clock, what_if)
+    body.append(alert_timeline_html(load_alert_timeline(run_dir)))
     body.append("<h2>The race, from the trace</h2>")
     body.append(f'<img src="{race.name}" width="900">' if race else
                 "<p>No enactor batch spans for the legacy endpoint were recorded.</p>")

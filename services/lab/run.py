@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 
 from racelab.v1 import director_pb2, director_pb2_grpc
 from services.core.plans import LEGACY_ENDPOINT
@@ -51,7 +52,10 @@ class RunOptions:
 
 async def run(opts: RunOptions, console: Console) -> dict:
     scenario = opts.scenario
-    run_dir = opts.out
+    # Absolute from here on: Prometheus resolves a relative path in its config against the config
+    # file's folder, and the processes, the report and the printed commands must not depend on
+    # where the user stands.
+    run_dir = opts.out.absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.yaml").write_text(opts.scenario_text)
     topology = local_topology(opts.base_port)
@@ -83,7 +87,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop_requested.set)
     try:
-        console.print(f"[dim]run directory: {run_dir}[/dim]")
+        console.print(f"[dim]run directory: {escape(str(run_dir))}[/dim]")
         prometheus = _start_prometheus(opts, run_dir, topology, console)
         ready = await supervisor.start_all(hold=("dwfm", "workload"))
         # DynamoDB's clients (DWFM's hosts and the workload) start once the regional name answers: one
@@ -110,7 +114,8 @@ async def run(opts: RunOptions, console: Console) -> dict:
         rss = supervisor.rss_bytes()
     except ProcessFailed as exc:
         failure = exc
-        console.print(f"[bold red]{exc.instance} died (exit code {exc.code}); stopping the run.[/bold red]\n{exc.log_tail}")
+        console.print(f"[bold red]{exc.instance} died (exit code {exc.code}); stopping the run.[/bold red]\n"
+                      f"{escape(exc.log_tail)}")
     finally:
         ended = time.time()
         for task in (events_task, chaos_task):
@@ -127,7 +132,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
         try:
             what_if = what_if_job.result(timeout=120)
         except Exception as exc:  # the table is extra; the run's own outcome stands
-            console.print(f"[red]what-if table failed: {exc}[/red]")
+            console.print(f"[red]what-if table failed: {escape(str(exc))}[/red]")
         executor.shutdown(wait=False, cancel_futures=True)
     summary = build_summary(scenario, series, run_dir, wall_seconds=time.time() - began, wall_start=wall_start,
                             ready=ready, rss=rss,
@@ -140,7 +145,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
         from services.lab.report import write_report
         write_report(run_dir, scenario, series, summary, wall_start, what_if)
     except Exception as exc:  # the report must never hide the run's own outcome
-        console.print(f"[red]report failed: {exc}[/red]")
+        console.print(f"[red]report failed: {escape(str(exc))}[/red]")
     return summary
 
 
@@ -161,7 +166,7 @@ def _start_prometheus(opts: RunOptions, run_dir: Path, topology: Topology, conso
     try:
         return RunPrometheus.start(run_dir, topology)
     except PrometheusError as exc:
-        console.print(f"[yellow]Prometheus did not start; running without it: {exc}[/yellow]")
+        console.print(f"[yellow]Prometheus did not start; running without it: {escape(str(exc))}[/yellow]")
         return None
 
 
@@ -191,7 +196,7 @@ async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, s
                 live.update(render(state, series))
             elif time.monotonic() - last_line > 5:
                 last_line = time.monotonic()
-                console.print(_status_line(state, series))
+                console.print(_status_line(state, series), markup=False, highlight=False)
             await asyncio.sleep(0.5)
     finally:
         if live:
@@ -244,7 +249,8 @@ async def _follow_events(topology: Topology, clock: SimClock, state: ViewState, 
                     event = Event(clock.pdt(ev.sim_time_seconds), ev.source, ev.kind, ev.message)
                     state.events.append(event)
                     if not interactive:
-                        console.print(f"{event.pdt}  {event.source:<12} {event.message}")
+                        console.print(f"{event.pdt}  {event.source:<12} {event.message}", markup=False,
+                                      highlight=False)
         except grpc.RpcError:
             await asyncio.sleep(0.5)
 

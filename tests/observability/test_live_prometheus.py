@@ -1,8 +1,9 @@
 """The dashboards and alerts against a real Prometheus scraping a live `racelab run`.
 
 One run of the oct-2025 scenario (seed 1) with its Prometheus (Debian's package,
-deploy/prometheus/ as committed). Afterwards a second Prometheus opens the run's
-TSDB and this test asks it, through the HTTP API, every query of every dashboard
+deploy/prometheus/ as committed), started as a user starts it (`make run` from the
+repository root, the default run directory and ports). Afterwards the command the
+run printed opens the run's TSDB again and this test asks it, through the HTTP API, every query of every dashboard
 panel and annotation at the moments the panel is meant to show something
 (`when` in tools/gen_dashboards.py). Those moments, and what the alerts must say,
 come from what the processes themselves recorded (the director's event log, the
@@ -15,19 +16,18 @@ import importlib.util
 import json
 import math
 import re
-import subprocess
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prom_helpers import require_binary
+from prom_helpers import ROOT, UserRun, require_binary, run_as_user
 
 from services.core.plans import LEGACY_ENDPOINT
 from services.lab.otlpsink import read_spans
-from services.lab.prometheus import (AlertSpan, Prometheus, PrometheusError, alert_timeline, api, listen_address,
-                                     query_range, write_browse_config)
+from services.lab.prometheus import AlertSpan, PrometheusError, alert_timeline, api, query_range
 from services.lab.run import empty_windows
 from services.lab.scrape import load_series
 from services.lab.topology import local_topology
@@ -36,8 +36,7 @@ from services.runtime.scenario import load_scenario
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-BASE_PORT = 30000
+BASE_PORT = 17000  # racelab run's default: the runs are made as a user makes them
 GRAFANA_VARIABLES = {"$__rate_interval": "4s", "$__interval": "1s", "$__range": "5m"}
 ALWAYS_AT = ("23:40", "01:00", "02:35")  # PDT moments an `always` query must have data at
 RACE = ("23:32", "23:50")
@@ -84,18 +83,17 @@ class LiveRun:
 SEEDS = (1, 2, 4, 5)
 
 
-def run_until_the_regional_name_empties(base: Path) -> Path:
+def run_until_the_regional_name_empties(base: Path) -> UserRun:
+    """`make run RUN_ARGS="--seed N"` as a user types it: from the repository root, no --out, the
+    default ports, no CI. The runs that did not empty the name are moved under `base`."""
     emptied = {}
     for seed in SEEDS:
-        out = base / f"seed{seed}"
-        cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--no-what-if", "--seed", str(seed),
-               "--out", str(out), "--base-port", str(BASE_PORT)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        assert "Prometheus: http://" in done.stdout, "the run did not start its Prometheus:\n" + done.stdout[-2000:]
-        emptied[seed] = json.loads((out / "summary.json").read_text())["emptied_endpoints"]
+        run = run_as_user(["make", "run", f"RUN_ARGS=--seed {seed} --no-what-if"], cwd=ROOT, timeout=900)
+        assert "Prometheus: http://" in run.output, "the run did not start its Prometheus:\n" + run.output[-2000:]
+        emptied[seed] = json.loads((run.run_dir / "summary.json").read_text())["emptied_endpoints"]
         if LEGACY_ENDPOINT in emptied[seed]:
-            return out
+            return run
+        shutil.move(str(run.run_dir), str(base / f"seed{seed}"))  # out of the repository, kept for a look
     pytest.fail(f"the race did not empty {LEGACY_ENDPOINT} with seeds {SEEDS}; it emptied {emptied}")
 
 
@@ -107,22 +105,24 @@ def read_events(out: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> LiveRun:
     require_binary("prometheus")
-    out = run_until_the_regional_name_empties(tmp_path_factory.mktemp("observability"))
+    base = tmp_path_factory.mktemp("observability")
+    run = run_until_the_regional_name_empties(base)
+    out = run.run_dir
     summary = json.loads((out / "summary.json").read_text())
     events = read_events(out)
     topology = local_topology(BASE_PORT)
     scenario = load_scenario(str(out / "scenario.yaml"))
     ended = summary["wall_start"] + scenario.schedule.wall_at(
         parse_pdt(summary["ended_at_pdt"][:8], scenario.epoch))
-    # The run's Prometheus has stopped; a second one opens its TSDB to answer queries about it.
-    browse = Prometheus.start(write_browse_config(out / "prometheus"), out / "prometheus" / "data",
-                              listen_address(topology), out / "logs" / "prometheus-browse.log")
+    # The run's Prometheus has stopped; the command it printed, run from elsewhere, opens its TSDB.
+    browse = run.open_tsdb(base, out / "logs" / "prometheus-browse.log")
     try:
         yield LiveRun(out, browse.url, summary, events, summary["wall_start"], scenario, ended,
                       cascade=any(p.service == "dwfm" for p in topology.processes),
                       all_up=max(first_up(browse.url, summary["wall_start"], ended).values()))
     finally:
         browse.stop()
+        shutil.move(str(out), str(base / "run"))  # out of the repository, kept for a look
 
 
 def first_up(url: str, start: float, end: float) -> dict[str, float]:
