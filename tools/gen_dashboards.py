@@ -24,13 +24,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from grafana_foundation_sdk.builders import common, dashboard, prometheus, stat, statetimeline, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import prometheus as prom
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "grafana" / "dashboards"
 
-PROMETHEUS = {"type": "prometheus", "uid": "racelab-prometheus"}
+DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="racelab-prometheus")  # provisioned: grafana/provisioning
 LEGACY = "dynamodb.us-east-1.amazonaws.com"
 PDT_OFFSET_SECONDS = 7 * 3600  # the dashboards show UTC; PDT is UTC-7
 
@@ -45,17 +52,24 @@ class Q:
     nonzero: bool = False
 
 
+Step = tuple[float | None, str]  # (from value, colour) of a threshold step; None: from -infinity
+PanelKind = Literal["timeseries", "stat", "state-timeline"]
+
+
 @dataclass
 class Panel:
     title: str
     queries: list[Q]
     width: int = 12
-    kind: str = "timeseries"
+    kind: PanelKind = "timeseries"
     unit: str = ""
     description: str = ""
-    defaults: dict = field(default_factory=dict)  # extra fieldConfig.defaults
-    options: dict = field(default_factory=dict)
-    overrides: list = field(default_factory=list)
+    bounds: tuple[float, float] | None = None  # the value axis (min, max)
+    thresholds: list[Step] = field(default_factory=list)
+    value_names: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # value -> (text, colour)
+    right_axis: tuple[str, str] | None = None  # (series name regex, unit) drawn on a right-hand axis
+    text_mode: str = "value"  # stat panels: what the big text shows (common.BigValueTextMode)
+    color_mode: str = "value"  # stat panels: what the colour paints (common.BigValueColorMode)
 
 
 @dataclass
@@ -97,7 +111,7 @@ def clock_series(width: int = 24) -> Panel:
 
 def phase_stat(width: int = 8) -> Panel:
     return Panel("Incident phase (INCIDENT.md §3)", [Q("max by (phase) (racelab_phase_info) == 1", "{{phase}}")],
-                 width, "stat", options={"textMode": "name", "colorMode": "none", "graphMode": "none"})
+                 width, "stat", text_mode="name", color_mode="none")
 
 
 # Event annotations look back 3 s over a 1 s scrape: a change stays visible for two evaluations, so a
@@ -116,18 +130,11 @@ OPERATORS = Annotation("Operators' actions", f"sum by (action) ({changed('racela
                        "operators: {{action}}", "purple", "event:operator-action", tags="action")
 
 
-def percent(extra: dict | None = None) -> dict:
-    return {"min": 0, "max": 1, **(extra or {})}
+PERCENT = (0.0, 1.0)
 
 
-def red_below(threshold: float) -> dict:
-    return {"thresholds": {"mode": "absolute", "steps": [{"color": "red", "value": None},
-                                                           {"color": "green", "value": threshold}]}}
-
-
-def right_axis(name_regex: str, unit: str) -> dict:
-    return {"matcher": {"id": "byRegexp", "options": name_regex},
-            "properties": [{"id": "custom.axisPlacement", "value": "right"}, {"id": "unit", "value": unit}]}
+def red_below(threshold: float) -> list[Step]:
+    return [(None, "red"), (threshold, "green")]
 
 
 def p99(metric: str, by: str, selector: str = "") -> str:
@@ -147,13 +154,12 @@ RACE = Dashboard(
              Panel("Regional name: A addresses",
                    [Q(f'max(racelab_authority_endpoint_addresses{{endpoint="{LEGACY}", qtype="A"}})')],
                    4, "stat", description=f"{LEGACY}: 0 means it answers NOERROR with no records (NODATA).",
-                   defaults=red_below(1)),
+                   thresholds=red_below(1)),
              Panel("Stale flips", [Q("sum(racelab_enactor_stale_flips_total)")], 4, "stat",
                    description="Flips that replaced an endpoint's plan with an older one."),
              Panel("Active trees deleted",
                    [Q('sum(racelab_invariant_violations_total{violation="active-tree-deleted"})')], 4, "stat",
-                   defaults={"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None},
-                                                                          {"color": "red", "value": 1}]}})]),
+                   thresholds=[(None, "green"), (1, "red")])]),
         (4, [clock_series()]),
         (8, [Panel("Active generation per endpoint (authority)",
                    [Q("max by (endpoint) (racelab_authority_endpoint_generation)", "{{endpoint}}")],
@@ -177,12 +183,8 @@ RACE = Dashboard(
                    "endpoint's line jumps up to the stale enactor's.")]),
         (5, [Panel("Enactor phase: idle, applying, clean-up, backing off",
                    [Q("enactor:racelab_enactor_phase:code", "{{enactor}}")], 24, "state-timeline",
-                   defaults={"mappings": [{"type": "value", "options": {
-                       "0": {"text": "idle", "color": "green", "index": 0},
-                       "1": {"text": "applying", "color": "blue", "index": 1},
-                       "2": {"text": "clean-up", "color": "purple", "index": 2},
-                       "3": {"text": "backing off", "color": "orange", "index": 3}}}]},
-                   options={"showValue": "never", "mergeValues": True})]),
+                   value_names={0: ("idle", "green"), 1: ("applying", "blue"), 2: ("clean-up", "purple"),
+                                3: ("backing off", "orange")})]),
         (8, [Panel("Lock contention",
                    [Q("sum by (enactor, outcome) (rate(racelab_enactor_lock_contention_total[$__rate_interval]))",
                       "{{enactor}} {{outcome}}")], 6, unit="ops",
@@ -206,14 +208,14 @@ RACE = Dashboard(
                       "addresses ({{qtype}})", when="empty"),
                     Q('sum by (client) (rate(racelab_client_requests_total{outcome="dns_nodata"}'
                       '[$__rate_interval]))', "{{client}} clients: NODATA answers/s", when="empty")], 9,
-                   overrides=[right_axis(".*NODATA.*", "ops")]),
+                   right_axis=(".*NODATA.*", "ops")),
              Panel("Simulated time the regional name answered empty",
                    [Q(f'sum_over_time((max(endpoint_qtype:racelab_authority_endpoint_empty:bool{{endpoint="{LEGACY}",'
                       f' qtype="A"}}) * max(racelab_sim_speed))[$__range:1s])', when="empty")],
                    3, "stat", "s", "Over the dashboard's time range, in simulated time."),
              Panel("DynamoDB clients' success ratio (10 s)",
                    [Q("client:racelab_client_requests:success_ratio_rate10s", "{{client}}")], 6, unit="percentunit",
-                   defaults=percent()),
+                   bounds=PERCENT),
              Panel("Clients' DNS cache",
                    [Q("sum by (state) (racelab_dns_cache_entries)", "{{state}}")], 6, unit="none",
                    description="negative: NODATA answers the clients keep for the SOA's TTL (15 simulated "
@@ -261,7 +263,7 @@ CASCADE = Dashboard(
                        "race"),
                      Q("dependent:racelab_dependent_requests:success_ratio_rate10s", "{{dependent}}",
                        cascade=True)],
-                    24, unit="percentunit", defaults=percent(),
+                    24, unit="percentunit", bounds=PERCENT,
                     description="Share of requests that succeeded over the last 10 s, per service.")]),
         (8, [Panel("DynamoDB clients: failures by kind",
                    [Q('client_outcome:racelab_client_requests:rate10s{outcome!="ok"}', "{{client}} {{outcome}}")],
@@ -281,7 +283,7 @@ CASCADE = Dashboard(
                       "event:dwfm.leases,state=expiring", cascade=True),
                     Q("sum(rate(racelab_dwfm_work_timeouts_total[$__rate_interval]))", "lease work timed out/s",
                       "event:dwfm.collapse,state=collapsed", cascade=True, nonzero=True)],
-                   8, unit="none", overrides=[right_axis(".*/s", "ops")],
+                   8, unit="none", right_axis=(".*/s", "ops"),
                    description="Leases expire while state checks cannot reach DynamoDB. After the restore DWFM "
                    "re-leases the whole fleet at once: work times out and is queued again, no lease is "
                    "established (congestive collapse) until the operators throttle it and restart hosts."),
@@ -310,7 +312,7 @@ CASCADE = Dashboard(
                    "DNS, healthy capacity with it."),
              Panel("Dependents' success ratio (10 s)",
                    [Q("dependent:racelab_dependent_requests:success_ratio_rate10s", "{{dependent}}",
-                      cascade=True)], 8, unit="percentunit", defaults=percent())]),
+                      cascade=True)], 8, unit="percentunit", bounds=PERCENT)]),
         (6, [Panel("Operators' actions", [Q("max by (action) (racelab_operator_actions_total)", "{{action}}")],
                    unit="none"),
              Panel("Notable events recorded by the director",
@@ -335,15 +337,14 @@ EC2 = Dashboard(
         (4, [clock_stat(), phase_stat(),
              Panel("Droplets holding a lease",
                    [Q('sum(racelab_dwfm_droplets{state="leased"}) / sum(racelab_dwfm_droplets)', cascade=True)],
-                   4, "stat", "percentunit", defaults=red_below(0.8)),
+                   4, "stat", "percentunit", thresholds=red_below(0.8)),
              Panel("NLB automatic failover", [Q("max(racelab_nlb_automatic_failover_enabled)", cascade=True)], 4,
-                   "stat", defaults={"mappings": [{"type": "value", "options": {
-                       "0": {"text": "disabled", "index": 0}, "1": {"text": "enabled", "index": 1}}}]}),
+                   "stat", value_names={0: ("disabled", None), 1: ("enabled", None)}),
              Panel("EC2 throttle",
                    [Q("max(racelab_dwfm_throttle_requests_per_second)", "lease work", cascade=True),
                     Q("max(racelab_dwfm_throttle_launches_per_second)", "launches", cascade=True)], 4, "stat",
                    "reqps", "Lease work each DWFM host admits and launches admitted per simulated second under "
-                   "the operators' throttle; 0: no throttle.", options={"textMode": "value_and_name"})]),
+                   "the operators' throttle; 0: no throttle.", text_mode="value_and_name")]),
         (8, [Panel("Droplet leases", [Q("sum by (state) (racelab_dwfm_droplets)", "{{state}}", cascade=True)],
                    8, unit="none"),
              Panel("DWFM queue depth and work in flight",
@@ -370,14 +371,14 @@ EC2 = Dashboard(
                       cascade=True),
                     Q("max(racelab_netmgr_delay_seconds)", "a new instance would wait (simulated s)",
                       "event:netmgr.backlog,state=behind", cascade=True, nonzero=True)],
-                   8, unit="none", overrides=[right_axis("(oldest|a new).*", "s")],
+                   8, unit="none", right_axis=("(oldest|a new).*", "s"),
                    description="A new instance waiting longer than it takes to boot launches without network.")]),
         (8, [Panel("NLB targets by state",
                    [Q("sum by (nlb, state) (racelab_nlb_targets)", "{{nlb}} {{state}}", cascade=True)], 8,
                    unit="none"),
              Panel("NLB healthy capacity",
                    [Q("min by (nlb) (racelab_nlb_healthy_capacity_ratio)", "{{nlb}}", cascade=True)], 8,
-                   unit="percentunit", defaults=percent(),
+                   unit="percentunit", bounds=PERCENT,
                    description="Healthy in-service capacity over registered capacity."),
              Panel("NLB AZs in service and failovers",
                    [Q("max by (nlb) (racelab_nlb_zones_in_service)", "{{nlb}} AZs in service", cascade=True),
@@ -394,7 +395,7 @@ EC2 = Dashboard(
                       cascade=True),
                     Q("sum(increase(racelab_netmgr_instances_without_network_total[1m]))",
                       "instances booted without network (1 m)", cascade=True)], 8, unit="s",
-                   overrides=[right_axis("instances.*", "none")])]),
+                   right_axis=("instances.*", "none"))]),
     ],
     annotations=[PHASES, OPERATORS,
                  NLB_FAILOVER])
@@ -412,7 +413,7 @@ GRPC = Dashboard(
                    unit="reqps"),
              Panel("Error ratio by service",
                    [Q("job_grpc_service:racelab_grpc_server_errors:ratio_rate10s", "{{job}} {{grpc_service}}")],
-                   unit="percentunit", defaults=percent(),
+                   unit="percentunit", bounds=PERCENT,
                    description="Every status code but OK and CANCELLED. The authority's FAILED_PRECONDITION "
                    "answers are rejected change batches.")]),
         (8, [Panel("Duration p99 by method (unary)",
@@ -436,52 +437,100 @@ GRPC = Dashboard(
 DASHBOARDS = (RACE, CASCADE, EC2, GRPC)
 
 
-# ---- JSON ----
+# ---- Grafana's schema, through grafana-foundation-sdk ----
+#
+# Every panel, option and enum below goes through the SDK's typed builders for Grafana 11.6
+# (pyproject pins the build): an option Grafana does not know is an AttributeError, a value it
+# does not know a ValueError, both when this script runs -- not a panel that silently renders wrong.
 
-def _panel_json(panel: Panel, panel_id: int, x: int, y: int, height: int) -> dict:
-    targets = [{"refId": chr(ord("A") + i), "datasource": PROMETHEUS, "expr": q.expr, "legendFormat": q.legend,
-                "range": True, "instant": False, "exemplar": q.exemplar, "editorMode": "code"}
-               for i, q in enumerate(panel.queries)]
-    defaults = {"unit": panel.unit} if panel.unit else {}
-    defaults.update(panel.defaults)
-    options = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-               "tooltip": {"mode": "multi", "sort": "none"}} if panel.kind in ("timeseries", "state-timeline") \
-        else {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-              "textMode": "value", "colorMode": "value", "graphMode": "none", "justifyMode": "auto"}
-    options.update(panel.options)
-    return {"id": panel_id, "type": panel.kind, "title": panel.title, "description": panel.description,
-            "datasource": PROMETHEUS, "gridPos": {"x": x, "y": y, "w": panel.width, "h": height},
-            "targets": targets, "fieldConfig": {"defaults": defaults, "overrides": panel.overrides},
-            "options": options}
+KINDS = {"timeseries": timeseries, "stat": stat, "state-timeline": statetimeline}
 
 
-def _annotation_json(a: Annotation) -> dict:
-    return {"name": a.name, "datasource": PROMETHEUS, "enable": True, "hide": False, "iconColor": a.colour,
-            "expr": a.expr, "step": "1s", "titleFormat": a.title, "textFormat": a.text, "tagKeys": a.tags,
-            "useValueForTime": False}
+def _target(q: Q, ref: str) -> prometheus.Dataquery:
+    return (prometheus.Dataquery().ref_id(ref).datasource(DATASOURCE).expr(q.expr).legend_format(q.legend)
+            .range().exemplar(q.exemplar).editor_mode(prom.QueryEditorMode.CODE))
+
+
+def _panel(panel: Panel, panel_id: int, x: int, y: int, height: int):
+    built = (KINDS[panel.kind].Panel().id(panel_id).title(panel.title).description(panel.description)
+             .datasource(DATASOURCE).grid_pos(dm.GridPos(h=height, w=panel.width, x=x, y=y))
+             .targets([_target(q, chr(ord("A") + i)) for i, q in enumerate(panel.queries)]))
+    if panel.unit:
+        built.unit(panel.unit)
+    if panel.bounds:
+        built.min(panel.bounds[0]).max(panel.bounds[1])
+    if panel.thresholds:
+        built.thresholds(dashboard.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(
+            [dm.Threshold(value=value, color=colour) for value, colour in panel.thresholds]))
+    if panel.value_names:
+        built.mappings([dm.ValueMap(options={
+            str(value): dm.ValueMappingResult(text=text, color=colour, index=i)
+            for i, (value, (text, colour)) in enumerate(sorted(panel.value_names.items()))})])
+    if panel.right_axis:
+        regex, unit = panel.right_axis
+        built.override_by_regexp(regex, [dm.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
+                                         dm.DynamicConfigValue(id_val="unit", value=unit)])
+    if panel.kind == "stat":
+        built.text_mode(cm.BigValueTextMode(panel.text_mode)).color_mode(cm.BigValueColorMode(panel.color_mode))
+        built.graph_mode(cm.BigValueGraphMode.NONE).justify_mode(cm.BigValueJustifyMode.AUTO)
+        built.reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+    else:
+        built.legend(common.VizLegendOptions().display_mode(cm.LegendDisplayMode.LIST)
+                     .placement(cm.LegendPlacement.BOTTOM).show_legend(True))
+        built.tooltip(common.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.NONE))
+    if panel.kind == "state-timeline":
+        built.show_value(cm.VisibilityMode.NEVER).merge_values(True)
+    return built
+
+
+@dataclass
+class _PrometheusAnnotation:
+    """The Prometheus datasource's annotation fields, which the SDK's AnnotationQuery (typed for every
+    datasource at once) has no builder for: they are added to its JSON here, from these typed fields."""
+    step: str
+    titleFormat: str
+    textFormat: str
+    tagKeys: str
+    useValueForTime: bool = False
+
+
+def _annotation(a: Annotation) -> tuple[dashboard.AnnotationQuery, _PrometheusAnnotation]:
+    built = (dashboard.AnnotationQuery().name(a.name).datasource(DATASOURCE).enable(True).hide(False)
+             .icon_color(a.colour).expr(a.expr))
+    return built, _PrometheusAnnotation(step="1s", titleFormat=a.title, textFormat=a.text, tagKeys=a.tags)
 
 
 def dashboard_json(d: Dashboard) -> dict:
-    panels, y, next_id = [], 0, 1
+    built = (dashboard.Dashboard(d.title).uid(d.uid).description(d.description).tags(["racelab"])
+             .timezone("utc").editable().tooltip(dm.DashboardCursorSync.CROSSHAIR).refresh("5s")
+             .time("now-5m", "now").version(1))
+    y, next_id = 0, 1
     for height, row in d.rows:
         x = 0
         for panel in row:
-            panels.append(_panel_json(panel, next_id, x, y, height))
+            built.with_panel(_panel(panel, next_id, x, y, height))
             next_id, x = next_id + 1, x + panel.width
         if x > 24:
             raise ValueError(f"{d.uid}: a row of {x} columns (Grafana has 24)")
         y += height
-    builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
-               "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}
-    links = [{"title": other.title, "type": "link", "url": f"/d/{other.uid}", "keepTime": True,
-              "includeVars": False, "targetBlank": False, "icon": "dashboard", "tooltip": other.description}
-             for other in DASHBOARDS if other is not d]
-    return {"uid": d.uid, "title": d.title, "description": d.description, "tags": ["racelab"],
-            "timezone": "utc", "editable": True, "graphTooltip": 1, "refresh": "5s",
-            "time": {"from": "now-5m", "to": "now"}, "schemaVersion": 39, "version": 1,
-            "templating": {"list": []}, "links": links,
-            "annotations": {"list": [builtin] + [_annotation_json(a) for a in d.annotations]},
-            "panels": panels}
+    for other in DASHBOARDS:
+        if other is not d:
+            built.link(dashboard.DashboardLink(other.title).type(dm.DashboardLinkType.LINK).url(f"/d/{other.uid}")
+                       .keep_time(True).include_vars(False).target_blank(False).icon("dashboard")
+                       .tooltip(other.description))
+    built.annotation(dashboard.AnnotationQuery().name("Annotations & Alerts").built_in(1).type("dashboard")
+                     .datasource(dm.DataSourceRef(type_val="grafana", uid="-- Grafana --")).enable(True).hide(True)
+                     .icon_color("rgba(0, 211, 255, 1)"))
+    extras = []
+    for a in d.annotations:
+        annotation, extra = _annotation(a)
+        built.annotation(annotation)
+        extras.append(extra)
+    model = json.loads(JSONEncoder(sort_keys=False, indent=None).encode(built.build()))
+    # Grafana's built-in annotation comes first; ours follow in order.
+    for query, extra in zip(model["annotations"]["list"][-len(extras):], extras, strict=True):
+        query.update(asdict(extra))
+    return model
 
 
 def rendered() -> dict[Path, str]:

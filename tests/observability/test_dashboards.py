@@ -3,11 +3,13 @@ datasources, every query is valid PromQL, and the race dashboard marks the stale
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from prom_helpers import require_binary
 
@@ -95,3 +97,28 @@ def test_the_race_dashboard_marks_the_stale_apply_and_the_deletion():
     titles = {p["title"] for p in race["panels"]}
     assert {"Active generation per endpoint (authority)", "Addresses each endpoint answers with",
             "Enactors: plan in progress and applied, beside the planner's newest"} <= titles
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("gen_dashboards_under_test", ROOT / "tools" / "gen_dashboards.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"kind": "gauge-ish"}, KeyError),             # a panel type the generator has no builder for
+    ({"text_mode": "big"}, ValueError),            # a stat option value Grafana 11.6's schema does not have
+    ({"color_mode": "rainbow"}, ValueError),
+])
+def test_what_grafana_does_not_know_fails_at_build_time(change, error):
+    """Panels go through grafana-foundation-sdk's typed builders: an unknown panel type or option value is
+    an error when the dashboards are generated, not a panel Grafana silently draws wrong."""
+    gen = _generator()
+    panel = gen.Panel("a stat", [gen.Q("up")], 4, "stat")
+    gen._panel(panel, 1, 0, 0, 4)  # the unchanged panel builds
+    for name, value in change.items():
+        setattr(panel, name, value)
+    with pytest.raises(error):
+        gen._panel(panel, 1, 0, 0, 4)
