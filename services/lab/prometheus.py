@@ -261,9 +261,11 @@ class RunPrometheus:
     @staticmethod
     def browse_command(run_dir: Path, topology: Topology) -> str:
         """How to look at the run in Prometheus once it is over: absolute, quoted paths, so the
-        command works from any directory and with any run directory name."""
+        command works from any directory and with any run directory name. Exemplar storage on, as
+        in the run: the WAL holds the exemplars, and without the flag the dashboards' trace links die."""
         run_dir = run_dir.absolute()
         config = write_browse_config(run_dir / "prometheus")
         return shlex.join(["prometheus", f"--config.file={config}",
                            f"--storage.tsdb.path={run_dir / 'prometheus' / 'data'}",
-                           f"--web.listen-address={listen_address(topology)}"])
+                           f"--web.listen-address={listen_address(topology)}",
+                           "--enable-feature=exemplar-storage"])
