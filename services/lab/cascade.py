@@ -170,7 +170,7 @@ def run_twin(scenario: Scenario, *, empty_at: str = "23:48", restored_at: str | 
 def launch(c: Cascade, count_wanted: int, t: float, count) -> list[str]:
     try:
         ids = c.fleet.run_instances(count_wanted, admission_room(c.backlog.config, len(c.backlog.queue)))
-    except (InsufficientCapacity, RequestLimitExceeded) as exc:
+    except (InsufficientCapacity, RequestLimitExceeded):
         count("ec2_launch", False)
         return []
     count("ec2_launch", True)

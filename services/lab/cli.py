@@ -84,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="start a Prometheus with deploy/prometheus/ on base port + 990 when one is installed "
                      "(default: yes)")
     run.set_defaults(func=_run)
+
+    report = sub.add_parser("report", help="write a run directory's report.html again from its files",
+                            description="Rebuild report.html from what a finished run wrote (scenario.yaml, "
+                            "summary.json, metrics.jsonl, traces.jsonl, alerts.json), e.g. after upgrading racelab.")
+    report.add_argument("run_dir", type=Path, help="a run directory written by `racelab run`")
+    report.add_argument("--what-if", action="store_true",
+                        help="also compute the what-if table (the cascade's twin once per remediation)")
+    report.set_defaults(func=_report)
     assert_command.add_parser(sub)
     follow.register(sub)
     return parser
@@ -131,6 +139,16 @@ def _run(args: argparse.Namespace) -> int:
                                           what_if=not args.no_what_if, prometheus=args.prometheus), console))
     console.print(_run_verdict(summary), markup=False, highlight=False, soft_wrap=True)  # paths stay whole
     return 3 if summary["failed_process"] else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from services.lab.report import rewrite_report
+    try:
+        path = rewrite_report(args.run_dir, what_if=args.what_if)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{args.run_dir}: cannot rebuild its report: {exc}") from None
+    print(f"wrote {path}")
+    return 0
 
 
 def _run_verdict(summary: dict) -> str:

@@ -1,4 +1,6 @@
-"""report.html: the run's key series on one simulated time axis, and the race drawn from its trace."""
+"""report.html: what happened in words, then the night on one zoomable simulated-PDT axis (plotly,
+bundled into the page: it opens offline, from a file:// URL), the fidelity, what-if and alert
+tables, and the same plots as PNGs for write-ups."""
 
 from __future__ import annotations
 
@@ -6,63 +8,138 @@ import html
 import json
 from pathlib import Path
 
-import matplotlib
+import plotly.offline
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from services.core.plans import LEGACY_ENDPOINT
+from services.lab.otlpsink import read_spans
+from services.lab.plots import Mark, night_figure, race_batches, is_stale_flip, span_sim, tree_deletions, write_pngs
+from services.lab.prometheus import alert_timeline_html, load_alert_timeline
+from services.lab.scrape import Series
+from services.runtime.clock import SimClock
+from services.runtime.scenario import Scenario
 
-from services.core.plans import LEGACY_ENDPOINT  # noqa: E402
-from services.lab.otlpsink import read_spans  # noqa: E402
-from services.lab.prometheus import alert_timeline_html, load_alert_timeline  # noqa: E402
-from services.lab.scrape import Series  # noqa: E402
-from services.runtime.clock import SimClock  # noqa: E402
-from services.runtime.scenario import Scenario  # noqa: E402
-
-RESULT_COLOURS = {"committed": "tab:green", "lock_lost": "tab:orange", "rejected": "tab:red",
-                  "unavailable": "tab:gray"}
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:0 1em;color:#222}
+.story{font-size:1.15em;line-height:1.5;border-left:5px solid #d62728;padding:.2em 1em;background:#fdf3f3}
+.story.calm{border-color:#2ca02c;background:#f3fbf3} table{border-collapse:collapse;font-size:90%}
+td,th{border:1px solid #ccc;padding:3px 6px;text-align:left} details{margin:1em 0}"""
 
 
 def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dict, wall_start: float,
                  what_if: list | None = None) -> Path:
+    from services.lab.fidelity import fidelity
     clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
-    figures = [
-        _plot(run_dir / "endpoint_generation.png", "Active generation per endpoint (authority)",
-              series.history("racelab_authority_endpoint_generation"), "endpoint", clock),
-        _plot(run_dir / "endpoint_addresses.png", "Addresses each endpoint can answer with (A); 0 = empty",
-              series.history("racelab_authority_endpoint_addresses", qtype="A"), "endpoint", clock),
-        _plot(run_dir / "enactor_generation.png", "Plan generation each enactor is applying",
-              series.history("racelab_enactor_plan_generation"), "enactor", clock),
-        _plot(run_dir / "client_success.png", "Client success ratio (last 3 wall s)",
-              series.history("racelab_client_success_ratio"), "client", clock),
-    ]
-    figures += [
-        _plot(run_dir / "dependents.png", "Dependents' success ratio (last 3 wall s)",
-              series.history("racelab_dependent_success_ratio"), "dependent", clock),
-        _plot(run_dir / "dwfm.png", "DWFM: droplets by lease state, and lease work in flight",
-              {**series.history("racelab_dwfm_droplets"),
-               (("state", "work in flight"),): next(iter(series.history("racelab_dwfm_work_in_flight").values()), [])},
-              "state", clock),
-        _plot(run_dir / "netmgr.png", "Network Manager: wait for a new propagation (simulated s)",
-              series.history("racelab_netmgr_delay_seconds"), "instance", clock),
-        _plot(run_dir / "nlb.png", "NLB: healthy in-service capacity (share of registered targets)",
-              series.history("racelab_nlb_healthy_capacity_ratio"), "nlb", clock),
-    ]
     traces = run_dir / "traces.jsonl"
-    race = _race_timeline(run_dir / "race_timeline.png", read_spans(traces), clock) if traces.exists() else None
-    body = [f"<h1>racelab run: {html.escape(scenario.name)}</h1>",
-            "<h2>Summary</h2><pre>" + html.escape(json.dumps(summary, indent=2)) + "</pre>"]
-    for fig in figures:
-        if fig:
-            body.append(f'<img src="{fig.name}" width="900">')
-    body += cascade_tables(scenario, series, summary, clock, what_if)
-    body.append(alert_timeline_html(load_alert_timeline(run_dir)))
-    body.append("<h2>The race, from the trace</h2>")
-    body.append(f'<img src="{race.name}" width="900">' if race else
-                "<p>No enactor batch spans for the legacy endpoint were recorded.</p>")
+    spans = read_spans(traces) if traces.exists() else []
+    alerts = load_alert_timeline(run_dir)
+    empty = summary.get("empty_windows") or []
+    window = (empty[0]["from_sim"], empty[0]["until_sim"]) if empty else (None, None)
+    rows, windows = fidelity(scenario, live_lookup(series), summary.get("operator_times", {}), window)
+    end = max((pts[-1][0] for pts in series.points.values() if pts), default=scenario.end)
+    marks = [Mark(r.reproduced, f"{html.escape(r.what)} (2025: {r.real} PDT)", "incident")
+             for r in rows if r.reproduced is not None]
+    marks += [Mark(t, f"operators: {html.escape(action)}", "operator")
+              for action, t in summary.get("operator_times", {}).items()]
+    marks += [Mark(clock.schedule.sim_at(a["fired"] - wall_start), html.escape(a["alert"]), "alert") for a in alerts]
+    figure = night_figure(series, spans, clock, marks, [(w["from_sim"], w["until_sim"]) for w in empty], end)
+    pngs = write_pngs(run_dir, series, spans, clock)
+    body = [f"<h1>racelab run: {html.escape(scenario.name)}, seed {summary.get('seed')}</h1>",
+            story_html(summary, spans, clock, rows, windows, scenario)]
+    if figure is not None:
+        body.append("<h2>The night, on one axis</h2><p>Drag to zoom (double-click to zoom out), hover for values; "
+                    "the buttons jump to the race and back. The shaded stretch: the regional name answered empty. "
+                    "The camera icon saves the figure as PNG.</p>")
+        body.append(figure.to_html(full_html=False, include_plotlyjs=False, div_id="night",
+                                   config={"displaylogo": False, "responsive": True,
+                                           "toImageButtonOptions": {"filename": "racelab-night"}}))
+    body += cascade_tables(scenario, series, summary, clock, what_if, rows, windows)
+    body.append(alert_timeline_html(alerts))
+    body.append("<details><summary>Static plots (PNG, for write-ups)</summary>"
+                + "".join(f'<p><img src="{p.name}" width="900" alt="{p.stem}"></p>' for p in pngs) + "</details>")
+    body.append('<details><summary>summary.json (<a href="summary.json">download</a>)</summary><pre>'
+                + html.escape(json.dumps(summary, indent=2)) + "</pre></details>")
     path = run_dir / "report.html"
-    path.write_text("<!doctype html><meta charset=utf-8><title>racelab report</title>"
-                    "<body style='font-family:sans-serif;max-width:960px;margin:auto'>" + "\n".join(body))
+    path.write_text("<!doctype html><html><head><meta charset=utf-8><title>racelab report</title>"
+                    f"<style>{STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>"
+                    + "\n".join(body) + "</body></html>")
     return path
+
+
+def rewrite_report(run_dir: Path, what_if: bool = False) -> Path:
+    """report.html again, from the files the run wrote. ValueError: not a run directory."""
+    from services.lab.fidelity import what_if as twin
+    from services.lab.scrape import load_series
+    from services.runtime.scenario import ScenarioError, parse_scenario
+    missing = [n for n in ("scenario.yaml", "summary.json", "metrics.jsonl") if not (run_dir / n).is_file()]
+    if missing:
+        raise ValueError(f"not a finished run directory (no {', '.join(missing)})")
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        scenario = parse_scenario((run_dir / "scenario.yaml").read_text(), str(run_dir / "scenario.yaml"))
+    except (json.JSONDecodeError, ScenarioError) as exc:
+        raise ValueError(str(exc)) from None
+    rows = twin(scenario.with_overrides(seed=summary.get("seed"))) if what_if else None
+    return write_report(run_dir, scenario, load_series(run_dir / "metrics.jsonl"), summary,
+                        summary["wall_start"], rows)
+
+
+def _minutes(seconds: float) -> str:
+    h, m = divmod(round(seconds / 60), 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min"
+
+
+def story_html(summary: dict, spans: list[dict], clock: SimClock, rows: list, windows: list,
+               scenario: Scenario) -> str:
+    """The first screen: what happened, in sentences, and how it compares with 2025."""
+    said: list[str] = []
+    stale = [s for s in race_batches(spans) if is_stale_flip(s)]
+    deleted = tree_deletions(spans)
+    if deleted:  # the stale flip that set the deletion up: the last one before it
+        stale = [s for s in stale if int(s["startTimeUnixNano"]) <= deleted[0]] or stale
+    if stale:
+        fatal = stale[-1] if deleted else stale[0]
+        a = fatal["attrs"]
+        said.append(f"At {clock.pdt(span_sim(clock, fatal['startTimeUnixNano']))} enactor "
+                    f"{html.escape(str(a.get('racelab.enactor.id', fatal['instance'])))} applied a stale plan to "
+                    f"{LEGACY_ENDPOINT}: generation {a.get('racelab.plan.generation')} over "
+                    f"{a.get('racelab.endpoint.generation.replaced')}"
+                    + (f" ({len(stale)} stale flips on the name before it)." if len(stale) > 1 and deleted else "."))
+    elif summary.get("stale_apply"):
+        said.append("An enactor applied a stale plan.")
+    if deleted:
+        said.append(f"At {clock.pdt(span_sim(clock, deleted[0]))} another enactor's clean-up deleted that plan as "
+                    "old, while the name pointed at it: the name answered with no address (NODATA). "
+                    "In 2025 this happened at 23:48 PDT.")
+    for w in summary.get("empty_windows", []):
+        until = w["until_pdt"] or "the end of the run"
+        length = f" ({_minutes(w['sim_seconds'])})" if w.get("sim_seconds") else ""
+        said.append(f"<b>{html.escape(w['endpoint'])} answered empty from {w['from_pdt']} until {until}{length}.</b>")
+    others = [e for e in summary.get("emptied_endpoints", []) if e != LEGACY_ENDPOINT]
+    if others:
+        said.append("The race also emptied: " + ", ".join(html.escape(e) for e in others) + ".")
+    if summary.get("enactors_stuck"):
+        said.append("The automation got stuck: the enactors could not apply any new plan to the name (the "
+                    "rollback record pointed at a deleted tree) until the operators repaired it by hand.")
+    elif summary.get("regional_name_emptied"):
+        said.append("The automation did not get stuck this time.")
+    if not summary.get("regional_name_emptied"):
+        fixes = ", ".join(summary.get("fixes") or [])
+        said.append(f"The race did not empty the regional name in this run{f' (fixes: {fixes})' if fixes else ''}, so "
+                    "nothing downstream failed." if not summary.get("failed_process") else "")
+    measured = [r for r in rows if r.reproduced is not None]
+    if rows:
+        said.append(f"Against 2025 (INCIDENT.md §3): {len(measured)} of {len(rows)} of the incident's moments happened "
+                    "in this run.")
+    durations = [(w.what, w.real_minutes(scenario), w.minutes()) for w in windows if w.minutes() is not None]
+    if durations:
+        said.append("Phases, this run against 2025: " + "; ".join(
+            f"{html.escape(what)} {_minutes(got * 60)} (2025: {_minutes(real * 60)})" for what, real, got in durations)
+            + ".")
+    if summary.get("failed_process"):
+        said.append(f"<b>A process failed: {html.escape(summary['failed_process'])}</b> (see logs/).")
+    said.append(f"<small>Simulated until {summary.get('ended_at_pdt')}; {summary.get('wall_seconds')} s of wall time, "
+                f"{summary.get('spans')} spans.</small>")
+    calm = "" if summary.get("regional_name_emptied") else " calm"
+    return f'<div class="story{calm}" id="story"><p>' + "</p><p>".join(s for s in said if s) + "</p></div>"
 
 
 # Timeouts are the replica's own limit (a wall-clock deadline on a loaded 2-core machine), not a
@@ -124,13 +201,10 @@ def live_lookup(series: Series):
 
 
 def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: SimClock,
-                   what_if: list | None) -> list[str]:
-    from services.lab.fidelity import fidelity, out_of_order
-    empty = summary.get("empty_windows") or []
-    window = (empty[0]["from_sim"], empty[0]["until_sim"]) if empty else (None, None)
-    rows, windows = fidelity(scenario, live_lookup(series), summary.get("operator_times", {}), window)
+                   what_if: list | None, rows: list, windows: list) -> list[str]:
+    from services.lab.fidelity import out_of_order
     out = ["<h2>Fidelity: INCIDENT.md §3 against this run</h2>",
-           "<table border=1 cellpadding=3><tr><th>real (PDT)</th><th>this run</th><th>what</th><th>how</th></tr>"]
+           "<table><tr><th>real (PDT)</th><th>this run</th><th>what</th><th>how</th></tr>"]
     for r in rows:
         got = clock.pdt(r.reproduced)[:5] if r.reproduced is not None else "not seen"
         out.append(f"<tr><td>{r.real}</td><td>{got}</td><td>{html.escape(r.what)}</td><td>{html.escape(r.how)}</td></tr>")
@@ -140,7 +214,7 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
         "out of the incident's order here: " + "; ".join(
             f"{html.escape(b.what)} ({clock.pdt(b.reproduced)[:5]}, real {b.real}) before "
             f"{html.escape(a.what)} ({clock.pdt(a.reproduced)[:5]}, real {a.real})" for a, b in swapped) + ".</p>"))
-    out.append("<h3>Phase durations (minutes)</h3><table border=1 cellpadding=3>"
+    out.append("<h3>Phase durations (minutes)</h3><table>"
                "<tr><th>phase</th><th>real</th><th>this run</th><th>off by</th></tr>")
     for w in windows:
         real, got = w.real_minutes(scenario), w.minutes()
@@ -157,7 +231,7 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
     if what_if:
         deps = list(what_if[0].minutes)
         out.append("<h2>What if: minutes of impact per dependent (the cascade's twin, same core objects)</h2>"
-                   "<table border=1 cellpadding=3><tr><th>run</th>" + "".join(f"<th>{d}</th>" for d in deps)
+                   "<table><tr><th>run</th>" + "".join(f"<th>{d}</th>" for d in deps)
                    + "<th>DWFM recovered</th></tr>")
         for w in what_if:
             out.append(f"<tr><td>{html.escape(w.label)}</td>" + "".join(f"<td>{w.minutes[d]:.0f}</td>" for d in deps)
@@ -166,73 +240,3 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
                    "The twin takes the DNS outage as input (empty from 23:48 until the 02:25 repair) and runs "
                    "the same core objects as the live dwfm, netmgr, nlb and workload processes.</p>")
     return out
-
-
-def _plot(path: Path, title: str, history: dict, label: str, clock: SimClock) -> Path | None:
-    if not history:
-        return None
-    fig, ax = plt.subplots(figsize=(10, 3.2))
-    for labels, points in sorted(history.items()):
-        if not points:
-            continue
-        xs = [clock.datetime(t) for t, _ in points]
-        ax.step(xs, [v for _, v in points], where="post", label=dict(labels).get(label, "?"))
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="best")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
-def _race_timeline(path: Path, spans: list[dict], clock: SimClock) -> Path | None:
-    """The minutes before the regional name's active tree was deleted: each enactor's batches on
-    that zone as bars (by result), stale flips labelled, the fatal deletion as a red line."""
-    batches = [s for s in spans if s.get("name") == "enactor.batch"
-               and s["attrs"].get("racelab.zone") == LEGACY_ENDPOINT]
-    if not batches:
-        return None
-    fatal = sorted(int(ev["timeUnixNano"]) for s in spans for ev in s.get("events", [])
-                   if ev.get("name") == "invariant.violated"
-                   and _event_attr(ev, "racelab.violation") == "active-tree-deleted"
-                   and s["attrs"].get("racelab.zone") == LEGACY_ENDPOINT)
-
-    def sim(ns: int) -> float:
-        return clock.schedule.sim_at(ns / 1e9 - clock.wall_start)
-
-    end = sim(fatal[0]) + 30 if fatal else max(sim(int(s["endTimeUnixNano"])) for s in batches)
-    start = end - 330
-    shown = [s for s in batches if start <= sim(int(s["startTimeUnixNano"])) <= end]
-    lanes = sorted({s["attrs"].get("racelab.enactor.id", s["instance"]) for s in batches})
-    fig, ax = plt.subplots(figsize=(10, 3.5))
-    for s in shown:
-        lane = lanes.index(s["attrs"].get("racelab.enactor.id", s["instance"]))
-        x0, x1 = sim(int(s["startTimeUnixNano"])), sim(int(s["endTimeUnixNano"]))
-        colour = RESULT_COLOURS.get(s["attrs"].get("racelab.batch.result"), "tab:blue")
-        ax.barh(lane, max(x1 - x0, 0.3), left=x0, color=colour, height=0.6)
-        gen, replaced = s["attrs"].get("racelab.plan.generation"), s["attrs"].get("racelab.endpoint.generation.replaced")
-        if s["attrs"].get("racelab.batch.result") == "committed" and gen is not None and replaced is not None \
-                and int(gen) < int(replaced):
-            ax.annotate(f"stale: {gen} over {replaced}", (x0, lane + 0.35), color="darkred", fontsize=8)
-    for ns in fatal[:1]:
-        ax.axvline(sim(ns), color="red", linewidth=1.5)
-        ax.annotate("active tree deleted: NODATA", (sim(ns), len(lanes) - 0.45), color="red", fontsize=8)
-    ax.set_xlim(start, end)
-    ticks = [t for t in range(int(start) // 60 * 60, int(end) + 1, 60) if t >= start]
-    ax.set_xticks(ticks, [clock.pdt(t)[:5] for t in ticks])
-    ax.set_yticks(range(len(lanes)), lanes)
-    ax.set_xlabel("simulated time (PDT)")
-    ax.set_title(f"Batches on {LEGACY_ENDPOINT}: green committed, orange lock lost, red rejected, grey unreachable",
-                 fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
-def _event_attr(event: dict, key: str) -> object:
-    for a in event.get("attributes", []):
-        if a.get("key") == key:
-            return next(iter(a.get("value", {}).values()), None)
-    return None

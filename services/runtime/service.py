@@ -239,9 +239,13 @@ def check_port_free(listen: str, setting: str) -> None:
 
 
 def channel(target: str) -> grpc.aio.Channel:
-    """A client channel whose calls carry trace context and this process's token."""
+    """A client channel whose calls carry trace context and this process's token, and are timed
+    (rpc.client.call.duration) inside their client span."""
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
-    return grpc.aio.insecure_channel(target, interceptors=aio_client_interceptors() + auth.client_interceptors())
+
+    from services.runtime import grpcmetrics
+    return grpc.aio.insecure_channel(target, interceptors=aio_client_interceptors() + grpcmetrics.client_interceptors()
+                                     + auth.client_interceptors())
 
 
 async def ticks(stopping: asyncio.Event, period: float):

@@ -114,3 +114,33 @@ def test_pdt_times_need_the_run_clock(spans):
 def test_bad_selectors_say_what_is_wrong(raw, message):
     with pytest.raises(SpecError, match=message.replace("$", r"\$").replace("(", r"\(")):
         parse_selector(raw, "select")
+
+
+OLD_RPC = {"rpc.system": "grpc", "rpc.service": "racelab.v1.RouteControl", "rpc.method": "ChangeResourceRecordSets",
+           "rpc.grpc.status_code": 9}  # opentelemetry-instrumentation-grpc 0.66b2
+NEW_RPC = {"rpc.system.name": "grpc", "rpc.method": "racelab.v1.RouteControl/ChangeResourceRecordSets",
+           "rpc.response.status_code": "FAILED_PRECONDITION"}  # semantic conventions 1.40+
+
+
+@pytest.mark.parametrize("where", [
+    {"rpc.system": "grpc", "rpc.service": "racelab.v1.RouteControl", "rpc.method": "ChangeResourceRecordSets",
+     "rpc.grpc.status_code": 9},
+    {"rpc.system.name": "grpc", "rpc.method": "racelab.v1.RouteControl/ChangeResourceRecordSets",
+     "rpc.response.status_code": "FAILED_PRECONDITION"},
+    {"rpc.method": {"matches": "^racelab\\.v1\\.RouteControl/"}},
+])
+def test_rpc_attributes_in_either_convention_match_spans_of_either(tmp_path, where):
+    """An assertion written with the old RPC attributes or the current ones holds on spans from either
+    instrumentation; the span name with or without its leading slash."""
+    from spanfactory import otlp_line
+
+    from services.lab.assertions import read_traces
+    old = span("/racelab.v1.RouteControl/ChangeResourceRecordSets", 1, attrs=OLD_RPC, instance="old")
+    new = span("racelab.v1.RouteControl/ChangeResourceRecordSets", 2, attrs=NEW_RPC, instance="new")
+    unrelated = span("/racelab.v1.Planner/GetPlan", 3, instance="other",
+                     attrs={**OLD_RPC, "rpc.service": "racelab.v1.Planner", "rpc.method": "GetPlan"})
+    path = tmp_path / "traces.jsonl"
+    path.write_text(otlp_line([old, new, unrelated]) + "\n")
+    loaded = read_traces(path)
+    for name in ("/racelab.v1.RouteControl/*", "racelab.v1.RouteControl/*"):
+        assert names(select(loaded, {"name": name, "where": where})) == [f"old:{old.name}", f"new:{new.name}"]

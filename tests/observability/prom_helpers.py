@@ -15,7 +15,6 @@ import pty
 import re
 import select
 import shlex
-import shutil
 import struct
 import subprocess
 import termios
@@ -24,21 +23,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+import procs
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\r")
 
 
-def require_binary(name: str) -> str:
-    """The path of a Debian tool the test needs: skipped locally without it, a failure in CI (.ci/run installs it)."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (apt-get install prometheus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; .ci/run must install it")
-        pytest.skip(message)
-    return path
+def require_binary(name: str, package: str = "prometheus") -> str:
+    """The path of a Debian tool the test needs (promtool and prometheus come in `prometheus`)."""
+    return procs.require_binary(name, package)
 
 
 def user_env(**extra: str) -> dict[str, str]:

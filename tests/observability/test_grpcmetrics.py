@@ -86,3 +86,41 @@ def test_every_racelab_server_has_the_metrics(free_port):
 
     asyncio.run(main())
     assert handled("Check", "OK") == before + 1
+
+
+def call_duration(side: str, method: str, code: str) -> float:
+    """Calls recorded under the current OpenTelemetry conventions (rpc.{side}.call.duration, seconds)."""
+    return REGISTRY.get_sample_value(f"rpc_{side}_call_duration_seconds_count", {
+        "rpc_system_name": "grpc", "rpc_method": f"{HEALTH}/{method}", "rpc_response_status_code": code,
+        "error_type": "" if code == "OK" else code}) or 0.0
+
+
+def test_server_and_client_calls_are_timed_under_the_current_conventions(free_port):
+    """rpc.server.call.duration and rpc.client.call.duration (semantic conventions 1.40+): fully
+    qualified rpc.method, the status code by name, error.type on failures; a stream is timed to its end."""
+    from services.runtime.service import channel
+    target = f"127.0.0.1:{free_port}"
+    cases = [("server", "Check", "OK"), ("server", "Check", "NOT_FOUND"), ("client", "Check", "OK"),
+             ("client", "Check", "NOT_FOUND"), ("client", "Watch", "CANCELLED")]
+    before = {case: call_duration(*case) for case in cases}
+
+    async def main():
+        server, _ = await start_grpc_server(target, lambda s: None, ["racelab.v1.Test"])
+        try:
+            async with channel(target) as ch:
+                stub = health_pb2_grpc.HealthStub(ch)
+                assert (await stub.Check(health_pb2.HealthCheckRequest(service=""))).status == 1
+                try:
+                    await stub.Check(health_pb2.HealthCheckRequest(service="no-such-service"))
+                    raise AssertionError("an unknown service must be NOT_FOUND")
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() is grpc.StatusCode.NOT_FOUND
+                watch = stub.Watch(health_pb2.HealthCheckRequest(service=""))
+                assert (await watch.read()).status == 1
+                watch.cancel()
+                await asyncio.sleep(0.2)  # the cancelled stream's status arrives
+        finally:
+            await server.stop(0)
+
+    asyncio.run(main())
+    assert {case: call_duration(*case) - before[case] for case in cases} == {case: 1.0 for case in cases}

@@ -73,7 +73,7 @@ def check_prometheus_saw_the_run(run: UserRun, elsewhere: Path) -> None:
 
 def test_make_run_on_a_terminal_from_the_repository_root(tmp_path):
     require_binary("prometheus")
-    require_binary("make")
+    require_binary("make", "make")
     before = set((ROOT / "runs").iterdir()) if (ROOT / "runs").exists() else set()
     run = run_as_user(["make", "run", f"RUN_ARGS=--until {UNTIL}"], cwd=ROOT, timeout=300, terminal=True)
     try:

@@ -158,3 +158,30 @@ async def test_lookup_span_attributes(dns, resolver, spans):
     assert found[0].attributes["racelab.dns.answer_count"] == 1
     assert found[2].attributes["error.type"] == "NODATA"
     assert found[2].attributes["racelab.dns.answer_count"] == 0
+
+
+def lookups(name: str, error_type: str = "") -> float:
+    from prometheus_client import REGISTRY
+    return REGISTRY.get_sample_value("dns_lookup_duration_seconds_count",
+                                     {"dns_question_name": name, "error_type": error_type}) or 0.0
+
+
+async def test_lookup_duration_under_the_current_conventions(dns, resolver, spans):
+    """dns.lookup.duration (semantic conventions 1.40+): by dns.question.name, error.type on failures
+    (NODATA, SERVFAIL, TIMEOUT: what the span says), cache hits timed too; exemplars are the span's trace."""
+    from prometheus_client import REGISTRY
+    from prometheus_client.openmetrics.exposition import generate_latest
+    before = {k: lookups(LEGACY, k) for k in ("", "SERVFAIL")}
+    await resolver.lookup(LEGACY)
+    await resolver.lookup(LEGACY)  # a cache hit
+    dns.modes[LEGACY] = "SERVFAIL"
+    resolver.test_clock.advance(10)
+    with pytest.raises(ServerFailure):
+        await resolver.lookup(LEGACY)
+    assert lookups(LEGACY) - before[""] == 2
+    assert lookups(LEGACY, "SERVFAIL") - before["SERVFAIL"] == 1
+    trace_ids = {format(s.context.trace_id, "032x") for s in spans[1].get_finished_spans()}
+    exposition = generate_latest(REGISTRY).decode()
+    exemplars = {line.split('trace_id="')[1][:32] for line in exposition.splitlines()
+                 if line.startswith("dns_lookup_duration_seconds_bucket") and "trace_id" in line}
+    assert exemplars & trace_ids

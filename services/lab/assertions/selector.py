@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import yaml
 
 from services.lab.assertions.clock import RunClock, TimeError, is_pdt, parse_duration, parse_time
-from services.lab.assertions.spans import FIELDS, Span, SpanSet
+from services.lab.assertions.spans import FIELDS, RPC_METHOD, Span, SpanSet, rpc_method_as_written
 
 _TIME_FIELDS = ("start", "end", "time")
 _GLOB_KEYS = ("name", "service", "instance", "event")
@@ -124,6 +124,8 @@ class Condition:
         elif isinstance(value, str) and self.key in _TIME_FIELDS:
             value = _time(value, ctx.clock)
         actual = self.of.resolve(ctx, span) if self.of is not None else span.get(self.key)
+        if self.key == RPC_METHOD:
+            actual = rpc_method_as_written(actual, value)
         return _OPS[self.op](actual, value)
 
     def __str__(self) -> str:
@@ -241,8 +243,10 @@ class Selector:
         return self._span_matches(span) and self._rest_matches(span, ctx)
 
     def _span_matches(self, span: Span) -> bool:
-        return (_glob(span.name, self.names) and _glob(span.service, self.services)
-                and _glob(span.instance, self.instances))
+        name_matches = _glob(span.name, self.names) or (  # an RPC span: "/pkg.Service/Method" (old) or without "/"
+            "rpc.system" in span.attrs and _glob("/" + span.name.lstrip("/"), self.names) or
+            "rpc.system" in span.attrs and _glob(span.name.lstrip("/"), self.names))
+        return name_matches and _glob(span.service, self.services) and _glob(span.instance, self.instances)
 
     def _rest_matches(self, span: Span, ctx: Context) -> bool:
         if not all(c.holds(span, ctx) for c in self.conditions):

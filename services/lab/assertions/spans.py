@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+import grpc
 from google.protobuf import json_format
 
 # The span fields a selector or predicate may name; anything else is an attribute key.
@@ -104,6 +105,45 @@ class SpanSet:
             node = self.parent(node)
 
 
+# ---- RPC attributes under both conventions ----
+#
+# opentelemetry-instrumentation-grpc 0.66b2 writes the old RPC attributes: rpc.system, rpc.service,
+# a short rpc.method and an integer rpc.grpc.status_code. Semantic conventions 1.40+ name them
+# rpc.system.name, a fully-qualified rpc.method ("racelab.v1.Authority/ApplyBatch") and
+# rpc.response.status_code (by name). Spans are read with both, so an assertion written in either
+# convention holds on traces from either instrumentation; `rpc.method` is the qualified name, and a
+# condition on it with a bare method name ("ApplyBatch") compares with the method part.
+
+GRPC_CODES = {code.value[0]: code.name for code in grpc.StatusCode}
+RPC_METHOD = "rpc.method"
+
+
+def rpc_conventions(attrs: dict[str, Any]) -> dict[str, Any]:
+    system = attrs.get("rpc.system.name", attrs.get("rpc.system"))
+    if system is None:
+        return attrs
+    out = {**attrs, "rpc.system": system, "rpc.system.name": system}
+    method, service = attrs.get(RPC_METHOD), attrs.get("rpc.service")
+    if isinstance(method, str) and "/" not in method and service:
+        out[RPC_METHOD] = f"{service}/{method}"
+    elif isinstance(method, str) and "/" in method and not service:
+        out["rpc.service"] = method.rpartition("/")[0]
+    code = attrs.get("rpc.grpc.status_code")
+    name = attrs.get("rpc.response.status_code")
+    if isinstance(code, int) and name is None:
+        out["rpc.response.status_code"] = GRPC_CODES.get(code, str(code))
+    elif isinstance(name, str) and code is None:
+        out["rpc.grpc.status_code"] = next((v for v, n in GRPC_CODES.items() if n == name), None)
+    return out
+
+
+def rpc_method_as_written(actual: Any, expected: Any) -> Any:
+    """The span's rpc.method in the form a condition names it: qualified, or the bare method."""
+    if isinstance(actual, str) and isinstance(expected, str) and "/" not in expected:
+        return actual.rpartition("/")[2]
+    return actual
+
+
 # ---- OTLP/JSON (the Collector's file exporter: one ExportTraceServiceRequest per line) ----
 
 def spans_from_otlp(data: Mapping[str, Any]) -> Iterator[Span]:
@@ -119,7 +159,7 @@ def spans_from_otlp(data: Mapping[str, Any]) -> Iterator[Span]:
                     parent_id=_hex_id(raw.get("parentSpanId", "")), name=raw.get("name", ""),
                     service=service, instance=instance,
                     start=int(raw.get("startTimeUnixNano", 0)), end=int(raw.get("endTimeUnixNano", 0)),
-                    attrs=_attributes(raw.get("attributes")),
+                    attrs=rpc_conventions(_attributes(raw.get("attributes"))),
                     status=_STATUS.get(int(raw.get("status", {}).get("code", 0)), "unset"),
                     kind=int(raw.get("kind", 0)),
                     events=tuple(SpanEvent(e.get("name", ""), int(e.get("timeUnixNano", 0)),
