@@ -431,6 +431,16 @@ GRPC = Dashboard(
                    [Q("histogram_quantile(0.5, sum by (le, job, grpc_method) (rate("
                       'racelab_grpc_server_handling_seconds_bucket{grpc_type="unary"}[$__rate_interval])))',
                       "{{job}} {{grpc_method}}")], unit="s")]),
+        (8, [Panel("Client call duration p99 by method (rpc.client.call.duration)",
+                   [Q(p99("rpc_client_call_duration_seconds", "job, rpc_method"), "{{job}} {{rpc_method}}",
+                      exemplar=True)], unit="s",
+                   description="OpenTelemetry's rpc.client.call.duration (semantic conventions 1.40+): what the "
+                   "caller waited, the network and the server's queue included. Exemplars lead to the client span."),
+             Panel("DNS lookup duration p99 by name and error (dns.lookup.duration)",
+                   [Q(p99("dns_lookup_duration_seconds", "dns_question_name, error_type"),
+                      "{{dns_question_name}} {{error_type}}", exemplar=True)], unit="s",
+                   description="The clients' lookups, cache hits included; error_type NODATA while the regional "
+                   "name answers empty.")]),
     ],
     annotations=[PHASES, OPERATORS])
 

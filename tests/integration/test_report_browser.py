@@ -98,7 +98,7 @@ def test_the_report_explains_and_draws_the_night(report, page):
         f"a plot without data: {plotted['rows']} ({plotted['titles']})"
     empty_frames = [d["id"] for d in plotted["drawn"] if d["paths"] == 0]
     assert not empty_frames, f"subplots drawn as empty frames: {empty_frames}"
-    tick = page.inner_text("#night .xtick")  # the shared axis reads simulated PDT, not UTC
+    tick = page.locator("#night .xtick text").first.text_content()  # the axis reads simulated PDT, not UTC
     assert tick[:2] in {"23", "00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12",
                         "13", "14", "15"}, tick
 
