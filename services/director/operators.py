@@ -42,8 +42,10 @@ from racelab.v1 import (authority_pb2, authority_pb2_grpc, dwfm_pb2, dwfm_pb2_gr
 from services.core import tree
 from services.core.invariants import resolves_empty
 from services.core.lock import lock_changes, read_lock
+from services.core.operators import (Action, ActionError, Params, RelaxEc2Throttle, RestartDwfmHosts, RestoreDns,
+                                     ThrottleDwfm, parse_action, parse_params)
 from services.core.plans import EndpointPlan, Plan
-from services.runtime.scenario import OPERATOR_ACTIONS, Scenario
+from services.runtime.scenario import Scenario
 from services.runtime.wire import batch_rejected_from_error, change_to_wire, plan_from_wire, snapshot_from_wire
 
 log = logging.getLogger("racelab.director")
@@ -56,18 +58,6 @@ RPC_TIMEOUT = 10.0  # wall seconds
 
 class ActionFailed(Exception):
     pass
-
-
-class UnknownAction(ValueError):
-    pass
-
-
-def action_name(name: str) -> str:
-    """"restore_dns" and "restore-dns" name the same action; unknown names raise UnknownAction."""
-    normal = name.strip().lower().replace("_", "-")
-    if normal not in OPERATOR_ACTIONS:
-        raise UnknownAction(f"unknown action {name!r}; known: {', '.join(sorted(OPERATOR_ACTIONS))}")
-    return normal
 
 
 @dataclass
@@ -132,18 +122,23 @@ class Operators:
 
     # ---- actions ----
 
-    async def perform(self, action: str, params: dict[str, str] | None = None,
+    async def perform(self, action: str | Action, params: Params | dict[str, str] | None = None,
                       scheduled_at: float | None = None) -> str:
-        action = action_name(action)
-        params = dict(params or {})
-        attrs = {"action": action}
+        """One action; `params` typed, or a request's strings (ActionError if they are not the action's)."""
+        action = parse_action(action)
+        attrs = {"action": str(action)}
         if scheduled_at is not None:
             attrs["scheduled_at"] = f"{scheduled_at:g}"
         with self.tracer.start_as_current_span("operator.action") as span:
             span.set_attribute("racelab.operator.action", action)
             self.count(action)
             try:
-                if action == "restore-dns":
+                if params is None or isinstance(params, dict):
+                    try:
+                        params = parse_params(action, params)
+                    except ActionError as exc:
+                        raise ActionFailed(str(exc)) from None
+                if isinstance(params, RestoreDns):
                     message = await self._restore_dns(params)
                 else:
                     message = await self._cascade_action(action, params)
@@ -156,55 +151,52 @@ class Operators:
 
     # ---- the cascade's actions: each one call to the service that owns the state ----
 
-    async def _cascade_action(self, action: str, params: dict[str, str]) -> str:
-        if action in ("disable-dns-automation", "enable-dns-automation"):
-            enabled = action.startswith("enable")
+    async def _cascade_action(self, action: Action, params: Params) -> str:
+        if action in (Action.DISABLE_DNS_AUTOMATION, Action.ENABLE_DNS_AUTOMATION):
+            enabled = action is Action.ENABLE_DNS_AUTOMATION
             await self._rpc(action, "the planner", self.planner.SetAutomation,
                             planner_pb2.SetAutomationRequest(enabled=enabled))
             return ("operators re-enabled DNS automation" if enabled else
                     "operators disabled DNS automation: no new plans, DNS frozen as it is")
-        if action in ("mitigate-internal", "restart-sqs-poller"):
+        if action in (Action.MITIGATE_INTERNAL, Action.RESTART_SQS_POLLER):
             reply = await self._rpc(action, "the workload", self._need(action, self.workload, "workload").Control,
-                                    workload_pb2.ControlRequest(action=action, params=params))
+                                    workload_pb2.ControlRequest(action=str(action)))
             return f"operators: {reply.message}"
-        if action in ("disable-nlb-failover", "enable-nlb-failover"):
-            enabled = action.startswith("enable")
+        if action in (Action.DISABLE_NLB_FAILOVER, Action.ENABLE_NLB_FAILOVER):
+            enabled = action is Action.ENABLE_NLB_FAILOVER
             await self._rpc(action, "the nlb service", self._need(action, self.nlb, "nlb").SetAutomaticFailover,
                             nlb_pb2.SetAutomaticFailoverRequest(enabled=enabled))
             return ("operators re-enabled NLB automatic AZ failover" if enabled else
                     "operators disabled NLB automatic AZ failover: every failed-over zone is back in DNS")
         dwfm = self._need(action, self.dwfm, "dwfm")
-        if action == "throttle-dwfm":
-            admit = _number(action, params, "admit_per_host_second", 0.11)
-            launches = _number(action, params, "launches_per_second", 0.5)
+        if isinstance(params, ThrottleDwfm):
             await self._rpc(action, "DWFM", dwfm.SetThrottle, dwfm_pb2.SetWorkflowThrottleRequest(
-                enabled=True, requests_per_second=admit, launches_per_second=launches))
-            message = (f"operators throttled DWFM: {admit:g} lease work items per host and {launches:g} launches "
-                       f"per simulated second")
-            if "propagations_per_second" in params:
-                rate = _number(action, params, "propagations_per_second", 0.0)
+                enabled=True, requests_per_second=params.admit_per_host_second,
+                launches_per_second=params.launches_per_second))
+            message = (f"operators throttled DWFM: {params.admit_per_host_second:g} lease work items per host and "
+                       f"{params.launches_per_second:g} launches per simulated second")
+            if params.propagations_per_second is not None:
+                rate = params.propagations_per_second
                 await self._rpc(action, "Network Manager", self._need(action, self.netmgr, "netmgr").SetThrottle,
                                 netmgr_pb2.SetPropagationThrottleRequest(enabled=True, requests_per_second=rate))
                 message += f", and network propagation to {rate:g} per simulated second"
             return message
-        if action == "restart-dwfm-hosts":
-            if "hosts" in params:
-                ids = [h.strip() for h in params["hosts"].split(",") if h.strip()]
-                request = dwfm_pb2.RestartHostsRequest(host_ids=dwfm_pb2.HostIds(ids=ids))
-            elif "count" in params:
-                request = dwfm_pb2.RestartHostsRequest(count=int(_number(action, params, "count", 0)))
+        if isinstance(params, RestartDwfmHosts):
+            if params.hosts:
+                request = dwfm_pb2.RestartHostsRequest(host_ids=dwfm_pb2.HostIds(ids=list(params.hosts)))
+            elif params.count is not None:
+                request = dwfm_pb2.RestartHostsRequest(count=params.count)
             else:
                 request = dwfm_pb2.RestartHostsRequest()
             reply = await self._rpc(action, "DWFM", dwfm.RestartHosts, request)
             return (f"operators restarted {len(reply.restarted_host_ids)} DWFM host(s) "
                     f"({', '.join(reply.restarted_host_ids)}): {reply.dropped_work_items} work items dropped")
-        if action == "relax-ec2-throttle":
-            over = _number(action, params, "over_seconds", 8820.0)
-            top = _number(action, params, "to_launches_per_second", 2.0)
+        if isinstance(params, RelaxEc2Throttle):
             reply = await self._rpc(action, "DWFM", dwfm.RelaxThrottle, dwfm_pb2.RelaxThrottleRequest(
-                relax_over_seconds=over, to_launches_per_second=top))
+                relax_over_seconds=params.over_seconds, to_launches_per_second=params.to_launches_per_second))
             return (f"operators started relaxing the EC2 launch throttle from {reply.launches_per_second:g} to "
-                    f"{top:g} launches per simulated second over {over / 3600:.1f} h, then none")
+                    f"{params.to_launches_per_second:g} launches per simulated second over "
+                    f"{params.over_seconds / 3600:.1f} h, then none")
         raise ActionFailed(f"{action} is not an action the operators can take here")
 
     @staticmethod
@@ -220,10 +212,10 @@ class Operators:
         except grpc.RpcError as exc:
             raise ActionFailed(f"{service} refused {action}: {_rpc_text(exc)}") from None
 
-    async def _restore_dns(self, params: dict[str, str]) -> str:
+    async def _restore_dns(self, params: RestoreDns) -> str:
         plan = await self._latest_plan()
-        only = params.get("endpoint")
-        endpoints = [ep for ep in plan.endpoints if not only or ep.endpoint == only.rstrip(".").lower()]
+        only = params.endpoint
+        endpoints = [ep for ep in plan.endpoints if not only or ep.endpoint == only]
         if not endpoints:
             raise ActionFailed(f"generation {plan.generation} has no endpoint {only!r}")
         restored, failed, healthy = [], [], []
@@ -317,18 +309,6 @@ class Operators:
             return await method(request, timeout=RPC_TIMEOUT)
         except grpc.RpcError as exc:
             raise ActionFailed(f"reading {zone}: {_rpc_text(exc)}") from None
-
-
-def _number(action: str, params: dict[str, str], name: str, default: float) -> float:
-    if name not in params:
-        return default
-    try:
-        value = float(params[name])
-    except ValueError:
-        raise ActionFailed(f"{action}: params.{name}: not a number: {params[name]!r}") from None
-    if not value > 0:
-        raise ActionFailed(f"{action}: params.{name}: must be positive, got {params[name]!r}")
-    return value
 
 
 def _rpc_text(exc: grpc.RpcError) -> str:

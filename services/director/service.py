@@ -13,10 +13,11 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from racelab.v1 import director_pb2, director_pb2_grpc
 from services.core.fixes import Fix
 from services.director.events import EventLog
-from services.director.operators import ActionFailed, Operators, UnknownAction, action_name
+from services.core.operators import Action, ActionError, parse_action, parse_params
+from services.director.operators import ActionFailed, Operators
 from services.director.phases import PHASE_NAMES, Timeline
 from services.runtime.clock import SimClock
-from services.runtime.scenario import OPERATOR_ACTIONS, Scenario
+from services.runtime.scenario import Scenario
 
 log = logging.getLogger("racelab.director")
 
@@ -37,8 +38,8 @@ class Metrics:
         self.phase = Gauge("racelab_phase_info", "The INCIDENT.md timeline row in effect (1) and the others (0)",
                            ["phase"], registry=registry)
         self.events = Counter("racelab_events", "Notable events recorded, by kind", ["kind"], registry=registry)
-        for action in sorted(OPERATOR_ACTIONS):
-            self.operator_actions.labels(action)
+        for action in Action:
+            self.operator_actions.labels(str(action))
 
 
 class Director:
@@ -131,11 +132,12 @@ class DirectorServicer(director_pb2_grpc.DirectorServicer):
 
     async def PerformAction(self, request, context):
         try:
-            action = action_name(request.action)
-        except UnknownAction as exc:
+            action = parse_action(request.action)
+            params = parse_params(action, dict(request.params))
+        except ActionError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            message = await self.director.operators.perform(action, dict(request.params))
+            message = await self.director.operators.perform(action, params)
         except ActionFailed as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return director_pb2.PerformActionResponse(message=message)

@@ -23,6 +23,7 @@ from services.core.dependents import Customers, SqsPoller
 from services.core.fixes import Fix
 from services.core.healthcheck import HealthChecker, Nlb
 from services.core.leases import Fleet, InsufficientCapacity, RequestLimitExceeded
+from services.core.operators import Action, Params, RelaxEc2Throttle, RestartDwfmHosts, ThrottleDwfm
 from services.core.propagation import Backlog, NEW, TERMINATED, admission_room
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import Scenario
@@ -178,22 +179,21 @@ def launch(c: Cascade, count_wanted: int, t: float, count) -> list[str]:
     return ids
 
 
-def apply_operator(c: Cascade, action: str, params: dict[str, str], t: float) -> bool:
+def apply_operator(c: Cascade, action: Action, params: Params, t: float) -> bool:
     """The operators' cascade actions on the core objects; returns True for mitigate-internal."""
-    if action == "throttle-dwfm":
-        c.fleet.throttle(float(params.get("admit_per_host_second", 0.11)),
-                         float(params.get("launches_per_second", 0.5)))
-    elif action == "restart-dwfm-hosts":
-        c.fleet.restart_hosts(int(params["count"]) if "count" in params else None)
-    elif action == "restart-sqs-poller":
+    if isinstance(params, ThrottleDwfm):
+        c.fleet.throttle(params.admit_per_host_second, params.launches_per_second)
+    elif isinstance(params, RestartDwfmHosts):
+        c.fleet.restart_hosts(params.count)
+    elif action is Action.RESTART_SQS_POLLER:
         c.poller.restart()
-    elif action == "disable-nlb-failover":
+    elif action is Action.DISABLE_NLB_FAILOVER:
         c.checker.set_automatic_failover(False, t)
-    elif action == "enable-nlb-failover":
+    elif action is Action.ENABLE_NLB_FAILOVER:
         c.checker.set_automatic_failover(True, t)
-    elif action == "relax-ec2-throttle":
-        c.fleet.relax(t, float(params.get("over_seconds", 8820)), float(params.get("to_launches_per_second", 2.0)))
-    return action == "mitigate-internal"
+    elif isinstance(params, RelaxEc2Throttle):
+        c.fleet.relax(t, params.over_seconds, params.to_launches_per_second)
+    return action is Action.MITIGATE_INTERNAL
 
 
 def record(out: TwinRun, c: Cascade, t: float, stats) -> None:

@@ -23,6 +23,7 @@ from services.core.healthcheck import NlbConfig
 from services.core.leases import DwfmConfig
 from services.core.propagation import PropagationConfig
 from services.core.fixes import Fix, UnknownFix, parse_fixes
+from services.core.operators import Action, ActionError, NoParams, Params, parse_action, parse_params
 from services.core.plans import DEFAULT_ENDPOINTS, Endpoint
 from services.runtime.clock import Schedule, ScheduleError, parse_pdt
 
@@ -47,8 +48,8 @@ class Condition:
 @dataclass(frozen=True)
 class OperatorAction:
     at: float  # simulated seconds since the epoch
-    action: str
-    params: dict[str, str]
+    action: Action
+    params: Params = NoParams()
 
 
 @dataclass(frozen=True)
@@ -80,19 +81,6 @@ class WorkloadSettings:
     requests_per_second: float = 20.0
     accounts: tuple[str, ...] = ("123456789012",)
     call_timeout_seconds: float = 2.0
-
-
-# INCIDENT.md §3, what people did; each is a scenario knob (its time, or left out).
-OPERATOR_ACTIONS = {
-    "restore-dns",  # 02:25 a healthy tree installed by hand
-    "mitigate-internal",  # 01:15 internal services (STS, IAM) reconnected another way
-    "throttle-dwfm",  # 04:14 incoming work throttled (params: admit_per_host_second, launches_per_second)
-    "restart-dwfm-hosts",  # 04:14 DWFM hosts restarted (params: count)
-    "restart-sqs-poller",  # 04:40 Lambda's SQS poller restored by hand
-    "disable-dns-automation", "enable-dns-automation",  # 05:38 DNS frozen
-    "disable-nlb-failover", "enable-nlb-failover",  # 09:36 / 14:09
-    "relax-ec2-throttle",  # 11:23 throttles relaxed step by step (params: over_seconds)
-}
 
 
 @dataclass(frozen=True)
@@ -189,11 +177,12 @@ def _build(r: "_Reader") -> Scenario:
         for c in r.sub_list("conditions"))
     operators = []
     for op in r.sub_list("operators"):
-        action = op.str("action")
-        if action not in OPERATOR_ACTIONS:
-            raise ScenarioError(f"{op.source}: action: unknown {action!r}; known: {', '.join(sorted(OPERATOR_ACTIONS))}")
-        operators.append(OperatorAction(_at(op.str("at"), epoch), action,
-                                        {k: str(v) for k, v in op.dict("params", default={}).items()}))
+        try:  # the actions and their parameters: services/core/operators.py
+            action = parse_action(op.str("action"))
+            params = parse_params(action, op.dict("params", default={}))
+        except ActionError as exc:
+            raise ScenarioError(f"{op.source}: {exc}") from None
+        operators.append(OperatorAction(_at(op.str("at"), epoch), action, params))
         op.done()
     scenario = Scenario(
         name=name,

@@ -117,8 +117,8 @@ async def test_every_scheduled_cascade_action_reaches_its_service(rig):
                      "RelaxThrottle", "SetAutomaticFailover"]
     throttle = rec.calls[1][1]
     params = next(op.params for op in SCENARIO.operators if op.action == "throttle-dwfm")
-    assert throttle.enabled and throttle.requests_per_second == pytest.approx(float(params["admit_per_host_second"]))
-    assert throttle.launches_per_second == pytest.approx(float(params["launches_per_second"]))
+    assert throttle.enabled and throttle.requests_per_second == pytest.approx(params.admit_per_host_second)
+    assert throttle.launches_per_second == pytest.approx(params.launches_per_second)
     assert rec.calls[2][1].WhichOneof("selection") is None  # every host
     assert [rec.calls[i][1].action for i in (0, 3)] == ["mitigate-internal", "restart-sqs-poller"]
     assert rec.calls[4][1].enabled is False
