@@ -23,8 +23,8 @@ from opentelemetry import trace
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from racelab.v1 import common_pb2, dwfm_pb2, dwfm_pb2_grpc, dynamodb_pb2, netmgr_pb2, netmgr_pb2_grpc
-from services.core.fixes import Fix
-from services.core.leases import Fleet, HostRound, InsufficientCapacity, RequestLimitExceeded
+from services.core.cascade import Watches, build_fleet
+from services.core.leases import HostRound, InsufficientCapacity, RequestLimitExceeded
 from services.core.plans import LEGACY_ENDPOINT
 from services.core.propagation import admission_room
 from services.runtime.ddbcall import OK, LoadBalancers, call_dynamodb
@@ -75,15 +75,14 @@ class Dwfm:
 
     # What a restart keeps (services/runtime/snapshot.py): the fleet with its leases, queues and
     # instances, and what is waiting for Network Manager. DNS caches and connections start afresh.
-    DURABLE = ("fleet", "reachable", "group_of", "outbox", "tokens", "_seen", "_window", "lease_state", "collapsed")
+    DURABLE = ("fleet", "reachable", "group_of", "outbox", "tokens", "_seen", "leases", "collapse")
 
     def __init__(self, scenario: Scenario, now: float, *, resolvers: Mapping[str, Resolver], lbs: LoadBalancers,
                  netmgr: netmgr_pb2_grpc.NetworkManagerStub | None, rng: random.Random,
                  registry: CollectorRegistry = REGISTRY, tracer: trace.Tracer | None = None,
                  publish: Callable[[str, str, Mapping[str, object]], None] = lambda kind, message, attrs: None,
                  restored: Mapping[str, object] | None = None):
-        self.fleet = Fleet(scenario.dwfm, now, queue_throttle=Fix.QUEUE_THROTTLE in scenario.fixes,
-                           rng=random.Random(f"{scenario.seed}/dwfm"))
+        self.fleet = build_fleet(scenario.dwfm, scenario.fixes, scenario.seed, now)
         missing = {h.name for h in self.fleet.hosts} - set(resolvers)
         if missing:
             raise ValueError(f"no resolver for host(s) {', '.join(sorted(missing))}")
@@ -102,9 +101,8 @@ class Dwfm:
         self.netmgr_waiting: int | None = None  # Network Manager's queue as last seen (queue-throttle only)
         self.tokens: collections.OrderedDict[str, dwfm_pb2.RunInstancesResponse] = collections.OrderedDict()
         self._seen = {"timeouts": 0, "established": 0, "expired": 0}
-        self._window: collections.deque[tuple[float, int, int]] = collections.deque()  # (sim, timeouts, established)
-        self.lease_state = "all"  # all | expiring | none
-        self.collapsed = False
+        watches = Watches.build(scenario.dwfm, scenario.nlb)  # the fleet's named states, judged in the core
+        self.leases, self.collapse = watches.leases, watches.collapse
         if restored:  # before the gauges below bind to the fleet
             self.__dict__.update({k: restored[k] for k in self.DURABLE})
         m = self.metrics
@@ -227,44 +225,14 @@ class Dwfm:
         self._watch_collapse(now, deltas["timeouts"], deltas["established"])
 
     def _watch_leases(self) -> None:
-        total = self.fleet.config.droplets
-        leased = self.fleet.leased()
-        state = "all" if leased == total else "none" if leased == 0 else "expiring"
-        if state == self.lease_state:
-            return
-        before, self.lease_state = self.lease_state, state
-        attrs = {"leased": leased, "droplets": total, "state": state}
-        if state == "expiring" and before == "all":
-            message = (f"droplet leases are expiring: {total - leased} of {total} droplets without a lease "
-                       f"(state checks cannot reach DynamoDB)")
-        elif state == "expiring":
-            message = f"leases coming back: {leased} of {total} droplets leased"
-        elif state == "none":
-            message = f"every droplet lease has expired: all {total} droplets refuse launches (insufficient capacity)"
-        else:
-            message = f"every droplet has a lease again ({total})"
-        self.publish("dwfm.leases", message, attrs)
+        change = self.leases.observe(self.fleet.leased(), self.fleet.config.droplets)
+        if change:
+            self.publish(change.kind, change.message, change.attrs)
 
     def _watch_collapse(self, now: float, timeouts: int, established: int) -> None:
-        window = self.fleet.config.state_check_interval_seconds
-        self._window.append((now, timeouts, established))
-        while self._window and self._window[0][0] < now - window:
-            self._window.popleft()
-        t = sum(x[1] for x in self._window)
-        e = sum(x[2] for x in self._window)
-        depth = self.fleet.queue_depth()
-        if not self.collapsed and t > 0 and e == 0:
-            self.collapsed = True
-            self.publish("dwfm.collapse",
-                         f"DWFM congestive collapse: {t} lease work items timed out and none finished in the last "
-                         f"{window / 60:.0f} min; {depth} waiting or in flight", {
-                             "state": "collapsed", "timeouts": t, "queue_depth": depth})
-        elif self.collapsed and e > 0:
-            self.collapsed = False
-            self.publish("dwfm.collapse",
-                         f"DWFM lease work is progressing again: {e} leases established in the last "
-                         f"{window / 60:.0f} min; {depth} waiting or in flight", {
-                             "state": "progressing", "established": e, "queue_depth": depth})
+        change = self.collapse.observe(now, timeouts, established, self.fleet.queue_depth())
+        if change:
+            self.publish(change.kind, change.message, change.attrs)
 
     # ---- launches ----
 

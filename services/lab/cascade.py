@@ -15,13 +15,12 @@ as long as one likes), and a check that the live run and the twin agree.
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from services.core.dependents import Customers, SqsPoller
-from services.core.fixes import Fix
-from services.core.healthcheck import HealthChecker, Nlb
+from services.core.cascade import Ec2Customers, derive, Watches, build_backlog, build_checker, build_fleet, build_poller
+from services.core.dependents import SqsPoller
+from services.core.healthcheck import HealthChecker
 from services.core.leases import Fleet, InsufficientCapacity, RequestLimitExceeded
 from services.core.operators import Action, Params, RelaxEc2Throttle, RestartDwfmHosts, ThrottleDwfm
 from services.core.propagation import Backlog, NEW, TERMINATED, admission_room
@@ -33,53 +32,44 @@ STEP = 30.0  # simulated seconds per step
 
 @dataclass
 class TwinRun:
-    """Time series under the live metrics' names: name -> [(sim, value)]."""
+    """Time series under the live metrics' names, name -> [(sim, value)], and events in the shape of
+    the director's log, (sim, kind, attributes), so the live run's readers read the twin's too."""
 
     series: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
-    events: list[tuple[float, str, str]] = field(default_factory=list)  # (sim, kind, message)
+    events: list[tuple[float, str, dict]] = field(default_factory=list)
 
     def add(self, name: str, sim: float, value: float) -> None:
         self.series[name].append((sim, value))
 
+    def event(self, sim: float, kind: str, message: str, **attrs: object) -> None:
+        self.events.append((sim, kind, {"message": message, **attrs}))
+
 
 @dataclass
 class Cascade:
-    """Every cascade object of one run, wired the way the live processes wire them."""
+    """Every cascade object of one run, built by services/core/cascade.py as the live processes build them."""
 
     scenario: Scenario
     fleet: Fleet
     backlog: Backlog
     checker: HealthChecker
-    customers: Customers
-    apps: dict[str, Customers]
-    app_instances: dict[str, list[str]]
+    customers: Ec2Customers
     poller: SqsPoller
-    zones: tuple[str, ...]
+    watches: Watches
 
     @classmethod
     def build(cls, scenario: Scenario, now: float = 0.0) -> "Cascade":
-        seed = scenario.seed
-        dep = scenario.dependents
-        fleet = Fleet(scenario.dwfm, now, queue_throttle=Fix.QUEUE_THROTTLE in scenario.fixes,
-                      rng=random.Random(f"{seed}/dwfm"))
-        backlog = Backlog(scenario.netmgr, now)
         zones = scenario.fleet.availability_zones
-        checker = HealthChecker(scenario.nlb, [Nlb(n, zones) for n in scenario.nlb.names], now,
-                                velocity_control=Fix.NLB_VELOCITY in scenario.fixes,
-                                rng=random.Random(f"{seed}/nlb"))
-        apps: dict[str, Customers] = {}
-        app_instances: dict[str, list[str]] = {}
-        for n in scenario.nlb.names:
-            ids = fleet.run_instances(dep.app_targets_per_zone * len(zones))
-            app_instances[n] = ids
-            for i, iid in enumerate(ids):
-                backlog.ready_at[iid] = now  # in service long before the night began
-                checker.register(n, iid, zones[i % len(zones)], "", in_service=True)
-            apps[n] = Customers(dep.app_churn_per_hour, dep.app_growth_per_hour, dep.launch_batch,
-                                random.Random(f"{seed}/{n}"), now)
-        customers = Customers(dep.churn_per_hour, dep.customer_growth_per_hour, dep.launch_batch * 4, random.Random(f"{seed}/ec2"), now)
-        return cls(scenario, fleet, backlog, checker, customers, apps, app_instances,
-                   SqsPoller(dep.sqs_wedge_after), zones)
+        fleet = build_fleet(scenario.dwfm, scenario.fixes, scenario.seed, now)
+        backlog = build_backlog(scenario.netmgr, now)
+        checker = build_checker(scenario.nlb, zones, scenario.fixes, scenario.seed, now)
+        customers = Ec2Customers.build(scenario.dependents, zones, list(scenario.nlb.names), scenario.seed, now)
+        for n in scenario.nlb.names:  # each app's standing targets, in service long before the night began
+            for iid in fleet.run_instances(customers.standing_targets):
+                backlog.ready_at[iid] = now
+                checker.register(n, iid, customers.place(n, iid), "", in_service=True)
+        return cls(scenario, fleet, backlog, checker, customers, build_poller(scenario.dependents),
+                   Watches.build(scenario.dwfm, scenario.nlb))
 
 
 def run_twin(scenario: Scenario, *, empty_at: str = "23:48", restored_at: str | None = "02:25",
@@ -90,7 +80,7 @@ def run_twin(scenario: Scenario, *, empty_at: str = "23:48", restored_at: str | 
     empty = parse_pdt(empty_at, epoch) if empty_at else None
     restored = parse_pdt(restored_at, epoch) if restored_at else None
     soa = scenario.dns.soa_ttl_seconds
-    rng = random.Random(f"{scenario.seed}/twin")
+    rng = derive(scenario.seed, "twin")
     c = Cascade.build(scenario, t0)
     out = TwinRun()
     sees_again: dict[str, float] = {}
@@ -100,7 +90,7 @@ def run_twin(scenario: Scenario, *, empty_at: str = "23:48", restored_at: str | 
             return True
         if restored is None or now < restored:
             return False
-        back = sees_again.setdefault(client, restored + random.Random(f"{scenario.seed}/{client}").uniform(0, soa))
+        back = sees_again.setdefault(client, restored + derive(scenario.seed, "twin", client).uniform(0, soa))
         return now >= back
 
     ops = sorted(scenario.operators, key=lambda o: o.at) if operators else []
@@ -112,11 +102,12 @@ def run_twin(scenario: Scenario, *, empty_at: str = "23:48", restored_at: str | 
         stats[dep][0] += int(ok)
         stats[dep][1] += 1
 
+    seen = {"timeouts": 0, "established": 0}
     while t <= end:
         while ops and ops[0].at <= t:
             op = ops.pop(0)
             mitigated = apply_operator(c, op.action, op.params, t) or mitigated
-            out.events.append((t, "operator.action", op.action))
+            out.event(t, "operator.action", str(op.action), action=str(op.action), result="done")
         tick = c.fleet.advance(t)
         for r in tick.rounds:
             ok = dynamodb_ok(r.host, t)
@@ -124,40 +115,45 @@ def run_twin(scenario: Scenario, *, empty_at: str = "23:48", restored_at: str | 
             count("dwfm_state_check", ok)
             if released:
                 c.backlog.add(released, TERMINATED, t)
-        # EC2 customers: churn and replacements.
-        demand = c.customers.advance(t, len(c.fleet.instances))
-        app_ids = {i for ids in c.app_instances.values() for i in ids}
+        timeouts, established = c.fleet.timeouts_total - seen["timeouts"], c.fleet.established_total - seen["established"]
+        seen = {"timeouts": c.fleet.timeouts_total, "established": c.fleet.established_total}
+        for change in (c.watches.leases.observe(c.fleet.leased(), c.fleet.config.droplets),
+                       c.watches.collapse.observe(t, timeouts, established, c.fleet.queue_depth())):
+            if change:
+                out.event(t, change.kind, change.message, **change.attrs)
+        # EC2 customers: the core's decisions, performed on the objects (the live workload performs them over gRPC).
+        step_ = c.customers.step(t, len(c.fleet.instances))
+        app_ids = {i for ids in c.customers.targets.values() for i in ids}
         general = [i for i in c.fleet.instances if i not in app_ids]
-        gone = rng.sample(general, min(demand.terminate, len(general)))
-        now_, _held = c.fleet.terminate(gone)
-        c.backlog.add(now_, TERMINATED, t)
-        for n in demand.launches:
-            c.customers.launched(len(launch(c, n, t, count)))
-        for name, app in c.apps.items():
-            ids = c.app_instances[name]
-            d = app.advance(t, len(ids))
-            for iid in rng.sample(ids, min(d.terminate, len(ids))):
-                ids.remove(iid)
+        gone = rng.sample(general, min(step_.terminate_general, len(general)))  # DWFM picks, live
+        for name, targets in step_.terminate_targets.items():
+            for iid in targets:
                 c.checker.deregister(name, iid)
-                now_, _ = c.fleet.terminate([iid])
-                c.backlog.add(now_, TERMINATED, t)
-            for n in d.launches:
-                new = launch(c, n, t, count)
-                app.launched(len(new))
-                for k, iid in enumerate(new):
-                    ids.append(iid)
-                    c.checker.register(name, iid, c.zones[(len(ids) + k) % len(c.zones)], "")
+            gone += targets
+        terminated, _held = c.fleet.terminate(gone)
+        c.backlog.add(terminated, TERMINATED, t)
+        for group, n in step_.launches:
+            new = launch(c, n, t, count)
+            c.customers.launched(group, len(new))
+            if group is not None:
+                for iid in new:
+                    c.checker.register(group, iid, c.customers.place(group, iid), "")
         c.backlog.advance(t)
         rnd = c.checker.advance(t, c.backlog.ready)
         for f in rnd.failovers:
-            out.events.append((t, "nlb.failover", f"{f.nlb} {f.zone} {f.action}"))
+            out.event(t, "nlb.failover", f"{f.nlb} {f.zone} {f.action}", nlb=f.nlb, zone=f.zone, action=f.action)
+        for x in rnd.transitions:
+            if x.flapped:
+                c.watches.flaps.flipped(x.nlb, t)
+        for change in c.watches.flaps.observe(t):
+            out.event(t, change.kind, change.message, **change.attrs)
         # Dependents, one sample each per step.
         dyn = dynamodb_ok("dynamodb-client", t)
         count("legacy", dyn)
         count("lambda_update", dynamodb_ok("lambda", t))
         poll_ok = not c.poller.wedged and dynamodb_ok("lambda-sqs", t)
         if c.poller.record(poll_ok):
-            out.events.append((t, "dependent.errors", "lambda SQS poller wedged"))
+            out.event(t, "dependent.errors", "lambda SQS poller wedged", dependent="lambda_sqs", state="wedged")
         count("lambda_sqs", poll_ok)
         sts_backend = mitigated or dynamodb_ok("sts", t)
         count("sts", sts_backend and c.checker.connect("sts-nlb", None, c.backlog.ready, rng) == "ok")

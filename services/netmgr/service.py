@@ -15,7 +15,8 @@ from opentelemetry import trace
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from racelab.v1 import common_pb2, netmgr_pb2, netmgr_pb2_grpc
-from services.core.propagation import NEW, TERMINATED, Backlog, PropagationConfig
+from services.core.cascade import build_backlog
+from services.core.propagation import NEW, TERMINATED, PropagationConfig
 
 log = logging.getLogger("racelab.netmgr")
 
@@ -48,7 +49,7 @@ class NetworkManager:
                  tracer: trace.Tracer | None = None,
                  publish: Callable[[str, str, Mapping[str, object]], None] = lambda kind, message, attrs: None,
                  restored: Mapping[str, object] | None = None):
-        self.backlog = Backlog(config, now)
+        self.backlog = build_backlog(config, now)
         self.metrics = Metrics(registry)
         self.tracer = tracer or trace.get_tracer("racelab.netmgr")
         self.publish = publish

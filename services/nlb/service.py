@@ -11,7 +11,6 @@ batch for every NLB that changed, and never to an empty set.
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
 from typing import Callable, Mapping
@@ -21,8 +20,8 @@ from opentelemetry import trace
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from racelab.v1 import authority_pb2, authority_pb2_grpc, netmgr_pb2, netmgr_pb2_grpc, nlb_pb2, nlb_pb2_grpc
-from services.core.fixes import Fix
-from services.core.healthcheck import HEALTHY, INITIAL, UNHEALTHY, HealthChecker, Nlb
+from services.core.cascade import Watches, build_checker
+from services.core.healthcheck import HEALTHY, INITIAL, UNHEALTHY, Nlb
 from services.core.nlbdns import NLB_ZONE, node_addresses, record_set
 from services.core.records import upsert
 from services.runtime.scenario import Scenario
@@ -32,8 +31,6 @@ log = logging.getLogger("racelab.nlb")
 
 RPC_TIMEOUT = 2.0  # wall seconds
 MAX_TRANSITION_SPANS = 50  # per tick: flapping can flip hundreds of targets at once
-FLAP_WINDOW_SECONDS = 600.0  # simulated: flips counted over this long for nlb.flapping
-FLAP_EVENT_THRESHOLD = 10  # flips in the window that make an NLB "flapping"
 STATES = {INITIAL: nlb_pb2.INITIAL, HEALTHY: nlb_pb2.HEALTHY, UNHEALTHY: nlb_pb2.UNHEALTHY}
 
 
@@ -62,7 +59,7 @@ class NlbService:
 
     # What a restart keeps (services/runtime/snapshot.py): the targets and their health, the zones
     # in service and in DNS, the checker's backlog, failover on or off.
-    DURABLE = ("checker", "ready", "published", "last_checked", "_flips", "flapping")
+    DURABLE = ("checker", "ready", "published", "last_checked", "flaps")
 
     def __init__(self, scenario: Scenario, now: float, *, netmgr: netmgr_pb2_grpc.NetworkManagerStub | None,
                  authority: authority_pb2_grpc.RouteControlStub | None, rng: random.Random,
@@ -71,9 +68,7 @@ class NlbService:
                  restored: Mapping[str, object] | None = None):
         zones = scenario.fleet.availability_zones
         self.zones = zones
-        self.checker = HealthChecker(scenario.nlb, [Nlb(n, zones) for n in scenario.nlb.names], now,
-                                     velocity_control=Fix.NLB_VELOCITY in scenario.fixes,
-                                     rng=random.Random(f"{scenario.seed}/nlb"))
+        self.checker = build_checker(scenario.nlb, zones, scenario.fixes, scenario.seed, now)
         self.nodes = node_addresses(tuple(scenario.nlb.names), zones)
         self.zone_of = {(n, a): z for (n, z), a in self.nodes.items()}
         self.netmgr = netmgr
@@ -85,8 +80,7 @@ class NlbService:
         self.ready: set[str] = set()  # targets with network, as of this tick's answer from Network Manager
         self.published: dict[str, tuple[str, ...]] = {}  # nlb -> zones its DNS record lists
         self.last_checked = 0.0
-        self._flips: dict[str, collections.deque[float]] = {n: collections.deque() for n in self.checker.nlbs}
-        self.flapping: set[str] = set()
+        self.flaps = Watches.build(scenario.dwfm, scenario.nlb).flaps  # judged in the core, as in the twin
         if restored:  # before the gauges below bind to the checker's NLBs
             self.__dict__.update({k: restored[k] for k in self.DURABLE})
         m = self.metrics
@@ -134,8 +128,9 @@ class NlbService:
         for x in rnd.transitions:
             if x.flapped:
                 m.transitions.labels(x.nlb).inc()
-                self._flips[x.nlb].append(now)
-        self._watch_flapping(now)
+                self.flaps.flipped(x.nlb, now)
+        for change in self.flaps.observe(now):
+            self.publish(change.kind, change.message, change.attrs)
         self._failovers(rnd.failovers)
         await self.sync_dns()
 
@@ -169,19 +164,6 @@ class NlbService:
                 message = f"{f.zone} back in {f.nlb}'s DNS; {left} zone(s) in service"
             self.publish("nlb.failover", message, {"nlb": f.nlb, "zone": f.zone, "action": f.action,
                                                    "delay_seconds": f"{f.delay:.0f}"})
-
-    def _watch_flapping(self, now: float) -> None:
-        for name, flips in self._flips.items():
-            while flips and flips[0] < now - FLAP_WINDOW_SECONDS:
-                flips.popleft()
-            if name not in self.flapping and len(flips) >= FLAP_EVENT_THRESHOLD:
-                self.flapping.add(name)
-                self.publish("nlb.flapping", f"{name} targets are flapping: {len(flips)} healthy<->unhealthy flips "
-                             f"in the last {FLAP_WINDOW_SECONDS / 60:.0f} min (targets without network pass some "
-                             f"checks)", {"nlb": name, "state": "flapping", "flips": len(flips)})
-            elif name in self.flapping and not flips:
-                self.flapping.discard(name)
-                self.publish("nlb.flapping", f"{name} targets stopped flapping", {"nlb": name, "state": "steady"})
 
     # ---- DNS ----
 

@@ -26,7 +26,6 @@ Calls are open loop at CALLS_PER_SECOND per dependent per WALL second, each a
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import random
 import time
@@ -38,7 +37,7 @@ from opentelemetry import trace
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from racelab.v1 import dwfm_pb2, dwfm_pb2_grpc, dynamodb_pb2, nlb_pb2, nlb_pb2_grpc, workload_pb2
-from services.core.dependents import Customers, SqsPoller
+from services.core.cascade import Ec2Customers, build_poller
 from services.core.nlbdns import nlb_name
 from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT
 from services.runtime.ddbcall import OK, LoadBalancers, call_dynamodb
@@ -106,18 +105,12 @@ class Dependents:
         self.resolvers = {d: resolver_for(d) for d in self.active if d != "ec2_launch"}
         self.sts_front_door = nlb is not None and STS_NLB in nlbs
         self.stats = {d: KindStats() for d in self.active}
-        self.poller = SqsPoller(scenario.dependents.sqs_wedge_after)
+        self.poller = build_poller(scenario.dependents)
         self.mitigated = False  # internal callers use the dual-stack name
-        dep = scenario.dependents
-        now = sim_now()
-        seed = scenario.seed
-        self.customers = Customers(dep.churn_per_hour, dep.customer_growth_per_hour, dep.launch_batch * 4,
-                                   random.Random(f"{seed}/ec2"), now)
         self.app_nlbs = [n for n in scenario.nlb.names if nlb is not None and dwfm is not None]
-        self.apps = {n: Customers(dep.app_churn_per_hour, dep.app_growth_per_hour, dep.launch_batch,
-                                  random.Random(f"{seed}/{n}"), now) for n in self.app_nlbs}
-        self.app_instances: dict[str, list[str]] = {n: [] for n in self.app_nlbs}
-        self._placed = collections.Counter()  # per NLB: instances placed so far, for round-robin zones
+        # The EC2 customers' decisions (churn, launches, where targets go) are the core's, as in the twin.
+        self.customers = Ec2Customers.build(scenario.dependents, scenario.fleet.availability_zones, self.app_nlbs,
+                                            scenario.seed, sim_now())
         self._in_flight: dict[str, set[asyncio.Task]] = {d: set() for d in self.active}
         for d in self.active:
             for result in RESULTS:
@@ -127,8 +120,7 @@ class Dependents:
 
     async def start(self, stopping: asyncio.Event) -> None:
         """Launch each NLB app's standing targets and register them, in service (the twin does the same)."""
-        zones = self.scenario.fleet.availability_zones
-        count = self.scenario.dependents.app_targets_per_zone * len(zones)
+        count = self.customers.standing_targets
         for name in self.app_nlbs:
             while not stopping.is_set():
                 try:
@@ -137,8 +129,8 @@ class Dependents:
                     if reply.error:
                         raise RuntimeError(reply.error_message)
                     for iid in reply.instance_ids:
-                        await self._register(name, iid, in_service=True)
-                    self.app_instances[name] = list(reply.instance_ids)
+                        if iid not in self.customers.targets[name]:  # a retry after a partial registration
+                            await self._register(name, iid, in_service=True)
                     log.info("%s: %d standing targets launched and registered", name, len(reply.instance_ids))
                     break
                 except (grpc.RpcError, RuntimeError) as exc:
@@ -146,12 +138,14 @@ class Dependents:
                     await _wait(stopping, 1.0)
 
     async def _register(self, name: str, iid: str, in_service: bool = False) -> None:
-        zones = self.scenario.fleet.availability_zones
-        zone = zones[self._placed[name] % len(zones)]
-        self._placed[name] += 1
-        await self.nlb.RegisterTarget(nlb_pb2.RegisterTargetRequest(
-            nlb_id=name, instance_id=iid, address=f"{iid}:80", availability_zone=zone, in_service=in_service),
-            timeout=5)
+        zone = self.customers.place(name, iid)
+        try:
+            await self.nlb.RegisterTarget(nlb_pb2.RegisterTargetRequest(
+                nlb_id=name, instance_id=iid, address=f"{iid}:80", availability_zone=zone, in_service=in_service),
+                timeout=5)
+        except grpc.RpcError:
+            self.customers.targets[name].remove(iid)  # not a target of the app until registered
+            raise
 
     # ---- running ----
 
@@ -287,27 +281,21 @@ class Dependents:
         """Churn for every group, then the launch calls each group makes in the simulated time since the last tick."""
         now = self.sim_now()
         fleet = await self.dwfm.DescribeFleet(dwfm_pb2.DescribeFleetRequest(), timeout=2)
-        wants: list[tuple[str | None, int]] = []
-        demand = self.customers.advance(now, fleet.instances_running)
-        if demand.terminate:
-            await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(count=demand.terminate), timeout=2)
-        wants.extend((None, n) for n in demand.launches)
-        for name, app in self.apps.items():
-            ids = self.app_instances[name]
-            d = app.advance(now, len(ids))
-            gone = self.rng.sample(ids, min(d.terminate, len(ids)))
+        step = self.customers.step(now, fleet.instances_running)
+        if step.terminate_general:
+            await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(count=step.terminate_general),
+                                               timeout=2)
+        for name, gone in step.terminate_targets.items():
             for iid in gone:
-                ids.remove(iid)
                 try:
                     await self.nlb.DeregisterTarget(nlb_pb2.DeregisterTargetRequest(nlb_id=name, instance_id=iid),
                                                     timeout=2)
                 except grpc.RpcError as exc:
                     if exc.code() is not grpc.StatusCode.NOT_FOUND:
                         raise
-            if gone:
-                await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(
-                    instance_ids=dwfm_pb2.InstanceIds(ids=gone)), timeout=2)
-            wants.extend((name, n) for n in d.launches)
+            await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(
+                instance_ids=dwfm_pb2.InstanceIds(ids=gone)), timeout=2)
+        wants = step.launches
         for group, count in wants:
             await self._traced("ec2_launch", lambda: self._launch(group, count))
 
@@ -319,12 +307,9 @@ class Dependents:
             return "error", f"dwfm: {_text(exc)}"
         if reply.error:
             return RUN_ERRORS.get(reply.error, "error"), reply.error_message
-        if group is None:
-            self.customers.launched(len(reply.instance_ids))
-        else:
-            self.apps[group].launched(len(reply.instance_ids))
+        self.customers.launched(group, len(reply.instance_ids))
+        if group is not None:
             for iid in reply.instance_ids:
-                self.app_instances[group].append(iid)
                 await self._register(group, iid)
         return OK, ""
 

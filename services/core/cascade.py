@@ -1,0 +1,124 @@
+"""The cascade's composition, once: every cascade object built from typed config, the fixes and
+one seed deriver, and the EC2 customers' step that decides what to launch and terminate.
+
+The live dwfm, netmgr, nlb and workload services build their objects here and only perform the
+I/O (gRPC, DNS, DynamoDB); the cascade's twin builds the very same objects here and performs the
+same decisions on them in one process. Nothing here imports above the core.
+
+Seeds: one tree. `derive(seed, "dwfm")` is the DWFM fleet's generator, `derive(seed, "nlb")` the
+health checker's, `derive(seed, "customers", name)` a customer group's, and so on: every random
+choice of a run comes from the scenario's one seed through a path that names who makes it, live
+and simulated alike (TigerBeetle's VOPR derives its generators the same way).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from services.core.dependents import Customers, DependentsConfig, SqsPoller
+from services.core.detectors import CollapseWatch, FlapWatch, LeaseWatch
+from services.core.fixes import Fix
+from services.core.healthcheck import HealthChecker, Nlb, NlbConfig
+from services.core.leases import DwfmConfig, Fleet
+from services.core.propagation import Backlog, PropagationConfig
+
+
+def derive(seed: int, *path: str) -> random.Random:
+    """The generator of whoever `path` names, from the run's one seed."""
+    return random.Random("/".join((str(seed), *path)))
+
+
+def build_fleet(config: DwfmConfig, fixes: frozenset[Fix], seed: int, now: float) -> Fleet:
+    return Fleet(config, now, queue_throttle=Fix.QUEUE_THROTTLE in fixes, rng=derive(seed, "dwfm"))
+
+
+def build_backlog(config: PropagationConfig, now: float) -> Backlog:
+    return Backlog(config, now)
+
+
+def build_checker(config: NlbConfig, zones: tuple[str, ...], fixes: frozenset[Fix], seed: int,
+                  now: float) -> HealthChecker:
+    return HealthChecker(config, [Nlb(n, zones) for n in config.names], now,
+                         velocity_control=Fix.NLB_VELOCITY in fixes, rng=derive(seed, "nlb"))
+
+
+def build_poller(config: DependentsConfig) -> SqsPoller:
+    return SqsPoller(config.sqs_wedge_after)
+
+
+@dataclass
+class Watches:
+    """The cascade's named states (core/detectors.py): dwfm judges leases and collapse, nlb flapping."""
+
+    leases: LeaseWatch
+    collapse: CollapseWatch
+    flaps: FlapWatch
+
+    @classmethod
+    def build(cls, dwfm: DwfmConfig, nlb: NlbConfig) -> "Watches":
+        return cls(LeaseWatch(), CollapseWatch(dwfm.state_check_interval_seconds), FlapWatch(tuple(nlb.names)))
+
+
+@dataclass
+class CustomerStep:
+    """What the EC2 customers do in one step: terminate some of the general fleet (DWFM picks
+    which), terminate chosen app targets (deregistered from their NLB first), and launch."""
+
+    terminate_general: int
+    terminate_targets: dict[str, list[str]]  # NLB -> its instances to deregister and terminate
+    launches: list[tuple[str | None, int]]  # (NLB app, or None for the general customers; instances)
+
+
+@dataclass
+class Ec2Customers:
+    """The general EC2 customers and each NLB app's customers: their churn, their launches, and
+    where each app's new targets go (round-robin over the zones)."""
+
+    config: DependentsConfig
+    zones: tuple[str, ...]
+    general: Customers
+    apps: dict[str, Customers]
+    targets: dict[str, list[str]] = field(default_factory=dict)  # NLB -> its app's instances
+    placed: Counter = field(default_factory=Counter)  # NLB -> targets placed so far
+    rng: random.Random = field(default_factory=random.Random)
+
+    @classmethod
+    def build(cls, config: DependentsConfig, zones: tuple[str, ...], app_nlbs: list[str], seed: int,
+              now: float) -> "Ec2Customers":
+        general = Customers(config.churn_per_hour, config.customer_growth_per_hour, config.launch_batch * 4,
+                            derive(seed, "customers", "ec2"), now)
+        apps = {n: Customers(config.app_churn_per_hour, config.app_growth_per_hour, config.launch_batch,
+                             derive(seed, "customers", n), now) for n in app_nlbs}
+        return cls(config, zones, general, apps, {n: [] for n in app_nlbs}, rng=derive(seed, "customers", "churn"))
+
+    @property
+    def standing_targets(self) -> int:
+        """Targets each NLB app has from the start (in service long before the night began)."""
+        return self.config.app_targets_per_zone * len(self.zones)
+
+    def place(self, nlb: str, instance: str) -> str:
+        """The zone of a new target of `nlb`, which joins the app's instances."""
+        zone = self.zones[self.placed[nlb] % len(self.zones)]
+        self.placed[nlb] += 1
+        self.targets[nlb].append(instance)
+        return zone
+
+    def step(self, now: float, running: int) -> CustomerStep:
+        demand = self.general.advance(now, running)
+        launches: list[tuple[str | None, int]] = [(None, n) for n in demand.launches]
+        gone: dict[str, list[str]] = {}
+        for name, app in self.apps.items():
+            ids = self.targets[name]
+            d = app.advance(now, len(ids))
+            chosen = self.rng.sample(ids, min(d.terminate, len(ids)))
+            for iid in chosen:
+                ids.remove(iid)
+            if chosen:
+                gone[name] = chosen
+            launches.extend((name, n) for n in d.launches)
+        return CustomerStep(demand.terminate, gone, launches)
+
+    def launched(self, group: str | None, count: int) -> None:
+        (self.general if group is None else self.apps[group]).launched(count)
