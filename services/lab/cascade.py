@@ -2,9 +2,10 @@
 nlb and workload processes run, stepped in simulated time in one process.
 
 What the live replica gets from real DNS - when each client could reach
-DynamoDB - the twin takes as input: the regional name is empty from `empty_at`
-until `restored_at`, and each client, which caches the negative answer for
-the SOA's TTL, sees it again somewhere in the following `soa_ttl` seconds.
+DynamoDB - the twin takes as input: the regional name is empty during the
+outages it is given (a live run's measured window, or those the race twin
+produced), and each client, which caches the negative answer for the SOA's
+TTL, sees it again somewhere in the following `soa_ttl` seconds.
 Everything after that (leases, the collapse, the backlog, the flapping, the
 failovers, the dependents' errors) comes out of the core objects.
 
@@ -72,30 +73,42 @@ class Cascade:
                    Watches.build(scenario.dwfm, scenario.nlb))
 
 
-def run_twin(scenario: Scenario, *, empty_at: str = "23:48", restored_at: str | None = "02:25",
-             until: str | float = "14:30", operators: bool = True, step: float = STEP) -> TwinRun:
-    epoch = scenario.epoch
-    t0 = 0.0
-    end = parse_pdt(until, epoch) if isinstance(until, str) else float(until)
-    empty = parse_pdt(empty_at, epoch) if empty_at else None
-    restored = parse_pdt(restored_at, epoch) if restored_at else None
+Outage = tuple[float, float | None]  # the regional name empty from, until (simulated s); None: not by itself
+
+
+def incident_outage(scenario: Scenario) -> list[Outage]:
+    """2025's: empty from 23:48 until the operators' 02:25 repair (INCIDENT.md §3)."""
+    return [(parse_pdt("23:48", scenario.epoch), None)]
+
+
+def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: str | float = "14:30",
+             operators: bool = True, step: float = STEP) -> TwinRun:
+    """The cascade stepped every `step` simulated seconds while the regional name is empty during
+    `outages` (default: 2025's). An outage without an end lasts until the scenario's restore-dns."""
+    end = parse_pdt(until, scenario.epoch) if isinstance(until, str) else float(until)
+    repair = next((o.at for o in scenario.operators if o.action == Action.RESTORE_DNS), None) if operators else None
+    windows = [(a, b if b is not None else repair if repair is not None else float("inf"))
+               for a, b in (incident_outage(scenario) if outages is None else outages)]
     soa = scenario.dns.soa_ttl_seconds
     rng = derive(scenario.seed, "twin")
-    c = Cascade.build(scenario, t0)
+    c = Cascade.build(scenario, 0.0)
     out = TwinRun()
-    sees_again: dict[str, float] = {}
+    sees_again: dict[tuple[str, int], float] = {}
 
     def dynamodb_ok(client: str, now: float) -> bool:
-        if empty is None or now < empty:
-            return True
-        if restored is None or now < restored:
-            return False
-        back = sees_again.setdefault(client, restored + derive(scenario.seed, "twin", client).uniform(0, soa))
-        return now >= back
+        """Out from an outage's start until, after its end, the client's cached NODATA (at most the
+        SOA's TTL) runs out."""
+        for i, (a, b) in enumerate(windows):
+            if a <= now:
+                back = sees_again.setdefault((client, i), b + derive(scenario.seed, "twin", client, str(i))
+                                             .uniform(0, soa))
+                if now < back:
+                    return False
+        return True
 
     ops = sorted(scenario.operators, key=lambda o: o.at) if operators else []
     mitigated = False
-    t = t0
+    t = 0.0
     stats: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # dependent -> [ok, total] this step
 
     def count(dep: str, ok: bool) -> None:

@@ -12,7 +12,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from services.core.fixes import Fix
+from services.core.fixes import RACE_FIXES, Fix
+from services.core.operators import Action
+from services.core.plans import LEGACY_ENDPOINT
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import Scenario
 
@@ -192,32 +194,67 @@ def impact_minutes(points: Points, step: float) -> float:
 @dataclass
 class WhatIf:
     label: str
-    minutes: dict[str, float]  # dependent -> minutes of impact
-    dwfm_recovered: bool
+    minutes: dict[str, float]  # dependent -> minutes of impact (a mean, over the race twin's schedules)
+    dwfm_recovered: bool  # in every schedule the row ran
+    source: str  # where the row's outage came from
 
 
-def what_if(scenario: Scenario, *, until: str = "14:30", no_operators_hours: float = 48.0) -> list[WhatIf]:
-    """The twin, once as in 2025 and once per remediation; and without the operators' DWFM
-    throttle and restart, run on for `no_operators_hours` simulated hours after the epoch."""
+RACE_TWIN_SCHEDULES = 3  # per race-fix row: the run's seed and the next ones
+
+
+def race_outages(scenario: Scenario, fixes: frozenset[Fix], seeds: range) -> list[list[tuple[float, float | None]]]:
+    """The regional name's empty windows in the race twin (services/lab/sim.py, the same enactor
+    core as the live run) with `fixes`, one list per seed. A window still open when the race twin
+    stops has no end: it lasts until the operators' repair."""
+    from services.lab.sim import run_schedule, world_from_scenario
+    config = world_from_scenario(scenario)
+    out = []
+    for seed in seeds:
+        r = run_schedule(seed, config, fixes)
+        out.append([(a, None if b >= r.ended_at else b) for endpoint, a, b in r.empty_windows
+                    if endpoint == LEGACY_ENDPOINT])
+    return out
+
+
+def what_if(scenario: Scenario, outage: list[tuple[float, float | None]] | None = None, *, until: str = "14:30",
+            no_operators_hours: float = 48.0, schedules: int = RACE_TWIN_SCHEDULES) -> list[WhatIf]:
+    """Minutes of impact per dependent, every row from the same core. The cascade rows start and end
+    the outage where this run measured it (`outage`; None: 2025's 23:48-02:25). Each race-fix row
+    runs the race twin with that fix over `schedules` seeds from the run's, and feeds the cascade
+    twin the outages each schedule produced."""
     from services.lab.cascade import STEP, run_twin
-
-    def one(label: str, sc: Scenario, empty_at: str | None = "23:48", end: str | float = until) -> WhatIf:
-        out = run_twin(sc, empty_at=empty_at, until=end)
-        minutes = {d: impact_minutes(out.series.get(f"racelab_dependent_success_ratio:{d}", []), STEP)
-                   for d in DEPENDENTS}
-        expired = out.series.get("racelab_dwfm_droplets:expired", [])
-        return WhatIf(label, minutes, bool(expired) and expired[-1][1] == 0)
-
     base = scenario.with_overrides(fixes=frozenset())
-    rows = [one("as in October 2025", base)]
-    # Any one race fix keeps the regional name answering, so nothing downstream starts.
-    rows.append(one("race fixes (fencing / protect-active / heal-rollback)", base, empty_at=None))
+    measured = "this run's outage" if outage is not None else "2025's outage (23:48-02:25)"
+    cache: dict[tuple, tuple[dict[str, float], bool]] = {}
+
+    def cascade(sc: Scenario, outages, end: str | float = until) -> tuple[dict[str, float], bool]:
+        key = (sc.fixes, sc.operators, tuple(outages) if outages is not None else None, end)
+        if key not in cache:  # the twin is deterministic: the same outages give the same minutes
+            out = run_twin(sc, outages=outages, until=end)
+            minutes = {d: impact_minutes(out.series.get(f"racelab_dependent_success_ratio:{d}", []), STEP)
+                       for d in DEPENDENTS}
+            expired = out.series.get("racelab_dwfm_droplets:expired", [])
+            cache[key] = minutes, bool(expired) and expired[-1][1] == 0
+        return cache[key]
+
+    rows = [WhatIf("as in October 2025", *cascade(base, outage), measured)]
+    seeds = range(scenario.seed, scenario.seed + schedules)
+    for label, fixes in [(f.value, frozenset({f})) for f in sorted(RACE_FIXES, key=lambda f: f.value)] + \
+            [("all race fixes", RACE_FIXES)]:
+        produced = race_outages(base, fixes, seeds)
+        runs = [cascade(base, o) for o in produced]  # race fixes change nothing downstream of DNS
+        emptied = sum(1 for o in produced if o)
+        rows.append(WhatIf(label, {d: sum(m[d] for m, _ in runs) / len(runs) for d in DEPENDENTS},
+                           all(ok for _, ok in runs),
+                           f"race twin, seeds {seeds.start}-{seeds.stop - 1}: the name emptied in {emptied} of "
+                           f"{len(produced)} ({sum(len(o) for o in produced)} windows)"))
     for fix in (Fix.QUEUE_THROTTLE, Fix.NLB_VELOCITY):
-        rows.append(one(f"{fix.value}: {fix.summary}", base.with_overrides(fixes=frozenset({fix}))))
-    without = dataclasses.replace(base, operators=tuple(o for o in base.operators
-                                                        if o.action not in ("throttle-dwfm", "restart-dwfm-hosts")))
-    rows.append(one(f"no DWFM throttle and restart (ran {no_operators_hours:g} h)", without,
-                    end=no_operators_hours * 3600))
+        rows.append(WhatIf(f"{fix.value}: {fix.summary}", *cascade(base.with_overrides(fixes=frozenset({fix})), outage),
+                           measured))
+    without = dataclasses.replace(base, operators=tuple(o for o in base.operators if o.action not in (
+        Action.THROTTLE_DWFM, Action.RESTART_DWFM_HOSTS)))
+    rows.append(WhatIf(f"no DWFM throttle and restart (ran {no_operators_hours:g} h)",
+                       *cascade(without, outage, no_operators_hours * 3600), measured))
     return rows
 
 

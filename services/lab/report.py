@@ -77,7 +77,8 @@ def rewrite_report(run_dir: Path, what_if: bool = False) -> Path:
         scenario = parse_scenario((run_dir / "scenario.yaml").read_text(), str(run_dir / "scenario.yaml"))
     except (json.JSONDecodeError, ScenarioError) as exc:
         raise ValueError(str(exc)) from None
-    rows = twin(scenario.with_overrides(seed=summary.get("seed"))) if what_if else None
+    windows = [(w["from_sim"], w["until_sim"]) for w in summary.get("empty_windows", [])]
+    rows = twin(scenario.with_overrides(seed=summary.get("seed")), windows) if what_if else None
     return write_report(run_dir, scenario, load_series(run_dir / "metrics.jsonl"), summary,
                         summary["wall_start"], rows)
 
@@ -230,13 +231,16 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
                    "leaves them out.</p>")
     if what_if:
         deps = list(what_if[0].minutes)
-        out.append("<h2>What if: minutes of impact per dependent (the cascade's twin, same core objects)</h2>"
-                   "<table><tr><th>run</th>" + "".join(f"<th>{d}</th>" for d in deps)
-                   + "<th>DWFM recovered</th></tr>")
+        out.append("<h2>What if: minutes of impact per dependent (the race twin and the cascade twin, the same "
+                   "core as this run)</h2><table><tr><th>run</th>" + "".join(f"<th>{d}</th>" for d in deps)
+                   + "<th>DWFM recovered</th><th>outage from</th></tr>")
         for w in what_if:
             out.append(f"<tr><td>{html.escape(w.label)}</td>" + "".join(f"<td>{w.minutes[d]:.0f}</td>" for d in deps)
-                       + f"<td>{'yes' if w.dwfm_recovered else 'NEVER'}</td></tr>")
-        out.append("</table><p>Impact: simulated minutes under a 90% success ratio, 23:30-14:30 PDT. "
-                   "The twin takes the DNS outage as input (empty from 23:48 until the 02:25 repair) and runs "
-                   "the same core objects as the live dwfm, netmgr, nlb and workload processes.</p>")
+                       + f"<td>{'yes' if w.dwfm_recovered else 'NEVER'}</td><td>{html.escape(w.source)}</td></tr>")
+        out.append("</table><p>Impact: simulated minutes under a 90% success ratio, 23:30-14:30 PDT. The cascade's "
+                   "twin (services/lab/cascade.py) runs the same core objects as the live dwfm, netmgr, nlb and "
+                   "workload processes, built by services/core/cascade.py, and takes the regional name's outage as "
+                   "input: this run's measured window for the cascade rows; for each race-fix row, the windows the "
+                   "race twin (services/lab/sim.py, the live enactors' core) produced with that fix, averaged over "
+                   "its schedules. A window the race twin leaves open lasts until the operators' 02:25 repair.</p>")
     return out

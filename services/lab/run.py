@@ -37,6 +37,10 @@ from services.runtime.credentials import write_credentials
 from services.runtime.scenario import Scenario
 from services.runtime.service import ConfigError, check_port_free
 
+# The what-if table runs the race twin (3 schedules per race fix) and the cascade twin in a
+# background process from the repair on; on 2 loaded cores it can outlast the run by a minute or two.
+WHAT_IF_TIMEOUT = 600.0  # wall seconds after the run
+
 
 @dataclass
 class RunOptions:
@@ -105,8 +109,10 @@ async def run(opts: RunOptions, console: Console) -> dict:
                                                            read_token(credentials / "lab.token")))
         def start_what_if() -> None:
             nonlocal what_if_job
-            if executor is not None and what_if_job is None:
-                what_if_job = executor.submit(_what_if, opts.scenario_text, scenario.seed)
+            if executor is not None and what_if_job is None:  # after the repair: this run's outage is known
+                outage = _empty_windows(series, LEGACY_ENDPOINT, read_events(run_dir / "state" / "director" /
+                                                                             "events.jsonl"))
+                what_if_job = executor.submit(_what_if, opts.scenario_text, scenario.seed, outage)
         if opts.chaos:
             chaos_task = asyncio.ensure_future(run_chaos(list(opts.chaos), supervisor, clock, console.print))
         await _watch(opts, topology, supervisor, series, state, clock, console, stop_requested,
@@ -130,7 +136,9 @@ async def run(opts: RunOptions, console: Console) -> dict:
     what_if = None
     if what_if_job is not None:
         try:
-            what_if = what_if_job.result(timeout=120)
+            if not what_if_job.done():
+                console.print("[dim]finishing the what-if table (the race twin and the cascade twin)...[/dim]")
+            what_if = what_if_job.result(timeout=WHAT_IF_TIMEOUT)
         except Exception as exc:  # the table is extra; the run's own outcome stands
             console.print(f"[red]what-if table failed: {escape(str(exc))}[/red]")
         executor.shutdown(wait=False, cancel_futures=True)
@@ -149,12 +157,12 @@ async def run(opts: RunOptions, console: Console) -> dict:
     return summary
 
 
-def _what_if(scenario_text: str, seed: int) -> list:
+def _what_if(scenario_text: str, seed: int, outage: list[tuple[float, float | None]]) -> list:
     import os
     from services.lab.fidelity import what_if
     from services.runtime.scenario import parse_scenario
     os.nice(10)
-    return what_if(parse_scenario(scenario_text).with_overrides(seed=seed))
+    return what_if(parse_scenario(scenario_text).with_overrides(seed=seed), outage)
 
 
 def _start_prometheus(opts: RunOptions, run_dir: Path, topology: Topology, console: Console) -> RunPrometheus | None:

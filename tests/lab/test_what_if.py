@@ -1,0 +1,67 @@
+"""The cascade's twin and the what-if table: every row from the same core, its outage from where it says."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.lab.cascade import STEP, run_twin
+from services.lab.fidelity import impact_minutes, what_if
+from services.runtime.clock import parse_pdt
+from services.runtime.scenario import load_scenario
+
+SCENARIO = load_scenario("oct-2025").with_overrides(seed=2)
+
+
+def at(pdt: str) -> float:
+    return parse_pdt(pdt, SCENARIO.epoch)
+
+
+def kinds(run, kind: str) -> list[tuple[float, dict]]:
+    return [(t, a) for t, k, a in run.events if k == kind]
+
+
+@pytest.fixture(scope="module")
+def as_in_2025():
+    return run_twin(SCENARIO)
+
+
+def test_without_an_outage_nothing_downstream_fails():
+    run = run_twin(SCENARIO, outages=[], until="04:00")
+    assert not kinds(run, "dwfm.collapse") and not kinds(run, "nlb.flapping")
+    for dependent in ("legacy", "lambda_update", "lambda_sqs", "sts", "ec2_launch"):
+        assert impact_minutes(run.series[f"racelab_dependent_success_ratio:{dependent}"], STEP) == 0, dependent
+
+
+def test_the_2025_outage_drives_the_cascade_in_its_order(as_in_2025):
+    """Leases expire while DynamoDB is out; after the 02:25 repair DWFM collapses re-leasing the whole
+    fleet, and recovers only after the operators' 04:14 throttle and restarts; NLBs flap after."""
+    leases = kinds(as_in_2025, "dwfm.leases")
+    collapse = kinds(as_in_2025, "dwfm.collapse")
+    assert leases[0][1]["state"] == "expiring" and at("23:48") < leases[0][0] < at("02:25")
+    assert [a["state"] for _, a in collapse] == ["collapsed", "progressing"]
+    assert at("02:25") < collapse[0][0] < at("04:14") <= collapse[1][0]
+    flapping = kinds(as_in_2025, "nlb.flapping")
+    assert flapping and flapping[0][0] > collapse[1][0]
+    operators = [a["action"] for _, a in kinds(as_in_2025, "operator.action")]
+    assert operators[:2] == ["mitigate-internal", "restore-dns"]
+
+
+def test_a_short_outage_costs_its_length_plus_at_most_the_negative_cache():
+    run = run_twin(SCENARIO, outages=[(at("01:00"), at("01:02"))], until="03:00")
+    minutes = impact_minutes(run.series["racelab_dependent_success_ratio:legacy"], STEP)
+    assert 2 <= minutes <= 2 + SCENARIO.dns.soa_ttl_seconds / 60 + STEP / 60
+
+
+def test_the_table_rows_come_from_the_race_twin_and_this_runs_outage():
+    outage = [(at("23:41"), at("02:25"))]
+    rows = {r.label.split(":")[0]: r for r in what_if(SCENARIO, outage, schedules=1)}
+    assert rows["as in October 2025"].source == "this run's outage"
+    later = what_if(SCENARIO, [(at("00:41"), at("02:25"))], schedules=1)[0]
+    assert later.minutes["legacy"] == pytest.approx(rows["as in October 2025"].minutes["legacy"] - 60, abs=2)
+    # heal-rollback alone still empties the name (it only heals it): not zero by construction.
+    heal = rows["heal-rollback"]
+    assert heal.source.startswith("race twin, seeds 2-2: the name emptied in 1 of 1")
+    assert heal.minutes["legacy"] > 0
+    for fix in ("fencing", "protect-active", "all race fixes"):
+        assert "emptied in 0 of 1" in rows[fix].source and rows[fix].minutes["legacy"] == 0, fix
+    assert not rows["no DWFM throttle and restart (ran 48 h)"].dwfm_recovered
