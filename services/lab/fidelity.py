@@ -258,6 +258,53 @@ def what_if(scenario: Scenario, outage: list[tuple[float, float | None]] | None 
     return rows
 
 
+# The cascade's named moments both the live run and the twin record (core/detectors.py), with how far
+# apart they may fall, in simulated minutes: the live run reads them from events scraped and
+# published a wall second apart (minutes in the fast hours), the twin steps every 30 simulated s.
+TWIN_MOMENTS = {
+    "dwfm.leases:expiring": 8, "dwfm.leases:none": 8, "dwfm.collapse:collapsed": 25,
+    "dwfm.collapse:progressing": 15, "dwfm.leases:all": 15, "nlb.flapping:flapping": 20,
+}
+KNIFE_EDGE = {"nlb.failover:remove": 60}  # compared when both had it: health-check lateness sits on a knife edge
+
+
+@dataclass
+class Agreement:
+    moment: str
+    live: float | None
+    twin: float | None
+    tolerance_minutes: float
+
+    @property
+    def agrees(self) -> bool:
+        if self.live is None or self.twin is None:
+            return self.live is None and self.twin is None
+        return abs(self.twin - self.live) <= self.tolerance_minutes * 60
+
+    def __str__(self) -> str:
+        show = lambda t: "-" if t is None else f"{t / 60:6.0f}"  # noqa: E731
+        off = "" if self.live is None or self.twin is None else f"{(self.twin - self.live) / 60:+.0f} min"
+        return (f"{self.moment:28} live {show(self.live)}  twin {show(self.twin)}  {off:>9} "
+                f"(within {self.tolerance_minutes:g}) {'ok' if self.agrees else 'DISAGREE'}")
+
+
+def cascade_moments(events: Iterable[tuple[float, str, dict]]) -> dict[str, float]:
+    """The first time of each named moment (`kind:state`), from the director's log or the twin's events."""
+    out: dict[str, float] = {}
+    for sim, kind, attrs in events:
+        if kind in ("dwfm.leases", "dwfm.collapse", "nlb.flapping", "nlb.failover"):
+            out.setdefault(f"{kind}:{attrs.get('state') or attrs.get('action')}", sim)
+    return out
+
+
+def twin_agreement(live: dict[str, float], twin: dict[str, float]) -> list[Agreement]:
+    """Each named moment of the live run beside the twin's (minutes since the epoch)."""
+    rows = [Agreement(m, live.get(m), twin.get(m), tol) for m, tol in TWIN_MOMENTS.items()]
+    rows += [Agreement(m, live.get(m), twin.get(m), tol) for m, tol in KNIFE_EDGE.items()
+             if m in live and m in twin]
+    return rows
+
+
 def operator_times(events: Iterable[tuple[float, str, dict]]) -> dict[str, float]:
     """The first time each operator action was performed, from (sim, kind, attributes) events."""
     times: dict[str, float] = {}

@@ -283,3 +283,30 @@ def test_queue_throttle_avoids_the_collapse_and_recovers_before_the_operators_ac
     touched = [fixed.sim(s) for s in fixed.named("operator.action")
                if s["attrs"]["racelab.operator.action"] in ("throttle-dwfm", "restart-dwfm-hosts")]
     assert all(full < t for t in touched)
+
+
+def test_the_twin_agrees_with_the_live_run(default):
+    """The cascade's twin, fed this run's measured outage, reaches the same named moments (leases
+    expiring, none left, DWFM's collapse and its end, every droplet leased again, NLBs flapping) within
+    the stated tolerances (services/lab/fidelity.py TWIN_MOMENTS). A twin with one parameter 20% off
+    (Network Manager's propagation rate) must fail the same comparison: the check can see a drift."""
+    import dataclasses
+
+    from services.lab.cascade import run_twin
+    from services.lab.fidelity import cascade_moments, twin_agreement
+    from services.lab.run import read_events
+
+    run = default
+    scenario = run.scenario.with_overrides(seed=run.summary["seed"])
+    outage = [(w["from_sim"], w["until_sim"]) for w in run.summary["empty_windows"]]
+    live = cascade_moments(read_events(run.run_dir / "state" / "director" / "events.jsonl"))
+    rows = twin_agreement(live, cascade_moments(run_twin(scenario, outages=outage).events))
+    table = "\n".join(map(str, rows))
+    print(f"live (seed {run.summary['seed']}) and twin, simulated minutes since the epoch:\n{table}")
+    assert all(r.agrees for r in rows), f"the twin drifted from the live run ({run.run_dir}):\n{table}"
+
+    drifted = dataclasses.replace(scenario, netmgr=dataclasses.replace(
+        scenario.netmgr, propagations_per_second=scenario.netmgr.propagations_per_second * 1.2))
+    off = twin_agreement(live, cascade_moments(run_twin(drifted, outages=outage).events))
+    assert not all(r.agrees for r in off), "a twin 20% off agrees too: the comparison cannot see a drift\n" + \
+        "\n".join(map(str, off))
