@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Generator, Union
 
 from . import tree
+from .effects import (Accepted, Effect, FetchLatestPlan, ReadZone, Sleep, SleepReason, Step, SubmitBatch,
+                      Unavailable)
 from .fixes import Fix
 from .lock import read_lock, lock_changes
 from .plans import EndpointPlan, Plan
@@ -36,54 +38,13 @@ from .records import Change
 from .zone import BatchRejected, ZoneSnapshot
 
 
-class Step(enum.Enum):
-    INSTALL = "install"
-    FLIP = "flip"
+class Phase(enum.Enum):
+    """What an enactor is doing (gauges, the terminal view)."""
+
+    STARTING = "starting"
+    IDLE = "idle"
+    APPLYING = "applying"
     CLEANUP = "cleanup"
-
-
-# ---- effects: what the enactor asks its driver to do ----
-
-@dataclass(frozen=True, slots=True)
-class FetchLatestPlan:
-    """Result: the newest Plan, or None if there is none."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReadZone:
-    """Result: a ZoneSnapshot read through the control API."""
-    zone: str
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitBatch:
-    """Result: Committed, or the zone's BatchRejected."""
-    zone: str
-    changes: tuple[Change, ...]
-    step: Step
-    generation: int
-    endpoint: str
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    """Result: None, once the time has passed."""
-    seconds: float
-    reason: str
-
-
-Effect = Union[FetchLatestPlan, ReadZone, SubmitBatch, Sleep]
-
-
-@dataclass(frozen=True, slots=True)
-class Committed:
-    zone_version: int
-
-
-@dataclass(frozen=True, slots=True)
-class Unavailable:
-    """The driver could not reach the plan store or the control API."""
-    message: str
 
 
 # ---- events: what happened, for telemetry and the explorer's timeline ----
@@ -198,7 +159,7 @@ class Enactor:
     applied_generation: int = 0  # in memory: the last plan this enactor applied in full
 
     # What the enactor is doing, for gauges and the terminal view.
-    phase: str = field(default="starting", init=False)
+    phase: Phase = field(default=Phase.STARTING, init=False)
     plan_generation: int | None = field(default=None, init=False)
     endpoint: str | None = field(default=None, init=False)
     now: float = field(default=0.0, init=False)
@@ -225,15 +186,15 @@ class Enactor:
 
     def _run(self) -> Generator[Effect, object, None]:
         while True:
-            self.phase, self.plan_generation, self.endpoint = "idle", None, None
+            self.phase, self.plan_generation, self.endpoint = Phase.IDLE, None, None
             plan = yield FetchLatestPlan()
             if not isinstance(plan, Plan) or plan.generation <= self.applied_generation:
-                yield Sleep(self.config.poll_interval_seconds, "no newer plan")
+                yield Sleep(self.config.poll_interval_seconds, SleepReason.NO_NEWER_PLAN)
                 continue
             # The one freshness check. From here on the plan is trusted, however
             # long the run takes and however many newer plans appear meanwhile.
             started = self.now
-            self.phase, self.plan_generation = "applying", plan.generation
+            self.phase, self.plan_generation = Phase.APPLYING, plan.generation
             self._emit(RunStarted(self.now, plan.generation, self.applied_generation))
             abandoned: list[str] = []
             for ep in plan.endpoints:
@@ -243,12 +204,12 @@ class Enactor:
                 if (yield from self._attempt(ep, plan, Step.INSTALL, Step.FLIP)):
                     abandoned.append(ep.endpoint)
             self.applied_generation = plan.generation
-            self.phase, self.endpoint = "cleanup", None
+            self.phase, self.endpoint = Phase.CLEANUP, None
             for ep in plan.endpoints:
                 yield from self._attempt(ep, plan, Step.CLEANUP)
             self._emit(RunFinished(self.now, plan.generation, started, tuple(abandoned)))
-            self.phase = "idle"
-            yield Sleep(self.config.poll_interval_seconds, "run complete")
+            self.phase = Phase.IDLE
+            yield Sleep(self.config.poll_interval_seconds, SleepReason.RUN_COMPLETE)
 
     def _attempt(self, ep: EndpointPlan, plan: Plan, *steps: Step) -> Generator[Effect, object, bool]:
         """Run the steps for one endpoint; True if it had to be abandoned."""
@@ -275,7 +236,7 @@ class Enactor:
                 attempt += 1
                 delay = self._backoff(attempt)
                 self._emit(LockBusy(self.now, ep.zone, lock.holder, delay, attempt))
-                yield Sleep(delay, f"lock held by {lock.holder}")
+                yield Sleep(delay, SleepReason.LOCK_BUSY, lock.holder)
                 continue
             built = self._build(snap, ep, step, plan)
             if built is None:
@@ -283,7 +244,7 @@ class Enactor:
             changes, replaced, deleted = built
             head = lock_changes(ep.zone, seen, self.enactor_id, self.now, self.config.lock_lease_seconds)
             result = yield SubmitBatch(ep.zone, tuple(head + changes), step, plan.generation, ep.endpoint)
-            if isinstance(result, Committed):
+            if isinstance(result, Accepted):
                 self._emit(BatchCommitted(self.now, ep.zone, step, plan.generation, result.zone_version,
                                           replaced, deleted))
                 return
@@ -292,7 +253,7 @@ class Enactor:
                 attempt += 1
                 delay = self._backoff(attempt)
                 self._emit(LockLost(self.now, ep.zone, step, plan.generation, delay, attempt))
-                yield Sleep(delay, "lost the lock")
+                yield Sleep(delay, SleepReason.LOCK_LOST)
                 continue
             failures += 1
             reason = str(result) if isinstance(result, BatchRejected) else getattr(result, "message", repr(result))
@@ -304,7 +265,7 @@ class Enactor:
         self._emit(BatchFailed(self.now, ep.zone, step, plan.generation, reason, codes, failures))
         if failures >= self.config.abandon_after_failures:
             raise _AbandonEndpoint(f"{step.value} on {ep.endpoint} failed {failures} times: {reason}", step)
-        yield Sleep(self._backoff(failures), "batch failed")
+        yield Sleep(self._backoff(failures), SleepReason.BATCH_FAILED)
 
     def _build(self, snap: ZoneSnapshot, ep: EndpointPlan, step: Step,
                plan: Plan) -> tuple[list[Change], int | None, tuple[int, ...]] | None:

@@ -26,7 +26,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from racelab.v1 import authority_pb2, authority_pb2_grpc, planner_pb2, planner_pb2_grpc
 from services.core import tree
-from services.core.enactor import (BatchCommitted, BatchFailed, Committed, Effect, Enactor, Event,
+from services.core.enactor import (Accepted, BatchCommitted, BatchFailed, Effect, Enactor, Event, Phase,
                                    FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed,
                                    EndpointAbandoned, RunFinished, RunStarted, Sleep, StalePlanSkipped, Step,
                                    SubmitBatch, Unavailable)
@@ -38,8 +38,7 @@ from services.runtime.service import Context, channel
 
 log = logging.getLogger("racelab.enactor")
 
-PHASES = ("idle", "applying", "cleanup", "backoff")
-BACKOFF_REASONS = ("lock held by", "lost the lock", "batch failed")
+PHASES = ("idle", "applying", "cleanup", "backoff")  # racelab_enactor_phase: the core's, and backing off
 MIN_IDLE_WALL_SLEEP = 0.02  # wall seconds between polls for a newer plan, however fast time runs
 
 PLAN_GENERATION = Gauge("racelab_enactor_plan_generation", "Generation of the plan being applied (0 when idle)",
@@ -59,7 +58,7 @@ RUNS = Counter("racelab_enactor_runs_total", "Runs ended, by outcome (partial: s
 ABANDONED = Counter("racelab_enactor_endpoints_abandoned_total",
                     "Endpoints a run gave up on after repeated batch failures", ["enactor", "endpoint"])
 STALE_FLIPS = Counter("racelab_enactor_stale_flips_total",
-                      "Committed flips whose generation is lower than the one they replaced", ["enactor", "endpoint"])
+                      "Accepted flips whose generation is lower than the one they replaced", ["enactor", "endpoint"])
 BATCH_RESULTS = ("committed", "lock_lost", "rejected", "unavailable")
 
 # Director events: at most one per key per this many simulated seconds.
@@ -149,9 +148,8 @@ class EnactorDriver:
 
     async def _perform(self, effect: Effect) -> object:
         if isinstance(effect, Sleep):
-            if effect.reason.startswith(BACKOFF_REASONS):
+            if effect.reason.backoff:
                 BACKOFF.labels(self.id).observe(effect.seconds)
-            if effect.reason.startswith(BACKOFF_REASONS):
                 await self._stoppable(self.clock.sleep(effect.seconds))
             else:
                 # Idle polling: simulated seconds, but never a busy loop when time flies.
@@ -204,7 +202,7 @@ class EnactorDriver:
         self.snapshots[snap.origin] = snap
         return snap
 
-    async def _submit(self, effect: SubmitBatch) -> Committed | BatchRejected | Unavailable:
+    async def _submit(self, effect: SubmitBatch) -> Accepted | BatchRejected | Unavailable:
         request = authority_pb2.ChangeResourceRecordSetsRequest(
             hosted_zone=effect.zone, changes=[wire.change_to_wire(c) for c in effect.changes],
             comment=f"{self.id} {effect.step.value} generation {effect.generation}")
@@ -215,7 +213,7 @@ class EnactorDriver:
             if rejected is not None:
                 return rejected
             return Unavailable(f"authority: {exc.code().name}: {exc.details()}")
-        return Committed(response.zone_version)
+        return Accepted(response.zone_version)
 
     async def _batch(self, effect: SubmitBatch) -> Effect:
         """One SubmitBatch as an `enactor.batch` span; returns the enactor's next effect."""
@@ -264,7 +262,7 @@ class EnactorDriver:
 
     @staticmethod
     def _batch_outcome(result: object, events: list[Event]) -> str:
-        if isinstance(result, Committed):
+        if isinstance(result, Accepted):
             return "committed"
         if any(isinstance(ev, LockLost) for ev in events):
             return "lock_lost"
@@ -288,16 +286,16 @@ class EnactorDriver:
         BACKOFF.labels(self.id)
 
     def _gauges(self, effect: Effect | None) -> None:
-        if isinstance(effect, Sleep) and effect.reason.startswith(BACKOFF_REASONS):
+        if isinstance(effect, Sleep) and effect.reason.backoff:
             phase = "backoff"
         else:
-            phase = self.enactor.phase if self.enactor.phase in PHASES else "idle"
+            phase = self.enactor.phase.value if self.enactor.phase.value in PHASES else "idle"
         if phase != self.phase:
             PHASE.labels(self.id, self.phase).set(0)
             self.phase = phase
         PHASE.labels(self.id, phase).set(1)
         # The core keeps the finished plan's number until its next poll; idle means 0 here.
-        working = self.enactor.phase in ("applying", "cleanup")
+        working = self.enactor.phase in (Phase.APPLYING, Phase.CLEANUP)
         PLAN_GENERATION.labels(self.id).set((self.enactor.plan_generation or 0) if working else 0)
         APPLIED_GENERATION.labels(self.id).set(self.enactor.applied_generation)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 from services.core import tree
-from services.core.enactor import (BatchCommitted, BatchFailed, Committed, Enactor, EnactorConfig,
+from services.core.enactor import (Accepted, BatchCommitted, BatchFailed, Enactor, EnactorConfig, Phase,
                                    Event, FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed,
                                    EndpointAbandoned, RunFinished, RunStarted, Sleep, StalePlanSkipped, Step,
                                    SubmitBatch)
@@ -197,7 +197,7 @@ class World:
         if len(self.plans) <= self.config.plans:
             return False
         latest = self.plans[-1].generation
-        return (all(e.applied_generation == latest and e.phase == "idle" for e in self.enactors)
+        return (all(e.applied_generation == latest and e.phase is Phase.IDLE for e in self.enactors)
                 and all(tree.active_generation(z.snapshot, z.origin) == latest for z in self.zones.values()))
 
     def _delay(self, e: Enactor) -> float:
@@ -251,7 +251,7 @@ class World:
             self.findings.append(finding)
             self._log("checker", "violation", f"VIOLATION {finding.violation.value}: {finding.endpoint}: "
                       f"{finding.detail}", effect.zone)
-        return Committed(after.version)
+        return Accepted(after.version)
 
     # ---- the timeline ----
 

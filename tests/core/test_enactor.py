@@ -11,9 +11,10 @@ from typing import Callable
 import pytest
 
 from services.core import tree
-from services.core.enactor import (BatchCommitted, BatchFailed, Committed, Effect, Enactor, EnactorConfig,
+from services.core.enactor import (BatchCommitted, BatchFailed, Accepted, Effect, Enactor, EnactorConfig,
                                    FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed, EndpointAbandoned,
                                    RunFinished, RunStarted, Sleep, StalePlanSkipped, Step, SubmitBatch, Unavailable)
+from services.core.effects import SleepReason
 from services.core.fixes import Fix
 from services.core.lock import Lock, lock_changes, lock_name, read_lock
 from services.core.planner import Planner
@@ -28,7 +29,7 @@ CONFIG = EnactorConfig(lock_lease_seconds=10.0, backoff_base_seconds=0.5, backof
                        backoff_cap_seconds=4.0, poll_interval_seconds=1.0, cleanup_threshold_generations=2,
                        record_ttl_seconds=5, abandon_after_failures=5)
 LOCKS_EXPIRE = CONFIG.lock_lease_seconds + 1  # wait this long and every lock taken so far has expired
-END_OF_RUN = {"run complete", "run abandoned", "no newer plan"}
+END_OF_RUN = {SleepReason.RUN_COMPLETE, SleepReason.NO_NEWER_PLAN}
 
 
 # ---- the driver ----
@@ -113,7 +114,7 @@ class World:
             if self.before_submit is not None:
                 self.before_submit(who, effect)
             try:
-                result: object = Committed(self.zones[effect.zone].apply(effect.changes).version)
+                result: object = Accepted(self.zones[effect.zone].apply(effect.changes).version)
             except BatchRejected as rejected:
                 result = rejected
             self.submitted.append(Submitted(who, effect, self._last_read[who, effect.zone], self.now, result))
@@ -143,7 +144,7 @@ class World:
 
 
 def about_to_read(e: Enactor, endpoint: Endpoint, phase: str = "applying") -> Callable[[Effect], bool]:
-    return lambda effect: isinstance(effect, ReadZone) and effect.zone == endpoint.zone and e.phase == phase
+    return lambda effect: isinstance(effect, ReadZone) and effect.zone == endpoint.zone and e.phase.value == phase
 
 
 def of_type(events: list, kind: type) -> list:
@@ -165,13 +166,13 @@ def test_a_fresh_plan_is_installed_and_flipped_everywhere_then_old_trees_are_cle
     world.bootstrap(4)
     e = world.enactor("e1")
     world.publish()  # generation 5
-    assert world.run(e) == Sleep(CONFIG.poll_interval_seconds, "run complete")
+    assert world.run(e) == Sleep(CONFIG.poll_interval_seconds, SleepReason.RUN_COMPLETE)
     events = e.drain_events()
 
     assert [(s.batch.step, s.batch.zone) for s in world.submitted] == [
         (Step.INSTALL, DUAL.zone), (Step.FLIP, DUAL.zone), (Step.INSTALL, LEGACY.zone), (Step.FLIP, LEGACY.zone),
         (Step.CLEANUP, DUAL.zone), (Step.CLEANUP, LEGACY.zone)]
-    assert all(isinstance(s.result, Committed) and s.batch.generation == 5 for s in world.submitted)
+    assert all(isinstance(s.result, Accepted) and s.batch.generation == 5 for s in world.submitted)
     assert events[0] == RunStarted(events[0].at, 5, 4)
     assert isinstance(events[-1], RunFinished) and events[-1].generation == 5
     flips = [ev for ev in of_type(events, BatchCommitted) if ev.step is Step.FLIP]
@@ -193,7 +194,7 @@ def test_with_no_newer_plan_the_enactor_writes_nothing():
     world.bootstrap(2)
     e = world.enactor("e1")
     for _ in range(3):
-        assert world.run(e) == Sleep(CONFIG.poll_interval_seconds, "no newer plan")
+        assert world.run(e) == Sleep(CONFIG.poll_interval_seconds, SleepReason.NO_NEWER_PLAN)
     assert world.submitted == [] and e.drain_events() == []
     assert world.fetches["e1"] == 3
 
@@ -201,7 +202,7 @@ def test_with_no_newer_plan_the_enactor_writes_nothing():
 def test_with_no_plan_at_all_the_enactor_waits():
     world = World()
     e = world.enactor("e1")
-    assert world.run(e).reason == "no newer plan"
+    assert world.run(e).reason is SleepReason.NO_NEWER_PLAN
     assert world.submitted == []
 
 
@@ -289,14 +290,14 @@ def test_a_lock_held_by_another_makes_the_enactor_back_off_until_it_expires():
     assert delays[:4] == sorted(delays[:4])  # growing while below the cap
     assert delays[3] > delays[0] * 2
     assert max(delays) <= CONFIG.backoff_cap_seconds
-    sleeps = [s for who, s in world.sleeps if s.reason == "lock held by other"]
+    sleeps = [s for who, s in world.sleeps if s.reason is SleepReason.LOCK_BUSY and s.detail == "other"]
     assert [s.seconds for s in sleeps] == delays
     first = world.submitted[0]
     assert first.at >= expiry  # nothing written while the other's lock was live
     assert others_lock.values == (f"other {math.ceil(expiry)}",)
     assert first.batch.changes[:2] == (delete(others_lock), create(RecordSet(
         lock_name(LEGACY.zone), RRType.TXT, 0, (f"e1 {math.ceil(first.at + CONFIG.lock_lease_seconds)}",))))
-    assert isinstance(first.result, Committed)
+    assert isinstance(first.result, Accepted)
 
 
 def test_a_write_between_read_and_submit_loses_the_lock_and_the_same_batch_is_retried():
@@ -317,11 +318,11 @@ def test_a_write_between_read_and_submit_loses_the_lock_and_the_same_batch_is_re
     lost = of_type(events, LockLost)
     assert [(ev.step, ev.attempt, ev.generation) for ev in lost] == [(Step.INSTALL, 1, 2)]
     assert of_type(events, BatchFailed) == []
-    assert ("e1", Sleep(lost[0].backoff_seconds, "lost the lock")) in world.sleeps
+    assert ("e1", Sleep(lost[0].backoff_seconds, SleepReason.LOCK_LOST)) in world.sleeps
     rejected, retried = world.batches(step=Step.INSTALL)
     assert isinstance(rejected.result, BatchRejected) and rejected.result.touches(0)
     assert rejected.result.codes == {"ALREADY_EXISTS"}  # the lock it meant to create was there by then
-    assert isinstance(retried.result, Committed)
+    assert isinstance(retried.result, Accepted)
     assert retried.batch.changes[2:] == rejected.batch.changes[1:]  # the same body...
     assert retried.batch.changes[0].record_set.values[0].startswith("intruder ")  # ...after the intruder's lock
     assert world.active_generation(LEGACY) == 2
@@ -422,7 +423,7 @@ def test_protect_active_keeps_the_active_and_rollback_trees_in_cleanup(fixes, de
     world.bootstrap(4)
     e = world.enactor("e1", fixes)
     world.publish()  # 5: clean-up removes trees older than 3
-    world.run(e, until=lambda effect: e.phase == "cleanup")
+    world.run(e, until=lambda effect: e.phase.value == "cleanup")
     # Between the flip and the clean-up, someone points the endpoint at tree 1 and the rollback at tree 2.
     world.zones[LEGACY.zone].apply(tree.activation_changes(
         LEGACY.name, False, root_of(world, 1, LEGACY), root_of(world, 2, LEGACY)))
@@ -462,7 +463,7 @@ def test_with_the_active_tree_deleted_every_flip_fails_and_the_endpoint_is_given
     missing = break_the_endpoint(world, LEGACY)
     e = world.enactor("e1")
     world.publish()
-    assert world.run(e).reason == "run complete"  # the run goes on past the endpoint it gave up
+    assert world.run(e).reason is SleepReason.RUN_COMPLETE  # the run goes on past the endpoint it gave up
     events = e.drain_events()
     flips = world.batches(step=Step.FLIP)
     assert len(flips) == abandon_after
@@ -514,7 +515,7 @@ def test_with_heal_rollback_the_flip_succeeds_and_reports_the_heal():
     missing = break_the_endpoint(world, LEGACY)
     e = world.enactor("e1", {Fix.HEAL_ROLLBACK})
     world.publish()
-    assert world.run(e).reason == "run complete"
+    assert world.run(e).reason is SleepReason.RUN_COMPLETE
     events = e.drain_events()
     assert [(ev.endpoint, ev.missing_tree) for ev in of_type(events, RollbackHealed)] == [(LEGACY.name, missing)]
     assert of_type(events, BatchFailed) == []
@@ -539,7 +540,7 @@ def test_an_unreachable_control_api_counts_as_failures_and_each_step_is_given_up
     world.control_api_down = True
     e = world.enactor("e1")
     world.publish()
-    assert world.run(e).reason == "run complete"
+    assert world.run(e).reason is SleepReason.RUN_COMPLETE
     events = e.drain_events()
     failed = of_type(events, BatchFailed)
     assert [ev.codes for ev in failed] == [frozenset({"UNAVAILABLE"})] * (2 * CONFIG.abandon_after_failures)

@@ -56,7 +56,7 @@ def test_run_links_to_the_plan_and_batches_are_its_children(tmp_path):
                       for ep in scenario.endpoints):
             assert time.monotonic() < deadline and not task.done(), "the enactor did not apply the plan"
             await asyncio.sleep(0.05)
-        while driver.enactor.phase != "idle" and time.monotonic() < deadline:
+        while driver.enactor.phase.value != "idle" and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         ectx.stopping.set()
         await asyncio.wait_for(task, 5)
