@@ -22,6 +22,9 @@ class Violation(enum.Enum):
     ACTIVE_TREE_DELETED = "active-tree-deleted"
     ENDPOINT_EMPTY = "endpoint-empty"
     AUTOMATION_STUCK = "automation-stuck"
+    # An endpoint emptied again after the operators' repair (enactors still holding older plans raced
+    # again): judged by a driver that runs the repair, as the explorer's world does.
+    EMPTIED_AFTER_REPAIR = "emptied-after-repair"
 
 
 @dataclass(frozen=True)

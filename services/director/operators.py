@@ -1,23 +1,9 @@
 """The operators: what people did by hand that night, at the scenario's times.
 
-restore-dns is INCIDENT.md §3 at 02:25, "all DNS records restored by installing
-a healthy tree by hand": take the newest plan from the planner and, for every
-endpoint, through the same Route 53 control API the enactors use, write ONE
-batch built with the core's own functions:
-
-    lock change (DELETE the lock record as read, CREATE ours)
-    the plan's record tree, if the zone does not hold it
-    the alias flip, with the rollback record pointed at the NEW tree as well
-
-The rollback record goes to the new tree because the tree it would otherwise
-name - the one active when the endpoint emptied - is gone; pointing it there
-is exactly what every enactor batch failed on. A batch that loses the lock
-compare-and-swap (someone wrote the zone between our read and our write) is
-read and built again.
-
-The operators respect an enactor's unexpired lock for a few rounds, then act
-anyway: a person with a runbook does not wait on a lock forever, and the
-compare-and-swap still keeps the zone consistent.
+restore-dns is the core's repair machine (services/core/repair.py: INCIDENT.md §3 at 02:25, a
+healthy tree installed by hand), driven here over the same control API the enactors use, through
+the same effect performer (services/runtime/effects.py); the explorer drives the very same machine
+in its simulated world.
 
 The cascade's actions are each one call to the service that owns the state:
 DNS automation off/on (planner SetAutomation), mitigate-internal and
@@ -31,43 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Callable
 
 import grpc
 from opentelemetry import trace
 
-from racelab.v1 import (authority_pb2, authority_pb2_grpc, dwfm_pb2, dwfm_pb2_grpc, netmgr_pb2, netmgr_pb2_grpc,
+from racelab.v1 import (authority_pb2_grpc, dwfm_pb2, dwfm_pb2_grpc, netmgr_pb2, netmgr_pb2_grpc,
                         nlb_pb2, nlb_pb2_grpc, planner_pb2, planner_pb2_grpc, workload_pb2, workload_pb2_grpc)
-from services.core import tree
-from services.core.invariants import resolves_empty
-from services.core.lock import lock_changes, read_lock
+from services.core.effects import Sleep
 from services.core.operators import (Action, ActionError, Params, RelaxEc2Throttle, RestartDwfmHosts, RestoreDns,
                                      ThrottleDwfm, parse_action, parse_params)
-from services.core.plans import EndpointPlan, Plan
+from services.core.repair import LeftAlone, Repair, RepairFailed, RepairStarted, Restored
 from services.runtime.scenario import Scenario
-from services.runtime.wire import batch_rejected_from_error, change_to_wire, plan_from_wire, snapshot_from_wire
+from services.runtime.effects import ControlPlane
 
 log = logging.getLogger("racelab.director")
 
-HOLDER = "operator"
-MAX_ATTEMPTS = 20
-LOCK_PATIENCE = 5  # rounds an unexpired enactor lock is waited out before the operators go ahead
 RPC_TIMEOUT = 10.0  # wall seconds
 
 
 class ActionFailed(Exception):
     pass
-
-
-@dataclass
-class Restored:
-    endpoint: str
-    generation: int
-    zone_version: int
-    installed: bool
-    attempts: int
-    left_alone: bool = False  # it still answered: nothing to repair
 
 
 class Operators:
@@ -213,102 +183,62 @@ class Operators:
             raise ActionFailed(f"{service} refused {action}: {_rpc_text(exc)}") from None
 
     async def _restore_dns(self, params: RestoreDns) -> str:
-        plan = await self._latest_plan()
-        only = params.endpoint
-        endpoints = [ep for ep in plan.endpoints if not only or ep.endpoint == only]
-        if not endpoints:
-            raise ActionFailed(f"generation {plan.generation} has no endpoint {only!r}")
-        restored, failed, healthy = [], [], []
-        for ep in endpoints:
-            try:
-                r = await self.restore_endpoint(ep, plan.generation)
-            except ActionFailed as exc:
-                failed.append(f"{ep.endpoint}: {exc}")
-                self.publish("operator.action", f"operators could not restore {ep.endpoint}: {exc}",
-                             action="restore-dns", endpoint=ep.endpoint, generation=str(plan.generation),
-                             result="failed")
-                continue
-            if r.left_alone:
-                healthy.append(ep.endpoint)
-                continue
-            restored.append(r)
-            self.publish("operator.action",
-                         f"operators restored {ep.endpoint} to generation {plan.generation} by hand",
-                         action="restore-dns", endpoint=ep.endpoint, generation=str(plan.generation),
-                         zone_version=str(r.zone_version), installed_tree=str(r.installed).lower(),
-                         result="restored")
+        """The core's repair machine, its effects performed over gRPC, one span per endpoint."""
+        repair = Repair(self.scenario.enactor, params.endpoint)
+        control = ControlPlane(self.planner, self.authority, RPC_TIMEOUT, "operator restore-dns")
+        spans: dict[str, trace.Span] = {}
+        effect = repair.start(self.sim_unix())
+        while effect is not None:
+            for event in repair.drain_events():
+                self._repair_event(event, repair, spans)
+            if isinstance(effect, Sleep):
+                await self.sim_sleep(effect.seconds)
+                result = None
+            else:
+                result = await control.perform(effect)
+            effect = repair.advance(result, self.sim_unix())
+        for event in repair.drain_events():
+            self._repair_event(event, repair, spans)
+        if repair.error:
+            raise ActionFailed(repair.error)
+        generation = repair.plan.generation
+        restored = [e for e in repair.outcomes if isinstance(e, Restored)]
+        healthy = [e for e in repair.outcomes if isinstance(e, LeftAlone)]
+        failed = [f"{e.endpoint}: {e.reason}" for e in repair.outcomes if isinstance(e, RepairFailed)]
         if failed and not restored:
             raise ActionFailed("; ".join(failed))
-        message = (f"operators restored {len(restored)} endpoint(s) to generation {plan.generation} "
-                   f"by installing a healthy tree by hand")
+        message = f"operators restored {len(restored)} endpoint(s) to generation {generation} by installing a " \
+                  f"healthy tree by hand"
         if healthy:
             message += f"; {len(healthy)} still answered and were left alone"
         if failed:
             message += f"; {len(failed)} failed: " + "; ".join(failed)
         return message
 
-    async def _latest_plan(self) -> Plan:
-        try:
-            reply = await self.planner.GetLatestPlan(planner_pb2.GetLatestPlanRequest(), timeout=RPC_TIMEOUT)
-        except grpc.RpcError as exc:
-            raise ActionFailed(f"no plan from the planner: {_rpc_text(exc)}") from None
-        if not reply.HasField("plan"):
-            raise ActionFailed("the planner has no plan yet")
-        return plan_from_wire(reply.plan)
-
-    async def restore_endpoint(self, ep: EndpointPlan, generation: int) -> Restored:
-        """One batch: lock, tree if missing, alias and rollback to the tree. Retried on lock loss."""
-        lease = self.scenario.enactor.lock_lease_seconds
-        ttl = self.scenario.enactor.record_ttl_seconds
-        root = tree.tree_root(ep)
-        with self.tracer.start_as_current_span("operator.restore") as span:
-            span.set_attribute("racelab.endpoint", ep.endpoint)
-            span.set_attribute("racelab.zone", ep.zone)
-            span.set_attribute("racelab.plan.generation", generation)
-            span.set_attribute("racelab.tree.id", ep.tree_id)
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                span.set_attribute("racelab.lock.attempt", attempt)
-                snap = snapshot_from_wire(ep.zone, await self._call(
-                    self.authority.ListResourceRecordSets,
-                    authority_pb2.ListResourceRecordSetsRequest(hosted_zone=ep.zone), ep.zone))
-                # Operators repair what is broken: an endpoint that still answers is left alone
-                # (restoring it to the plan they fetched could only move it backwards).
-                if not resolves_empty(snap, ep.endpoint, ep.dual_stack):
-                    span.set_attribute("racelab.batch.result", "left_alone")
-                    return Restored(ep.endpoint, generation, snap.version, False, attempt, left_alone=True)
-                seen, lock = read_lock(snap)
-                now = self.sim_unix()
-                if lock is not None and lock.blocks(HOLDER, now) and attempt <= LOCK_PATIENCE:
-                    await self.sim_sleep(min(lock.expires_at - now, 2 * lease) + 0.001)
-                    continue
-                head = lock_changes(ep.zone, seen, HOLDER, now, lease)
-                install = tree.tree_generation(snap, root) is None
-                changes = list(head)
-                if install:
-                    changes += tree.install_changes(ep, generation, ttl)
-                changes += tree.activation_changes(ep.endpoint, ep.dual_stack, root, root)
-                request = authority_pb2.ChangeResourceRecordSetsRequest(
-                    hosted_zone=ep.zone, changes=[change_to_wire(c) for c in changes],
-                    comment=f"operator restore-dns generation {generation}")
-                try:
-                    reply = await self.authority.ChangeResourceRecordSets(request, timeout=RPC_TIMEOUT)
-                except grpc.RpcError as exc:
-                    rejected = batch_rejected_from_error(ep.zone, exc)
-                    if rejected is not None and any(rejected.touches(i) for i in range(len(head))):
-                        await asyncio.sleep(min(0.02 * attempt, 0.2))  # lost the lock: read again
-                        continue
-                    span.set_attribute("racelab.batch.result", "rejected")
-                    raise ActionFailed(str(rejected) if rejected is not None else _rpc_text(exc)) from None
-                span.set_attribute("racelab.batch.result", "committed")
-                return Restored(ep.endpoint, generation, reply.zone_version, install, attempt)
-            span.set_attribute("racelab.batch.result", "lock-lost")
-            raise ActionFailed(f"lost the lock on {ep.zone} {MAX_ATTEMPTS} times")
-
-    async def _call(self, method, request, zone: str):
-        try:
-            return await method(request, timeout=RPC_TIMEOUT)
-        except grpc.RpcError as exc:
-            raise ActionFailed(f"reading {zone}: {_rpc_text(exc)}") from None
+    def _repair_event(self, event, repair: Repair, spans: dict[str, trace.Span]) -> None:
+        if isinstance(event, RepairStarted):
+            span = self.tracer.start_span("operator.restore", attributes={
+                "racelab.endpoint": event.endpoint, "racelab.zone": event.zone,
+                "racelab.plan.generation": event.generation, "racelab.tree.id": event.tree_id})
+            spans[event.endpoint] = span
+            return
+        span = spans.pop(event.endpoint)
+        span.set_attribute("racelab.lock.attempt", event.attempts)
+        generation = repair.plan.generation
+        if isinstance(event, Restored):
+            span.set_attribute("racelab.batch.result", "committed")
+            self.publish("operator.action", f"operators restored {event.endpoint} to generation {generation} by hand",
+                         action="restore-dns", endpoint=event.endpoint, generation=str(generation),
+                         zone_version=str(event.zone_version), installed_tree=str(event.installed).lower(),
+                         result="restored")
+        elif isinstance(event, LeftAlone):
+            span.set_attribute("racelab.batch.result", "left_alone")
+        else:
+            span.set_attribute("racelab.batch.result", "rejected" if event.rejected else "lock-lost")
+            span.set_status(trace.Status(trace.StatusCode.ERROR, event.reason))
+            self.publish("operator.action", f"operators could not restore {event.endpoint}: {event.reason}",
+                         action="restore-dns", endpoint=event.endpoint, generation=str(generation), result="failed")
+        span.end()
 
 
 def _rpc_text(exc: grpc.RpcError) -> str:

@@ -18,22 +18,21 @@ import logging
 import random
 from typing import Awaitable, TypeVar
 
-import grpc
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import Counter, Gauge, Histogram
 
-from racelab.v1 import authority_pb2, authority_pb2_grpc, planner_pb2, planner_pb2_grpc
+from racelab.v1 import authority_pb2_grpc, planner_pb2_grpc
 from services.core import tree
 from services.core.enactor import (Accepted, BatchCommitted, BatchFailed, Effect, Enactor, Event, Phase,
                                    FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed,
                                    EndpointAbandoned, RunFinished, RunStarted, Sleep, StalePlanSkipped, Step,
                                    SubmitBatch, Unavailable)
 from services.core.plans import Plan
-from services.core.zone import BatchRejected, ZoneSnapshot
+from services.core.zone import ZoneSnapshot
 from services.runtime.events import EventPublisher
-from services.runtime import wire
+from services.runtime.effects import ControlPlane
 from services.runtime.service import Context, channel
 
 log = logging.getLogger("racelab.enactor")
@@ -90,15 +89,14 @@ class EnactorDriver:
         self.rpc_timeout = rpc_timeout
         self._planner_channel = channel(planner)
         self._authority_channel = channel(authority)
-        self.planner = planner_pb2_grpc.PlannerStub(self._planner_channel)
-        self.authority = authority_pb2_grpc.RouteControlStub(self._authority_channel)
+        self.control = ControlPlane(planner_pb2_grpc.PlannerStub(self._planner_channel),
+                                    authority_pb2_grpc.RouteControlStub(self._authority_channel), rpc_timeout, self.id)
         self.events = EventPublisher(director, self.id, ctx.clock.now)
         self._last_event: dict[tuple[str, str], float] = {}
         self.fetched: Plan | None = None  # the newest plan seen
         self.run_span: Span | None = None
         self.snapshots: dict[str, ZoneSnapshot] = {}  # last read of each zone
         self.phase = "idle"
-        self.automation_off = False  # the planner says DNS automation is disabled
         for phase in PHASES:
             PHASE.labels(self.id, phase).set(0)
         self._zero_counters(scenario)
@@ -172,48 +170,21 @@ class EnactorDriver:
     # ---- effects ----
 
     async def _fetch(self) -> Plan | Unavailable | None:
-        try:
-            response = await self.planner.GetLatestPlan(planner_pb2.GetLatestPlanRequest(), timeout=self.rpc_timeout)
-        except grpc.RpcError as exc:
-            if exc.code() is grpc.StatusCode.NOT_FOUND:
-                return None
-            if exc.code() is grpc.StatusCode.FAILED_PRECONDITION:
-                # The operators turned DNS automation off: nothing to apply, idle until it is back.
-                if not self.automation_off:
-                    log.info("%s: %s; idle", self.id, exc.details())
-                    self.automation_off = True
-                return None
-            return Unavailable(f"planner: {exc.code().name}: {exc.details()}")
-        if self.automation_off:
+        was_off = self.control.automation_off
+        plan = await self.control.fetch()
+        if self.control.automation_off and not was_off:
+            log.info("%s: the planner says DNS automation is disabled; idle", self.id)
+        elif was_off and not self.control.automation_off:
             log.info("%s: DNS automation is back", self.id)
-            self.automation_off = False
-        self.fetched = wire.plan_from_wire(response.plan)
-        return self.fetched
+        if isinstance(plan, Plan):
+            self.fetched = plan
+        return plan
 
     async def _read(self, zone: str) -> ZoneSnapshot | Unavailable:
-        try:
-            response = await self.authority.ListResourceRecordSets(
-                authority_pb2.ListResourceRecordSetsRequest(hosted_zone=zone), timeout=self.rpc_timeout)
-            snap = wire.snapshot_from_wire(zone, response)
-        except grpc.RpcError as exc:
-            return Unavailable(f"authority: {exc.code().name}: {exc.details()}")
-        except wire.WireError as exc:
-            return Unavailable(f"authority: unreadable zone {zone}: {exc}")
-        self.snapshots[snap.origin] = snap
+        snap = await self.control.read(zone)
+        if isinstance(snap, ZoneSnapshot):
+            self.snapshots[snap.origin] = snap
         return snap
-
-    async def _submit(self, effect: SubmitBatch) -> Accepted | BatchRejected | Unavailable:
-        request = authority_pb2.ChangeResourceRecordSetsRequest(
-            hosted_zone=effect.zone, changes=[wire.change_to_wire(c) for c in effect.changes],
-            comment=f"{self.id} {effect.step.value} generation {effect.generation}")
-        try:
-            response = await self.authority.ChangeResourceRecordSets(request, timeout=self.rpc_timeout)
-        except grpc.RpcError as exc:
-            rejected = wire.batch_rejected_from_error(effect.zone, exc)
-            if rejected is not None:
-                return rejected
-            return Unavailable(f"authority: {exc.code().name}: {exc.details()}")
-        return Accepted(response.zone_version)
 
     async def _batch(self, effect: SubmitBatch) -> Effect:
         """One SubmitBatch as an `enactor.batch` span; returns the enactor's next effect."""
@@ -225,7 +196,7 @@ class EnactorDriver:
         try:
             with trace.use_span(span, end_on_exit=False):
                 await self._condition_delay()
-                result = await self._stoppable(self._submit(effect))
+                result = await self._stoppable(self.control.submit(effect))
             nxt = self.enactor.advance(result, self.clock.unix())
             events = self.enactor.drain_events()
             outcome = self._batch_outcome(result, events)

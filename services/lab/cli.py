@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from services.core.fixes import RACE_FIXES, Fix, UnknownFix, parse_fixes
-from services.core.invariants import Violation
 from services.core.plans import LEGACY_ENDPOINT
 from services.lab import explore, follow
 from services.lab.assertions import command as assert_command
@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="processes (default: the cores available)")
     ex.add_argument("--full", action="store_true", help="print every event of the schedule, not just the story")
     ex.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    ex.add_argument("--scenario", metavar="NAME",
+                    help="explore a scenario's night instead of the small default world: its endpoints, fleet, "
+                    "enactor settings and conditions, through the operators' 02:25 repair and half an hour after "
+                    "(a re-race after the repair is emptied-after-repair); slow: seconds per schedule")
     ex.add_argument("--plans", type=_positive, help="plans the planner publishes per schedule (default 6)")
     ex.add_argument("--threshold", type=_positive,
                     help="clean-up deletes trees this many generations older than the applied plan (default 2)")
@@ -190,7 +194,16 @@ def _probability(text: str) -> float:
 
 
 def _world(args: argparse.Namespace) -> WorldConfig:
-    config = WorldConfig()
+    if args.scenario:
+        from services.lab.sim import world_from_scenario
+        from services.runtime.scenario import ScenarioError, parse_scenario, scenario_text
+        try:
+            text, source = scenario_text(args.scenario)
+            config = world_from_scenario(parse_scenario(text, source), through_repair=True)
+        except ScenarioError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        config = WorldConfig()
     if args.plans:
         config = replace(config, plans=args.plans)
     if args.stall_probability is not None:
@@ -224,6 +237,7 @@ def _explore(args: argparse.Namespace) -> int:
         _print_search(found, args)
         if worst is not None:
             flags = "".join(f" --fix {f.value}" for f in sorted(fixes, key=lambda f: f.value))
+            flags += f" --scenario {shlex.quote(args.scenario)}" if args.scenario else ""
             print(f"\nreproduce: racelab explore --seed {worst.seed} --schedules 1{flags}")
     return 1 if found.worst else 0
 
@@ -232,7 +246,7 @@ def _print_search(found: explore.Search, args: argparse.Namespace) -> None:
     print(f"fixes: {_fix_label(found.fixes)}")
     print(f"searched {found.schedules} schedules (seeds {args.seed}..{args.seed + found.schedules - 1}) in "
           f"{found.seconds:.2f}s: {found.rate:.0f} schedules/s, {found.events} events")
-    for v in Violation:
+    for v in found.kinds:
         first = found.first_seed.get(v)
         where = f"first at seed {first}" if first is not None else "never"
         print(f"  {v.value:<22} {found.counts[v]:>7} schedules   {where}")
@@ -250,7 +264,7 @@ def _summary(found: explore.Search, args: argparse.Namespace) -> dict:
         "seconds": round(found.seconds, 3),
         "schedules_per_second": round(found.rate, 1),
         "events": found.events,
-        "violations": {v.value: found.counts[v] for v in Violation},
+        "violations": {v.value: found.counts[v] for v in found.kinds},
         "first_violation_seed": {v.value: s for v, s in found.first_seed.items()},
         "schedules_to_first_violation": found.first_violation_after,
         "worst_seed": found.worst.seed if found.worst else None,
@@ -264,11 +278,12 @@ def _matrix(args: argparse.Namespace, config: WorldConfig) -> int:
     if args.json:
         print(json.dumps([_summary(r, args) for r in results], indent=2))
     else:
-        head = f"{'fixes':<20}" + "".join(f"{v.value:>22}" for v in Violation) + f"{'sched/s':>10}"
+        kinds = explore.possible(config)
+        head = f"{'fixes':<20}" + "".join(f"{v.value:>22}" for v in kinds) + f"{'sched/s':>10}"
         print(f"{args.schedules} schedules per row, seeds {args.seed}..{args.seed + args.schedules - 1}")
         print(head)
         for r in results:
-            cells = "".join(f"{r.counts[v]:>22}" for v in Violation)
+            cells = "".join(f"{r.counts[v]:>22}" for v in kinds)
             print(f"{_fix_label(r.fixes):<20}{cells}{r.rate:>10.0f}")
     return 1 if results[-1].worst else 0
 

@@ -38,6 +38,7 @@ class Verdict:
 @dataclass
 class Search:
     fixes: frozenset[Fix]
+    kinds: list[Violation] = field(default_factory=lambda: list(Violation))  # what the world can show
     schedules: int = 0
     events: int = 0
     seconds: float = 0.0
@@ -102,16 +103,22 @@ def verdicts(first_seed: int, count: int, config: WorldConfig, fixes: frozenset[
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def possible(config: WorldConfig) -> list[Violation]:
+    """The violations a world can show: emptied-after-repair only where the operators repair."""
+    return [v for v in Violation if v is not Violation.EMPTIED_AFTER_REPAIR or config.repair_at is not None]
+
+
 def search(first_seed: int, count: int, config: WorldConfig, fixes: frozenset[Fix], *,
            until: str = "all", workers: int = 1) -> Search:
-    """Run schedules until `until` is met: "first" violation, "all" four seen, or "none" (run every one)."""
-    found = Search(fixes)
+    """Run schedules until `until` is met: "first" violation, "all" kinds the world can show
+    seen, or "none" (run every one)."""
+    found = Search(fixes, kinds=possible(config))
     began = time.perf_counter()
     for verdict in verdicts(first_seed, count, config, fixes, workers):
         found.add(verdict)
         if until == "first" and verdict.violations:
             break
-        if until == "all" and len(found.first_seed) == len(Violation):
+        if until == "all" and len(found.first_seed) == len(found.kinds):
             break
     found.seconds = time.perf_counter() - began
     return found

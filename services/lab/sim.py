@@ -23,6 +23,7 @@ from services.core.fixes import Fix
 from services.core.invariants import Finding, InvariantChecker, Violation, stuck_endpoints
 from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT, Endpoint, LoadBalancer, Plan
 from services.core.planner import Planner
+from services.core.repair import LeftAlone, Repair, RepairEvent, RepairFailed, RepairStarted, Restored
 from services.core.records import RRType
 from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
 
@@ -65,6 +66,9 @@ class WorldConfig:
     enactor: EnactorConfig = EnactorConfig(lock_lease_seconds=1.0, backoff_base_seconds=0.2,
                                            backoff_cap_seconds=8.0, poll_interval_seconds=0.5,
                                            cleanup_threshold_generations=2)
+    # The operators' restore-dns (services/core/repair.py) at this time; None: no operators. The
+    # planner keeps publishing after it, so enactors holding older plans can race again.
+    repair_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,12 @@ class World:
                          for i in range(config.enactors)]
         self._latency = {e.enactor_id: self.rng.uniform(*config.latency_seconds) for e in self.enactors}
         self._stalls: dict[str, tuple[float, float, float]] = {}
+        self.operators: Repair | None = None
+        self.repaired_at: float | None = None  # the repair's first committed batch
+        self.operators_done = False
+        if config.repair_at is not None:
+            self.operators = Repair(config.enactor)
+            self._latency[self.operators.name] = self.rng.uniform(*config.latency_seconds)
         self._bootstrap()
 
     # ---- setup ----
@@ -155,6 +165,10 @@ class World:
         for e in self.enactors:
             self.conditions[f"latency {e.enactor_id}"] = f"{self._latency[e.enactor_id] * 1000:.0f}ms"
             self._at(self.rng.uniform(0, c.enactor.poll_interval_seconds), self._starter(e))
+        if self.operators is not None:
+            self.conditions["repair"] = f"restore-dns at t={c.repair_at:.0f}s"
+            self.horizon = max(self.horizon, c.repair_at + c.settle_seconds)
+            self._at(c.repair_at, self._starter(self.operators))
 
     def _publish(self, quiet: bool = False) -> Plan:
         plan = self.planner.next_plan(self.now)
@@ -193,42 +207,49 @@ class World:
                               latest, self.committed, self.failed, self.events, self.conditions, self.now)
 
     def _converged(self) -> bool:
-        """Nothing more can happen: every plan is out, applied everywhere, cleaned up."""
+        """Nothing more can happen: every plan is out, applied everywhere, cleaned up (and the
+        operators, if any, have acted)."""
         if len(self.plans) <= self.config.plans:
+            return False
+        if self.operators is not None and not self.operators_done:
             return False
         latest = self.plans[-1].generation
         return (all(e.applied_generation == latest and e.phase is Phase.IDLE for e in self.enactors)
                 and all(tree.active_generation(z.snapshot, z.origin) == latest for z in self.zones.values()))
 
-    def _delay(self, e: Enactor) -> float:
-        d = self._latency[e.enactor_id] * (0.5 + self.rng.expovariate(2.0))
-        stall = self._stalls.get(e.enactor_id)
+    def _delay(self, who: str) -> float:
+        d = self._latency[who] * (0.5 + self.rng.expovariate(2.0))
+        stall = self._stalls.get(who)
         if stall and stall[0] <= self.now < stall[1]:
             d += stall[2]
         for delay in self.config.delays:
-            if delay.enactor == e.enactor_id and delay.start <= self.now < delay.end:
+            if delay.enactor == who and delay.start <= self.now < delay.end:
                 d += self.rng.uniform(*delay.seconds)
         return d
 
-    def _starter(self, e: Enactor) -> Callable[[], None]:
+    def _starter(self, e: Machine) -> Callable[[], None]:
         return lambda: self._perform(e, e.start(self.now))
 
-    def _resume(self, e: Enactor, result: object) -> Callable[[], None]:
+    def _resume(self, e: Machine, result: object) -> Callable[[], None]:
         return lambda: self._perform(e, e.advance(result, self.now))
 
-    def _perform(self, e: Enactor, effect: object) -> None:
+    def _perform(self, e: Machine, effect: object) -> None:
+        who = _name(e)
         for event in e.drain_events():
-            self._narrate(e.enactor_id, event)
+            self._narrate(who, event)
+        if effect is None:  # the operators' repair is done
+            self.operators_done = True
+            return
         if isinstance(effect, Sleep):
             self._at(self.now + effect.seconds, self._resume(e, None))
             return
-        there = self.now + self._delay(e)
+        there = self.now + self._delay(who)
         if isinstance(effect, SubmitBatch):
             there += len(effect.changes) * self.config.change_seconds
-        back = self._delay(e)
+        back = self._delay(who)
 
         def serve() -> None:
-            result = self._serve(e.enactor_id, effect)
+            result = self._serve(who, effect)
             self._at(self.now + back, self._resume(e, result))
         self._at(there, serve)
 
@@ -247,7 +268,14 @@ class World:
             return rejected
         self.committed += 1
         self._log_commit(writer, effect, before)
-        for finding in self.checker.observe(effect.endpoint, self.dual_stack[effect.zone], before, after, self.now):
+        if effect.step is Step.RESTORE and self.repaired_at is None:
+            self.repaired_at = self.now
+        findings = self.checker.observe(effect.endpoint, self.dual_stack[effect.zone], before, after, self.now)
+        if self.repaired_at is not None:  # raced again after the operators' repair
+            findings += [Finding(Violation.EMPTIED_AFTER_REPAIR, f.at, f.endpoint,
+                                 f"empty again {f.at - self.repaired_at:.0f}s after the operators' repair")
+                         for f in findings if f.violation is Violation.ENDPOINT_EMPTY]
+        for finding in findings:
             self.findings.append(finding)
             self._log("checker", "violation", f"VIOLATION {finding.violation.value}: {finding.endpoint}: "
                       f"{finding.detail}", effect.zone)
@@ -263,8 +291,16 @@ class World:
         text = _committed_text(effect, before, self.plans[-1].generation)
         self._log(who, effect.step.value, text, effect.zone)
 
-    def _narrate(self, who: str, ev: Event) -> None:
-        if isinstance(ev, RunStarted):
+    def _narrate(self, who: str, ev: Event | RepairEvent) -> None:
+        if isinstance(ev, RepairStarted):
+            self._log(who, "repair", f"restore-dns: {ev.endpoint} to generation {ev.generation} by hand", ev.zone)
+        elif isinstance(ev, Restored):
+            self._log(who, "repair", f"restored {ev.endpoint} (attempt {ev.attempts})", ev.endpoint)
+        elif isinstance(ev, LeftAlone):
+            self._log(who, "repair", f"{ev.endpoint} still answers: left alone", ev.endpoint)
+        elif isinstance(ev, RepairFailed):
+            self._log(who, "repair", f"could not restore {ev.endpoint}: {ev.reason}", ev.endpoint)
+        elif isinstance(ev, RunStarted):
             self._log(who, "run", f"took generation {ev.generation}: freshness check passed "
                                   f"({ev.generation} > {ev.previously_applied} applied); not checked again this run")
         elif isinstance(ev, LockBusy):
@@ -292,7 +328,16 @@ class World:
             self._log(who, "run", f"finished generation {ev.generation} ({ev.at - ev.started_at:.2f}s{left})")
 
 
+Machine = Enactor | Repair  # what the world drives: start(), advance(), drain_events()
+
+
+def _name(machine: Machine) -> str:
+    return machine.enactor_id if isinstance(machine, Enactor) else machine.name
+
+
 def _committed_text(effect: SubmitBatch, before: ZoneSnapshot, newest: int) -> str:
+    if effect.step is Step.RESTORE:
+        return f"operators flipped {effect.zone} to generation {effect.generation}, rollback to it too"
     if effect.step is Step.INSTALL:
         return f"installed the tree of generation {effect.generation} in {effect.zone}"
     if effect.step is Step.CLEANUP:
@@ -308,11 +353,20 @@ def _committed_text(effect: SubmitBatch, before: ZoneSnapshot, newest: int) -> s
     return f"flipped {effect.zone} to generation {effect.generation} (was {was_text}){stale}"
 
 
+AFTER_REPAIR = 1800.0  # simulated seconds the planner goes on publishing after the repair
+
+
 def world_from_scenario(scenario: "Scenario", latency_seconds: tuple[float, float] = (0.05, 0.3),
-                        settle_seconds: float = 60.0) -> WorldConfig:
+                        settle_seconds: float = 60.0, through_repair: bool = False) -> WorldConfig:
     """The simulator's twin of a live scenario's race phase: same endpoints, fleet, enactor
-    settings, plan churn, Route 53 cost and conditions; latency stands in for the real network."""
+    settings, plan churn, Route 53 cost and conditions; latency stands in for the real network.
+    `through_repair`: the operators' restore-dns at its scenario time too, and plans for half an
+    hour after it (a re-race after the repair shows as emptied-after-repair)."""
     conditions_end = max((c.end for c in scenario.conditions), default=0.0)
+    repair_at = next((o.at for o in scenario.operators if o.action == "restore-dns"), None) if through_repair \
+        else None
+    if repair_at is not None:
+        conditions_end = max(conditions_end, repair_at + AFTER_REPAIR)
     interval = scenario.planner.plan_interval_seconds
     return WorldConfig(
         endpoints=scenario.endpoints, load_balancers=scenario.fleet.load_balancers,
@@ -321,7 +375,7 @@ def world_from_scenario(scenario: "Scenario", latency_seconds: tuple[float, floa
         plans=max(1, int(conditions_end / interval)), plan_interval_seconds=(interval * 0.8, interval * 1.2),
         settle_seconds=settle_seconds, latency_seconds=latency_seconds, stall_probability=0.0,
         delays=tuple(Delay(c.enactor, c.start, c.end, c.delay_seconds) for c in scenario.conditions),
-        change_seconds=scenario.dns.change_seconds_per_change, enactor=scenario.enactor)
+        change_seconds=scenario.dns.change_seconds_per_change, enactor=scenario.enactor, repair_at=repair_at)
 
 
 def run_schedule(seed: int, config: WorldConfig = WorldConfig(),

@@ -14,7 +14,7 @@ from services.lab.cli import main
 from services.lab.sim import WorldConfig, run_schedule
 
 CONFIG = WorldConfig()
-ALL_VIOLATIONS = set(Violation)
+ALL_VIOLATIONS = set(Violation) - {Violation.EMPTIED_AFTER_REPAIR}  # no operators in this world
 
 
 def search(first: int, count: int, fixes=frozenset(), until: str = "none") -> explore.Search:
@@ -57,7 +57,7 @@ def test_without_fixes_all_four_violations_appear_within_1000_schedules(unfixed)
     assert set(unfixed.first_seed) == ALL_VIOLATIONS
     assert unfixed.schedules <= 1000
     assert max(unfixed.first_seed.values()) == unfixed.schedules - 1  # it stopped once all four were seen
-    assert all(unfixed.counts[v] >= 1 for v in Violation)
+    assert all(unfixed.counts[v] >= 1 for v in ALL_VIOLATIONS)
     assert unfixed.worst is not None
 
 

@@ -14,6 +14,9 @@ import grpc
 import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from racelab.v1 import (authority_pb2, authority_pb2_grpc, director_pb2, director_pb2_grpc, planner_pb2,
                         planner_pb2_grpc)
@@ -146,11 +149,16 @@ async def rig(tmp_path):
     r.registry = CollectorRegistry()
     r.state = tmp_path
 
+    async def sim_sleep(seconds):  # the fake wall clock moves as far as the simulated sleep takes
+        r.wall.t += r.clock.schedule.wall_at(r.clock.now() + seconds) - r.clock.schedule.wall_at(r.clock.now())
+
     def make(scenario=SCENARIO):
-        return Director(scenario, r.clock, event_log_path=tmp_path / "events.jsonl",
-                        planner=planner_pb2_grpc.PlannerStub(r.channel),
-                        authority=authority_pb2_grpc.RouteControlStub(r.channel),
-                        registry=CollectorRegistry(), wall=r.wall)
+        director = Director(scenario, r.clock, event_log_path=tmp_path / "events.jsonl",
+                            planner=planner_pb2_grpc.PlannerStub(r.channel),
+                            authority=authority_pb2_grpc.RouteControlStub(r.channel),
+                            registry=CollectorRegistry(), wall=r.wall)
+        director.operators.sim_sleep = sim_sleep
+        return director
     r.make = make
     r.director = make()
     yield r
@@ -261,6 +269,11 @@ async def test_restore_dns_installs_tree_and_points_alias_and_rollback_at_it(rig
     assert rig.director.metrics.operator_actions.labels("restore-dns")._value.get() == 1
 
 
+def restored_events(rig):
+    return [e for e in rig.director.log.events
+            if e.kind == "operator.action" and e.attributes.get("result") == "restored"]
+
+
 async def test_restore_dns_leaves_an_endpoint_that_still_answers_alone(rig):
     # An enactor already moved the dual-stack endpoint to a newer plan than the operators fetched:
     # restoring it to their plan could only move it backwards.
@@ -284,8 +297,8 @@ async def test_restore_dns_reuses_an_installed_tree(rig):
     zone = rig.zones[ep.zone]
     seen, _ = read_lock(zone.snapshot)
     zone.apply(lock_changes(ep.zone, seen, "enactor-az3", 0, 2) + tree.install_changes(ep, plan.generation, 5))
-    result = await rig.director.operators.restore_endpoint(ep, plan.generation)
-    assert not result.installed
+    await rig.director.operators.perform("restore-dns", {"endpoint": LEGACY})
+    assert restored_events(rig)[-1].attributes["installed_tree"] == "false"
     assert tree.active_generation(zone.snapshot, LEGACY) == plan.generation
 
 
@@ -293,13 +306,19 @@ async def test_restore_dns_retries_after_losing_the_lock(rig):
     plan = rig.plans[-1]
     ep = plan.for_endpoint(LEGACY)
 
-    def enactor_writes(zone):  # an enactor renews the lock between the operator's read and write
+    def enactor_writes(zone):  # an enactor renews the lock between the operator's first read and write
         seen, _ = read_lock(zone.snapshot)
         zone.apply(lock_changes(zone.origin, seen, "enactor-az1", 0, 2))
 
     rig.route.before_apply = enactor_writes
-    result = await rig.director.operators.restore_endpoint(ep, plan.generation)
-    assert result.attempts == 2
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    rig.director.operators.tracer = provider.get_tracer("test")
+    await rig.director.operators.perform("restore-dns", {"endpoint": LEGACY})
+    [restore] = [s for s in spans.get_finished_spans() if s.name == "operator.restore"]
+    assert restore.attributes["racelab.lock.attempt"] == 2  # lost the lock once, read again, wrote
+    assert restore.attributes["racelab.batch.result"] == "committed"
     assert addresses(rig.zones[ep.zone], LEGACY, RRType.A) == {t.ipv4 for t in ep.targets if t.weight}
 
 
@@ -316,8 +335,8 @@ async def test_restore_dns_waits_out_an_unexpired_lock(rig):
         rig.wall.t += rig.clock.schedule.wall_at(rig.clock.now() + seconds) - rig.clock.schedule.wall_at(rig.clock.now())
 
     rig.director.operators.sim_sleep = sim_sleep
-    result = await rig.director.operators.restore_endpoint(ep, plan.generation)
-    assert result.attempts == 2 and slept and 0 < slept[0] <= 3.0
+    await rig.director.operators.perform("restore-dns", {"endpoint": LEGACY})
+    assert slept and 0 < slept[0] <= 3.0
     assert read_lock(zone.snapshot)[1].holder == "operator"
 
 
