@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the harnesses live in tests/harness
 
-from services.authority.testing import AuthorityProcess, fleet_planner, free_port, install_plan  # noqa: E402
+from harness.authority import AuthorityProcess, fleet_planner, free_port, install_plan  # noqa: E402
 from services.core.plans import ACCOUNT_ZONE  # noqa: E402
 from services.core.records import RRType  # noqa: E402
 from services.core.resolve import resolve  # noqa: E402

@@ -18,8 +18,8 @@ import time
 
 from services.core.fixes import RACE_FIXES
 from services.core.invariants import Violation
-from services.lab import explore
-from services.lab.sim import WorldConfig
+from services.lab.twin import explore
+from services.lab.twin.sim import WorldConfig
 
 SPIN_STATES_TO_VIOLATION = 23_201
 

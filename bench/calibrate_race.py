@@ -17,7 +17,7 @@ import time
 from services.core.fixes import parse_fixes
 from services.core.invariants import Violation
 from services.core.plans import LEGACY_ENDPOINT
-from services.lab.sim import run_schedule, world_from_scenario
+from services.lab.twin.sim import run_schedule, world_from_scenario
 from services.runtime.clock import SimClock
 from services.runtime.scenario import load_scenario
 

@@ -10,9 +10,9 @@
    the server reads every one) and --tcp over TCP (framed, 64 per connection,
    some with lying length prefixes). Then: the process is alive, its
    racelab_dns_internal_errors_total is 0, and it still answers correctly
-   (services.authority.fuzz.check_answers) over UDP and TCP.
+   (harness.fuzz.check_answers) over UDP and TCP.
 Packets are mutated valid queries, random bytes and structured malformations
-in equal shares (services/authority/fuzz.py). Reports packets/s and the RSS
+in equal shares (tests/harness/fuzz.py). Reports packets/s and the RSS
 before and after.
 """
 
@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the harnesses live in tests/harness
 
 import dns.message  # noqa: E402
 
-from services.authority import fuzz  # noqa: E402
-from services.authority.testing import (AuthorityProcess, answer_cache_with_plan, fleet_planner,  # noqa: E402
+from harness import fuzz  # noqa: E402
+from harness.authority import (AuthorityProcess, answer_cache_with_plan, fleet_planner,  # noqa: E402
                                         free_port, install_plan)
 
 

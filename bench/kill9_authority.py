@@ -4,7 +4,7 @@
 
 Each iteration: three concurrent writers, SIGKILL at a random moment, restart
 on the same state, check everything acknowledged is there and nothing is
-half-applied (services/lab/durability.py says exactly what is checked).
+half-applied (tests/harness/durability.py says exactly what is checked).
 Prints the tally per target as JSON; exit 1 if anything was lost.
 """
 
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the harnesses live in tests/harness
 
-from services.lab.durability import AuthorityKiller, PlannerKiller  # noqa: E402
+from harness.durability import AuthorityKiller, PlannerKiller  # noqa: E402
 
 
 def main() -> int:

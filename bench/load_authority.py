@@ -30,13 +30,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the harnesses live in tests/harness
 
 import grpc  # noqa: E402
 
 from bench_dns import dnsperf, query_lines, rss_kib  # noqa: E402
 from racelab.v1 import authority_pb2, authority_pb2_grpc  # noqa: E402
-from services.authority.testing import AuthorityProcess, fleet_planner, install_plan  # noqa: E402
+from harness.authority import AuthorityProcess, fleet_planner, install_plan  # noqa: E402
 from services.core import tree  # noqa: E402
 from services.core.records import RecordSet, RRType, create, delete  # noqa: E402
 from services.runtime.auth import bearer_interceptors, read_token  # noqa: E402

@@ -18,11 +18,11 @@ import sys
 import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
 
 from services.authority.answers import AnswerCache  # noqa: E402
 from services.authority.state import account_names, initial_zones  # noqa: E402
-from services.authority.testing import fleet_planner  # noqa: E402
+from harness.authority import fleet_planner  # noqa: E402
 from services.core import tree  # noqa: E402
 from services.core.zone import ZoneSet, _validate  # noqa: E402
 from services.runtime.scenario import load_scenario  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from services.authority.testing import tester_credentials
+from harness.authority import tester_credentials
 from services.runtime.auth import read_token, sync_channel
 
 ROOT = Path(__file__).resolve().parents[1]

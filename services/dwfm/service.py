@@ -1,6 +1,6 @@
 """EC2's DropletWorkflow Manager as a live service around the core Fleet.
 
-Wired as services/lab/cascade.py wires the twin, except that DynamoDB's
+Wired as services/lab/twin/cascade.py wires the twin, except that DynamoDB's
 reachability is not an input: every tick the fleet advances in simulated time,
 and for each host's state-check round that host writes its lease renewals and
 newly established leases to DynamoDB in ONE BatchWriteItem, to a load balancer

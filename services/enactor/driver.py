@@ -1,6 +1,6 @@
 """The live driver of the core Enactor: its effects performed over gRPC.
 
-This is the live twin of services/lab/sim.py's World._perform/_serve: the very
+This is the live twin of services/lab/twin/sim.py's World._perform/_serve: the very
 same sans-IO Enactor, but FetchLatestPlan goes to the planner, ReadZone and
 SubmitBatch go to the authority's control API, and Sleep is simulated time.
 Time handed to the enactor is simulated Unix seconds (the lock's expiry is

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from services.core.fixes import RACE_FIXES, Fix, UnknownFix, parse_fixes
 from services.core.plans import LEGACY_ENDPOINT
-from services.lab import explore, follow
+from services.lab.twin import explore
+from services.lab.live import follow
 from services.lab.assertions import command as assert_command
-from services.lab.sim import WorldConfig, run_schedule, with_overrides
+from services.lab.twin.sim import WorldConfig, run_schedule, with_overrides
 from services.runtime.service import OneLineParser
 
 
@@ -107,9 +108,9 @@ def _run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from services.lab.chaos import ChaosError, parse_chaos
-    from services.lab.run import RunOptions, default_out, ensure_ports_free, run
-    from services.lab.topology import local_topology
+    from services.lab.live.chaos import ChaosError, parse_chaos
+    from services.lab.live.run import RunOptions, default_out, ensure_ports_free, run
+    from services.lab.live.topology import local_topology
     from services.runtime.scenario import ScenarioError, parse_scenario, scenario_text
     try:
         text, source = scenario_text(args.scenario)  # the run directory keeps exactly what ran
@@ -146,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from services.lab.report import rewrite_report
+    from services.lab.report.page import rewrite_report
     try:
         path = rewrite_report(args.run_dir, what_if=args.what_if)
     except (OSError, ValueError) as exc:
@@ -195,7 +196,7 @@ def _probability(text: str) -> float:
 
 def _world(args: argparse.Namespace) -> WorldConfig:
     if args.scenario:
-        from services.lab.sim import world_from_scenario
+        from services.lab.twin.sim import world_from_scenario
         from services.runtime.scenario import ScenarioError, parse_scenario, scenario_text
         try:
             text, source = scenario_text(args.scenario)

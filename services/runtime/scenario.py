@@ -110,7 +110,7 @@ class Scenario:
         return replace(self, seed=self.seed if seed is None else seed, fixes=self.fixes if fixes is None else fixes)
 
 
-BUILTIN = "services.lab.scenarios"
+BUILTIN = "services.scenarios"
 
 
 def builtin_names() -> list[str]:

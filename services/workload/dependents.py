@@ -1,6 +1,6 @@
 """The services that depend on DynamoDB and EC2, as live callers (INCIDENT.md §3, "Others").
 
-Wired as services/lab/cascade.py wires the twin, except that nothing here is
+Wired as services/lab/twin/cascade.py wires the twin, except that nothing here is
 told whether DynamoDB answers: each dependent has its own resolver (its own
 cache, negative answers included) and really calls.
 

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from spanfactory import T0, otlp_line, span, write_traces
 
 from services.lab.cli import main
-from services.lab.otlpsink import start_sink
+from services.lab.live.otlpsink import start_sink
 from services.runtime.clock import SimClock
 from services.runtime.scenario import parse_scenario, scenario_text
 

@@ -6,7 +6,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from services.authority.testing import AuthorityProcess
+from harness.authority import AuthorityProcess
 
 
 def dig(auth: AuthorityProcess, name: str, rdtype: str = "A", *, tcp: bool = False, **make) -> dns.message.Message:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.authority.testing import AuthorityProcess, fleet_planner, install_plan
+from harness.authority import AuthorityProcess, fleet_planner, install_plan
 
 
 @pytest.fixture

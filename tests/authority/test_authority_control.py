@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from racelab.v1 import authority_pb2, director_pb2, director_pb2_grpc
-from services.authority.testing import fleet_planner, free_port, install_plan
+from harness.authority import fleet_planner, free_port, install_plan
 from services.core import tree
 from services.core.plans import ACCOUNT_ZONE, LEGACY_ENDPOINT
 from services.core.records import RecordSet, RRType, create, delete

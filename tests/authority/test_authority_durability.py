@@ -11,7 +11,7 @@ import pytest
 
 from authority_helpers import answers, dig
 from services.authority.store import WalRecord, read_wal
-from services.authority.testing import REPO, AuthorityProcess, fleet_planner, free_port, install_plan
+from harness.authority import REPO, AuthorityProcess, fleet_planner, free_port, install_plan
 from procs import auth_env
 from services.core.plans import LEGACY_ENDPOINT
 from services.core.records import RecordSet, RRType, create

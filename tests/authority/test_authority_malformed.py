@@ -14,7 +14,7 @@ import pytest
 from authority_helpers import answers, dig
 from services.authority.answers import AnswerCache
 from services.authority.state import account_names, initial_zones
-from services.authority.testing import answer_cache_with_plan, fleet_planner
+from harness.authority import answer_cache_with_plan, fleet_planner
 from services.core import tree
 from services.core.plans import LEGACY_ENDPOINT
 from services.core.zone import ZoneSet

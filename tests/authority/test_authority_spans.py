@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from services.runtime.events import EventPublisher
 from services.authority.state import AuthorityState, initial_zones
 from services.authority.store import Store
-from services.authority.testing import fleet_planner
+from harness.authority import fleet_planner
 from services.core import tree
 from services.core.plans import LEGACY_ENDPOINT
 from services.core.zone import BatchRejected

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from procs import metric, scrape
-from services.authority import fuzz
-from services.authority.testing import AuthorityProcess, fleet_planner, free_port, install_plan
+from harness import fuzz
+from harness.authority import AuthorityProcess, fleet_planner, free_port, install_plan
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import dns.rcode
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from services.authority.testing import answer_cache_with_plan
+from harness.authority import answer_cache_with_plan
 from services.core.plans import ACCOUNT_ZONE, LEGACY_ENDPOINT
 from services.core.records import RRType
 from services.core.resolve import Rcode, resolve

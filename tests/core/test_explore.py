@@ -9,9 +9,9 @@ import pytest
 
 from services.core.fixes import RACE_FIXES, Fix
 from services.core.invariants import Violation
-from services.lab import explore
+from services.lab.twin import explore
 from services.lab.cli import main
-from services.lab.sim import WorldConfig, run_schedule
+from services.lab.twin.sim import WorldConfig, run_schedule
 
 CONFIG = WorldConfig()
 ALL_VIOLATIONS = set(Violation) - {Violation.EMPTIED_AFTER_REPAIR}  # no operators in this world

@@ -14,7 +14,7 @@ from services.core.planner import Planner
 from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT, Endpoint, LoadBalancer
 from services.core.repair import LeftAlone, Repair, RepairFailed, Restored
 from services.core.zone import BatchRejected, HostedZone
-from services.lab.sim import WorldConfig, run_schedule
+from services.lab.twin.sim import WorldConfig, run_schedule
 
 CONFIG = EnactorConfig(lock_lease_seconds=2.0)
 ENDPOINTS = (Endpoint(DUALSTACK_ENDPOINT, dual_stack=True), Endpoint(LEGACY_ENDPOINT))
@@ -135,3 +135,18 @@ def test_the_explorers_world_runs_the_repair_at_its_time():
     assert any(e.actor == "operator" and e.kind == "restore" for e in r.timeline)  # its batch, as committed
     assert any(e.actor == "operator" and e.kind == "repair" and e.text.startswith("restored") for e in r.timeline)
     assert Violation.AUTOMATION_STUCK not in r.violations or r.ended_at < 300
+
+
+def test_a_re_race_after_the_repair_is_found_and_replays_by_its_seed():
+    """An enactor that stays slow past the repair (as machine load makes one live, about 1 run in 12)
+    still holds an old plan: it flips the repaired name back and another's clean-up empties it again."""
+    from services.lab.twin import explore
+    from services.lab.twin.sim import Delay
+    config = WorldConfig(plans=40, repair_at=10.0, stall_probability=0.0,
+                         delays=(Delay("enactor-az1", 0.0, 1e9, (1.0, 3.0)),))
+    found = explore.search(100, 10, config, frozenset(), until="none")
+    seed = found.first_seed[Violation.EMPTIED_AFTER_REPAIR]
+    first, again = run_schedule(seed, config), run_schedule(seed, config)
+    [after] = [f for f in first.findings if f.violation is Violation.EMPTIED_AFTER_REPAIR]
+    assert after.at > 10.0 and "after the operators' repair" in after.detail
+    assert [(e.at, e.actor, e.text) for e in first.timeline] == [(e.at, e.actor, e.text) for e in again.timeline]

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = {"base": "deploy/k8s/base", "observability": "deploy/k8s/overlays/observability",
             "scaled": "deploy/k8s/overlays/scaled"}
 # What a render reads: the manifests, and the files they take from the rest of the repository.
-TREES = ("deploy", "grafana", "services/lab/scenarios")
+TREES = ("deploy", "grafana", "services/scenarios")
 GENERATED = "deploy/k8s/base/generated"
 
 

@@ -232,7 +232,7 @@ def _mount_source(spec: dict, c: dict, path: str) -> tuple[dict, str]:
 
 def test_every_file_a_process_is_told_about_is_mounted(docs):
     base = docs["base"]
-    scenario_text = (ROOT / "services/lab/scenarios/oct-2025.yaml").read_text()
+    scenario_text = (ROOT / "services/scenarios/oct-2025.yaml").read_text()
     claims = {w["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] for w in workloads(base)
               if w["kind"] == "StatefulSet" and w["spec"].get("volumeClaimTemplates")}
     secret_keys = set(next(d for d in base if d["kind"] == "Secret")["data"])

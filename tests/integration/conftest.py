@@ -19,8 +19,8 @@ import pytest
 from procs import event_time
 
 from services.core.plans import LEGACY_ENDPOINT
-from services.lab.otlpsink import read_spans
-from services.lab.scrape import Series, load_series
+from services.lab.live.otlpsink import read_spans
+from services.lab.live.scrape import Series, load_series
 from services.runtime.scenario import Scenario, parse_scenario
 
 BASE_PORT = 24000  # the shared runs' ports (test_live_race.py runs its own on 21000)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from services.core.plans import LEGACY_ENDPOINT
-from services.lab.run import ensure_ports_free
-from services.lab.scrape import load_series
-from services.lab.topology import local_topology
+from services.lab.live.run import ensure_ports_free
+from services.lab.live.scrape import load_series
+from services.lab.live.topology import local_topology
 from test_live_race import DnsProbe
 
 pytestmark = pytest.mark.integration

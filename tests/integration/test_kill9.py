@@ -1,5 +1,5 @@
 """kill -9 in the middle of concurrent writes, then restart: every acknowledged batch and plan is there,
-nothing is half-applied (services/lab/durability.py; bench/kill9_authority.py runs 100+ iterations)."""
+nothing is half-applied (tests/harness/durability.py; bench/kill9_authority.py runs 100+ iterations)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from racelab.v1 import authority_pb2, common_pb2
 from services.core.records import RecordSet, RRType
-from services.lab.durability import AuthorityKiller, Batch, PlannerKiller
+from harness.durability import AuthorityKiller, Batch, PlannerKiller
 
 pytestmark = pytest.mark.integration
 

@@ -288,13 +288,13 @@ def test_queue_throttle_avoids_the_collapse_and_recovers_before_the_operators_ac
 def test_the_twin_agrees_with_the_live_run(default):
     """The cascade's twin, fed this run's measured outage, reaches the same named moments (leases
     expiring, none left, DWFM's collapse and its end, every droplet leased again, NLBs flapping) within
-    the stated tolerances (services/lab/fidelity.py TWIN_MOMENTS). A twin with one parameter 20% off
+    the stated tolerances (services/lab/report/fidelity.py TWIN_MOMENTS). A twin with one parameter 20% off
     (Network Manager's propagation rate) must fail the same comparison: the check can see a drift."""
     import dataclasses
 
-    from services.lab.cascade import run_twin
-    from services.lab.fidelity import cascade_moments, twin_agreement
-    from services.lab.run import read_events
+    from services.lab.twin.cascade import run_twin
+    from services.lab.report.fidelity import cascade_moments, twin_agreement
+    from services.lab.live.run import read_events
 
     run = default
     scenario = run.scenario.with_overrides(seed=run.summary["seed"])

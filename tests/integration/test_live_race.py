@@ -22,8 +22,8 @@ import pytest
 from procs import event_time
 
 from services.core.plans import LEGACY_ENDPOINT
-from services.lab.otlpsink import read_spans
-from services.lab.scrape import load_series
+from services.lab.live.otlpsink import read_spans
+from services.lab.live.scrape import load_series
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """The fidelity table's reading of time series: when EC2 counts as fully recovered, when the event is
 over, and which measured rows came out of the incident's order."""
 
-from services.lab.fidelity import Row, fidelity, out_of_order
+from services.lab.report.fidelity import Row, fidelity, out_of_order
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import load_scenario
 

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from racelab.v1 import director_pb2 as pb, director_pb2_grpc
-from services.lab.follow import FollowError, follow, wait_for_addresses
+from services.lab.live.follow import FollowError, follow, wait_for_addresses
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import load_scenario
 

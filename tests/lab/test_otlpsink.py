@@ -8,7 +8,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from services.lab.otlpsink import read_spans, start_sink
+from services.lab.live.otlpsink import read_spans, start_sink
 
 
 def test_exported_spans_are_written_as_otlp_json(tmp_path, free_port):

@@ -3,8 +3,8 @@
 import json
 
 from services.core.plans import LEGACY_ENDPOINT
-from services.lab.run import build_summary
-from services.lab.scrape import Series
+from services.lab.live.run import build_summary
+from services.lab.live.scrape import Series
 from services.runtime.scenario import load_scenario
 
 CELL = "cell-2.ddb.us-east-1.amazonaws.com"

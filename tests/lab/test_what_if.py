@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.lab.cascade import STEP, run_twin
-from services.lab.fidelity import impact_minutes, what_if
+from services.lab.twin.cascade import STEP, run_twin
+from services.lab.report.fidelity import impact_minutes, what_if
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import load_scenario
 

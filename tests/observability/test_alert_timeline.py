@@ -7,8 +7,8 @@ from datetime import datetime
 
 from rich.console import Console
 
-from services.lab import prometheus, run
-from services.lab.topology import local_topology
+from services.lab.live import prometheus, run
+from services.lab.live.topology import local_topology
 from services.runtime.clock import PDT, Schedule, SimClock
 
 START = 1_000.0

@@ -26,11 +26,11 @@ import pytest
 from prom_helpers import ROOT, UserRun, require_binary, run_as_user
 
 from services.core.plans import LEGACY_ENDPOINT
-from services.lab.otlpsink import read_spans
-from services.lab.prometheus import AlertSpan, PrometheusError, alert_timeline, api, query_range
-from services.lab.run import empty_windows
-from services.lab.scrape import load_series
-from services.lab.topology import local_topology
+from services.lab.live.otlpsink import read_spans
+from services.lab.live.prometheus import AlertSpan, PrometheusError, alert_timeline, api, query_range
+from services.lab.live.run import empty_windows
+from services.lab.live.scrape import load_series
+from services.lab.live.topology import local_topology
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import load_scenario
 

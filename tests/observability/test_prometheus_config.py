@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from prom_helpers import require_binary
 
-from services.lab.prometheus import DEPLOY_DIR, write_run_config
-from services.lab.topology import local_topology
+from services.lab.live.prometheus import DEPLOY_DIR, write_run_config
+from services.lab.live.topology import local_topology
 
 RULES = sorted((DEPLOY_DIR / "rules").glob("*.yml"))
 RULE_TESTS = sorted((DEPLOY_DIR / "tests").glob("*.yml"))

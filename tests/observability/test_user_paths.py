@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from prom_helpers import ROOT, UserRun, require_binary, run_as_user, user_env
 
-from services.lab.prometheus import query_range
-from services.lab.topology import local_topology
+from services.lab.live.prometheus import query_range
+from services.lab.live.topology import local_topology
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import load_scenario
 

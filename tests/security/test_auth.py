@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from procs import (ROOT, auth_env, credentials, env_for, free_port, metric, run_to_exit, scrape, start, stop, token,
                    wait_for, wait_serving, write_scenario)
 from racelab.v1 import authority_pb2, authority_pb2_grpc, planner_pb2, planner_pb2_grpc
-from services.authority.testing import AuthorityProcess
+from harness.authority import AuthorityProcess
 from services.core.nlbdns import NLB_ZONE
 from services.core.plans import ACCOUNT_ZONE, LEGACY_ENDPOINT
 from services.core.records import RecordSet, RRType, create

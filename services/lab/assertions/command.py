@@ -124,7 +124,7 @@ async def _watch(args: argparse.Namespace, specs: list[Spec], traces: Path | Non
         loop.add_signal_handler(sig, stop.set)
     server = None
     if args.live:
-        from services.lab.otlpsink import start_sink
+        from services.lab.live.otlpsink import start_sink
         try:
             split_hostport(args.live)
         except ValueError as exc:

@@ -25,10 +25,10 @@ from pathlib import Path
 import yaml
 from rich.markup import escape
 
-from services.lab.topology import Topology
+from services.lab.live.topology import Topology
 from services.runtime.clock import SimClock
 
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+DEPLOY_DIR = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
 PORT_OFFSET = 990  # Prometheus listens on base_port + 990
 INSTALL_HINT = "apt-get install prometheus (Debian's package) and racelab run starts one"
 

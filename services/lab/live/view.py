@@ -8,8 +8,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from services.lab.scrape import Series
-from services.lab.topology import ENACTORS
+from services.lab.live.scrape import Series
+from services.lab.live.topology import ENACTORS
 
 
 @dataclass

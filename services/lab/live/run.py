@@ -23,14 +23,14 @@ from rich.markup import escape
 
 from racelab.v1 import director_pb2, director_pb2_grpc
 from services.core.plans import LEGACY_ENDPOINT
-from services.lab.chaos import Kill, run_chaos
-from services.lab.fidelity import operator_times
-from services.lab.otlpsink import start_sink
-from services.lab.prometheus import INSTALL_HINT, PrometheusError, RunPrometheus, binary
-from services.lab.scrape import Series, scrape
-from services.lab.supervisor import ProcessFailed, Supervisor
-from services.lab.topology import ProcessSpec, Topology, local_topology
-from services.lab.view import Event, ViewState, render
+from services.lab.live.chaos import Kill, run_chaos
+from services.lab.report.fidelity import operator_times
+from services.lab.live.otlpsink import start_sink
+from services.lab.live.prometheus import INSTALL_HINT, PrometheusError, RunPrometheus, binary
+from services.lab.live.scrape import Series, scrape
+from services.lab.live.supervisor import ProcessFailed, Supervisor
+from services.lab.live.topology import ProcessSpec, Topology, local_topology
+from services.lab.live.view import Event, ViewState, render
 from services.runtime.auth import bearer_interceptors, read_token
 from services.runtime.clock import SimClock
 from services.runtime.credentials import write_credentials
@@ -150,7 +150,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
             and not chaos_task.exception() else "not completed"
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     try:
-        from services.lab.report import write_report
+        from services.lab.report.page import write_report
         write_report(run_dir, scenario, series, summary, wall_start, what_if)
     except Exception as exc:  # the report must never hide the run's own outcome
         console.print(f"[red]report failed: {escape(str(exc))}[/red]")
@@ -159,7 +159,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
 
 def _what_if(scenario_text: str, seed: int, outage: list[tuple[float, float | None]]) -> list:
     import os
-    from services.lab.fidelity import what_if
+    from services.lab.report.fidelity import what_if
     from services.runtime.scenario import parse_scenario
     os.nice(10)
     return what_if(parse_scenario(scenario_text).with_overrides(seed=seed), outage)

@@ -75,7 +75,7 @@ def _read_token(path: str) -> str:
 async def follow(director: str, scenario: Scenario, out: Path, wait: float, token: str | None = None) -> dict:
     """Print the director's events until the scenario's end; write events.jsonl and summary.json."""
     from racelab.v1 import director_pb2 as pb, director_pb2_grpc
-    from services.lab.run import read_events, windows_from_events
+    from services.lab.live.run import read_events, windows_from_events
     clock = SimClock(scenario.schedule, scenario.epoch, 0.0)  # only to name simulated instants in PDT
     out.mkdir(parents=True, exist_ok=True)
     events_path = out / "events.jsonl"

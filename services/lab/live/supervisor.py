@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.lab.topology import ProcessSpec, Topology
+from services.lab.live.topology import ProcessSpec, Topology
 
 
 class ProcessFailed(Exception):

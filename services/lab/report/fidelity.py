@@ -203,10 +203,10 @@ RACE_TWIN_SCHEDULES = 3  # per race-fix row: the run's seed and the next ones
 
 
 def race_outages(scenario: Scenario, fixes: frozenset[Fix], seeds: range) -> list[list[tuple[float, float | None]]]:
-    """The regional name's empty windows in the race twin (services/lab/sim.py, the same enactor
+    """The regional name's empty windows in the race twin (services/lab/twin/sim.py, the same enactor
     core as the live run) with `fixes`, one list per seed. A window still open when the race twin
     stops has no end: it lasts until the operators' repair."""
-    from services.lab.sim import run_schedule, world_from_scenario
+    from services.lab.twin.sim import run_schedule, world_from_scenario
     config = world_from_scenario(scenario)
     out = []
     for seed in seeds:
@@ -222,7 +222,7 @@ def what_if(scenario: Scenario, outage: list[tuple[float, float | None]] | None 
     the outage where this run measured it (`outage`; None: 2025's 23:48-02:25). Each race-fix row
     runs the race twin with that fix over `schedules` seeds from the run's, and feeds the cascade
     twin the outages each schedule produced."""
-    from services.lab.cascade import STEP, run_twin
+    from services.lab.twin.cascade import STEP, run_twin
     base = scenario.with_overrides(fixes=frozenset())
     measured = "this run's outage" if outage is not None else "2025's outage (23:48-02:25)"
     cache: dict[tuple, tuple[dict[str, float], bool]] = {}

@@ -21,7 +21,7 @@ import plotly.graph_objects as go  # noqa: E402
 from plotly.subplots import make_subplots  # noqa: E402
 
 from services.core.plans import LEGACY_ENDPOINT  # noqa: E402
-from services.lab.scrape import Series  # noqa: E402
+from services.lab.live.scrape import Series  # noqa: E402
 from services.runtime.clock import SimClock  # noqa: E402
 
 RESULT_COLOURS = {"committed": "#2ca02c", "lock_lost": "#ff7f0e", "rejected": "#d62728", "unavailable": "#7f7f7f"}

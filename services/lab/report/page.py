@@ -11,10 +11,10 @@ from pathlib import Path
 import plotly.offline
 
 from services.core.plans import LEGACY_ENDPOINT
-from services.lab.otlpsink import read_spans
-from services.lab.plots import Mark, night_figure, race_batches, is_stale_flip, span_sim, tree_deletions, write_pngs
-from services.lab.prometheus import alert_timeline_html, load_alert_timeline
-from services.lab.scrape import Series
+from services.lab.live.otlpsink import read_spans
+from services.lab.report.plots import Mark, night_figure, race_batches, is_stale_flip, span_sim, tree_deletions, write_pngs
+from services.lab.live.prometheus import alert_timeline_html, load_alert_timeline
+from services.lab.live.scrape import Series
 from services.runtime.clock import SimClock
 from services.runtime.scenario import Scenario
 
@@ -26,7 +26,7 @@ td,th{border:1px solid #ccc;padding:3px 6px;text-align:left} details{margin:1em 
 
 def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dict, wall_start: float,
                  what_if: list | None = None) -> Path:
-    from services.lab.fidelity import fidelity
+    from services.lab.report.fidelity import fidelity
     clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
     traces = run_dir / "traces.jsonl"
     spans = read_spans(traces) if traces.exists() else []
@@ -66,8 +66,8 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
 
 def rewrite_report(run_dir: Path, what_if: bool = False) -> Path:
     """report.html again, from the files the run wrote. ValueError: not a run directory."""
-    from services.lab.fidelity import what_if as twin
-    from services.lab.scrape import load_series
+    from services.lab.report.fidelity import what_if as twin
+    from services.lab.live.scrape import load_series
     from services.runtime.scenario import ScenarioError, parse_scenario
     missing = [n for n in ("scenario.yaml", "summary.json", "metrics.jsonl") if not (run_dir / n).is_file()]
     if missing:
@@ -203,7 +203,7 @@ def live_lookup(series: Series):
 
 def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: SimClock,
                    what_if: list | None, rows: list, windows: list) -> list[str]:
-    from services.lab.fidelity import out_of_order
+    from services.lab.report.fidelity import out_of_order
     out = ["<h2>Fidelity: INCIDENT.md §3 against this run</h2>",
            "<table><tr><th>real (PDT)</th><th>this run</th><th>what</th><th>how</th></tr>"]
     for r in rows:
@@ -238,9 +238,9 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
             out.append(f"<tr><td>{html.escape(w.label)}</td>" + "".join(f"<td>{w.minutes[d]:.0f}</td>" for d in deps)
                        + f"<td>{'yes' if w.dwfm_recovered else 'NEVER'}</td><td>{html.escape(w.source)}</td></tr>")
         out.append("</table><p>Impact: simulated minutes under a 90% success ratio, 23:30-14:30 PDT. The cascade's "
-                   "twin (services/lab/cascade.py) runs the same core objects as the live dwfm, netmgr, nlb and "
+                   "twin (services/lab/twin/cascade.py) runs the same core objects as the live dwfm, netmgr, nlb and "
                    "workload processes, built by services/core/cascade.py, and takes the regional name's outage as "
                    "input: this run's measured window for the cascade rows; for each race-fix row, the windows the "
-                   "race twin (services/lab/sim.py, the live enactors' core) produced with that fix, averaged over "
+                   "race twin (services/lab/twin/sim.py, the live enactors' core) produced with that fix, averaged over "
                    "its schedules. A window the race twin leaves open lasts until the operators' 02:25 repair.</p>")
     return out

@@ -133,7 +133,7 @@ def _value(v: dict[str, Any]) -> Any:
     return None
 
 
-if __name__ == "__main__":  # a standalone sink: python -m services.lab.otlpsink HOST:PORT FILE
+if __name__ == "__main__":  # a standalone sink: python -m services.lab.live.otlpsink HOST:PORT FILE
     import sys
 
     async def _serve() -> None:

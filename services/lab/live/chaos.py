@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from services.lab.supervisor import Supervisor
+from services.lab.live.supervisor import Supervisor
 from services.runtime.clock import ScheduleError, SimClock, parse_pdt
 from services.runtime.scenario import Scenario
 

@@ -19,7 +19,7 @@ from typing import Iterator
 from services.core.fixes import Fix
 from services.core.invariants import Violation
 from services.core.plans import LEGACY_ENDPOINT
-from services.lab.sim import Entry, ScheduleResult, WorldConfig, run_schedule
+from services.lab.twin.sim import Entry, ScheduleResult, WorldConfig, run_schedule
 
 CHUNK = 500  # schedules per worker task, at most; the first tasks are smaller so early stops come early
 FIRST_CHUNK = 20

@@ -30,7 +30,7 @@ from pathlib import Path
 import grpc
 
 from racelab.v1 import authority_pb2, authority_pb2_grpc, planner_pb2, planner_pb2_grpc
-from services.authority.testing import REPO, AuthorityProcess, free_port, tester_credentials
+from harness.authority import REPO, AuthorityProcess, free_port, tester_credentials
 from services.core.records import RecordSet, RRType, create, delete
 from services.runtime.auth import read_token, sync_channel
 from services.runtime.scenario import load_scenario
