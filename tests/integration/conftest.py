@@ -60,11 +60,12 @@ class LiveRun:
     def named(self, name: str, **attrs: object) -> list[dict]:
         return [s for s in self.spans if s["name"] == name and all(s["attrs"].get(k) == v for k, v in attrs.items())]
 
-    def operator_time(self, action: str) -> float:
-        """When the operators' `action` started, from the director's operator.action span."""
-        times = [self.sim(s) for s in self.named("operator.action", **{"racelab.operator.action": action})]
-        assert len(times) == 1, f"expected one operator.action span for {action}, found {len(times)}"
-        return times[0]
+    def operator_time(self, action: str, done: bool = False) -> float:
+        """When the operators' `action` started (or, `done`, had taken effect: its call returned),
+        from the director's operator.action span."""
+        spans = self.named("operator.action", **{"racelab.operator.action": action})
+        assert len(spans) == 1, f"expected one operator.action span for {action}, found {len(spans)}"
+        return self.sim_end(spans[0]) if done else self.sim(spans[0])
 
     def history(self, name: str, **labels: str) -> list[tuple[float, float]]:
         """The one scraped series `name{labels}` as (simulated seconds, value)."""
