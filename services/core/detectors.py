@@ -55,8 +55,12 @@ class CollapseWatch:
     window: float
     collapsed: bool = False
     recent: deque = field(default_factory=deque)  # (sim, timeouts, established) per step
+    totals: tuple[int, int] = (0, 0)  # the fleet's timeouts and leases established, as last seen
 
-    def observe(self, now: float, timeouts: int, established: int, depth: int) -> Change | None:
+    def observe(self, now: float, timeouts_total: int, established_total: int, depth: int) -> Change | None:
+        """The fleet's running totals now; the watch takes what changed since its last look."""
+        timeouts, established = timeouts_total - self.totals[0], established_total - self.totals[1]
+        self.totals = (timeouts_total, established_total)
         self.recent.append((now, timeouts, established))
         while self.recent and self.recent[0][0] < now - self.window:
             self.recent.popleft()

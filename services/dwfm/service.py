@@ -214,23 +214,18 @@ class Dwfm:
 
     def _count_totals(self, now: float) -> None:
         f = self.fleet
-        deltas = {}
         for name, total, counter in (("timeouts", f.timeouts_total, self.metrics.timeouts),
                                      ("established", f.established_total, self.metrics.established),
                                      ("expired", f.expired_total, self.metrics.expired)):
-            deltas[name] = total - self._seen[name]
-            if deltas[name]:
-                counter.inc(deltas[name])
+            if total != self._seen[name]:
+                counter.inc(total - self._seen[name])
                 self._seen[name] = total
-        self._watch_collapse(now, deltas["timeouts"], deltas["established"])
-
-    def _watch_leases(self) -> None:
-        change = self.leases.observe(self.fleet.leased(), self.fleet.config.droplets)
+        change = self.collapse.observe(now, f.timeouts_total, f.established_total, f.queue_depth())
         if change:
             self.publish(change.kind, change.message, change.attrs)
 
-    def _watch_collapse(self, now: float, timeouts: int, established: int) -> None:
-        change = self.collapse.observe(now, timeouts, established, self.fleet.queue_depth())
+    def _watch_leases(self) -> None:
+        change = self.leases.observe(self.fleet.leased(), self.fleet.config.droplets)
         if change:
             self.publish(change.kind, change.message, change.attrs)
 

@@ -17,13 +17,14 @@ def test_leases_expire_then_none_then_come_back():
 
 
 def test_collapse_is_timeouts_without_a_lease_established_over_the_window():
-    watch = CollapseWatch(window=300.0)
+    watch = CollapseWatch(window=300.0)  # fed the fleet's running totals: timeouts, leases established
     assert watch.observe(0.0, 0, 5, 10) is None  # work progressing
-    assert watch.observe(100.0, 40, 0, 900) is None  # the lease established at 0 is still in the window
-    change = watch.observe(400.0, 40, 0, 900)
+    assert watch.observe(100.0, 40, 5, 900) is None  # the lease established at 0 is still in the window
+    change = watch.observe(400.0, 80, 5, 900)
     assert change.kind == "dwfm.collapse" and change.attrs["state"] == "collapsed" and watch.collapsed
-    assert watch.observe(500.0, 40, 0, 900) is None  # stays collapsed
-    assert watch.observe(600.0, 3, 1, 800).attrs["state"] == "progressing"
+    assert change.attrs["timeouts"] == 80  # both steps' timeouts fall in the window
+    assert watch.observe(500.0, 120, 5, 900) is None  # stays collapsed
+    assert watch.observe(600.0, 123, 6, 800).attrs["state"] == "progressing"
     assert pickle.loads(pickle.dumps(watch)) == watch  # a snapshot keeps it as it is
 
 

@@ -115,7 +115,6 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
         stats[dep][0] += int(ok)
         stats[dep][1] += 1
 
-    seen = {"timeouts": 0, "established": 0}
     while t <= end:
         while ops and ops[0].at <= t:
             op = ops.pop(0)
@@ -128,10 +127,9 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
             count("dwfm_state_check", ok)
             if released:
                 c.backlog.add(released, TERMINATED, t)
-        timeouts, established = c.fleet.timeouts_total - seen["timeouts"], c.fleet.established_total - seen["established"]
-        seen = {"timeouts": c.fleet.timeouts_total, "established": c.fleet.established_total}
         for change in (c.watches.leases.observe(c.fleet.leased(), c.fleet.config.droplets),
-                       c.watches.collapse.observe(t, timeouts, established, c.fleet.queue_depth())):
+                       c.watches.collapse.observe(t, c.fleet.timeouts_total, c.fleet.established_total,
+                                                  c.fleet.queue_depth())):
             if change:
                 out.event(t, change.kind, change.message, **change.attrs)
         # EC2 customers: the core's decisions, performed on the objects (the live workload performs them over gRPC).
