@@ -21,7 +21,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from racelab.v1 import dynamodb_pb2, dynamodb_pb2_grpc, planner_pb2, planner_pb2_grpc
 from services.dynamodb.store import Condition, ConditionFailed, StoredItem, TableStore
 from services.runtime.service import Context
-from services.runtime.telemetry import trace_id_hex
+from services.runtime.telemetry import exemplar
 
 log = logging.getLogger("racelab.dynamodb")
 
@@ -97,8 +97,7 @@ class LoadBalancerService(dynamodb_pb2_grpc.DynamoDBServicer):
         finally:
             REQUESTS.labels(self.lb_id, operation, result).inc()
             span = trace.get_current_span()
-            exemplar = {"trace_id": trace_id_hex(span)} if span.get_span_context().is_valid else None
-            DURATION.labels(operation).observe(time.perf_counter() - started, exemplar=exemplar)
+            DURATION.labels(operation).observe(time.perf_counter() - started, exemplar=exemplar(span))
             ITEMS.set(self.store.count)
 
     @staticmethod

@@ -48,6 +48,8 @@ from opentelemetry.semconv._incubating.metrics.dns_metrics import DNS_LOOKUP_DUR
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from prometheus_client import Histogram
 
+from services.runtime.telemetry import exemplar, prometheus_name
+
 # ares.h (c-ares 1.23+): #define ARES_OPT_QUERY_CACHE (1 << 21). pycares 5.2's
 # compiled lib does not export the constant, only the struct field.
 ARES_OPT_QUERY_CACHE = 1 << 21
@@ -189,17 +191,15 @@ def _error_for(exc: aiodns.error.DNSError, name: str, qtype: str) -> DnsError:
 # dns.lookup.duration (OpenTelemetry semantic conventions 1.40+, seconds) under OpenTelemetry's
 # Prometheus translation. dns.question.name is bounded: the clients look up the few endpoints only.
 LOOKUP_DURATION = Histogram(
-    DNS_LOOKUP_DURATION.replace(".", "_") + "_seconds",
+    prometheus_name(DNS_LOOKUP_DURATION) + "_seconds",
     f"{DNS_LOOKUP_DURATION}: wall time of a client's DNS lookup, cache hits included",
-    [DNS_QUESTION_NAME.replace(".", "_"), ERROR_TYPE.replace(".", "_")],
+    [prometheus_name(DNS_QUESTION_NAME), prometheus_name(ERROR_TYPE)],
     buckets=(.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
 
 
 def _observe_lookup(name: str, error_type: str, started: float, span: trace.Span) -> None:
     """error_type empty (so absent in Prometheus) on success, as the conventions say."""
-    ctx = span.get_span_context()
-    LOOKUP_DURATION.labels(name, error_type).observe(
-        time.perf_counter() - started, exemplar={"trace_id": format(ctx.trace_id, "032x")} if ctx.is_valid else None)
+    LOOKUP_DURATION.labels(name, error_type).observe(time.perf_counter() - started, exemplar=exemplar(span))
 
 
 class Resolver:

@@ -22,19 +22,15 @@ import time
 from typing import Awaitable, Callable
 
 import grpc
-from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes.rpc_attributes import (RPC_METHOD, RPC_RESPONSE_STATUS_CODE,
                                                                          RPC_SYSTEM_NAME)
 from opentelemetry.semconv._incubating.metrics.rpc_metrics import RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from prometheus_client import Counter, Histogram
 
+from services.runtime.telemetry import exemplar, prometheus_name
+
 BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
-
-
-def prometheus_name(otel_name: str) -> str:
-    """OpenTelemetry's Prometheus translation: dots to underscores (the unit suffix is added by the caller)."""
-    return otel_name.replace(".", "_")
 
 
 SEMCONV_LABELS = [prometheus_name(a) for a in (RPC_SYSTEM_NAME, RPC_METHOD, RPC_RESPONSE_STATUS_CODE, ERROR_TYPE)]
@@ -51,15 +47,10 @@ HANDLING = Histogram("racelab_grpc_server_handling_seconds", "Time to handle an 
                      ["grpc_type", "grpc_service", "grpc_method"], buckets=BUCKETS)
 
 
-def _exemplar() -> dict[str, str] | None:
-    span = trace.get_current_span().get_span_context()
-    return {"trace_id": format(span.trace_id, "032x")} if span.is_valid else None
-
-
 def observe_call(histogram: Histogram, method: str, code: str, seconds: float) -> None:
     """One call under the current conventions: `method` fully qualified ("racelab.v1.Authority/ApplyBatch"),
     the status code by name, error.type the code when it is not OK (empty, so absent, when it is)."""
-    histogram.labels("grpc", method, code, "" if code == "OK" else code).observe(seconds, exemplar=_exemplar())
+    histogram.labels("grpc", method, code, "" if code == "OK" else code).observe(seconds, exemplar=exemplar())
 
 
 def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
@@ -94,7 +85,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         def done(started: float, context, exc: BaseException | None) -> None:
             seconds, code = time.perf_counter() - started, _code_name(context, exc)
             HANDLED.labels(*labels, code).inc()
-            HANDLING.labels(*labels).observe(seconds, exemplar=_exemplar())
+            HANDLING.labels(*labels).observe(seconds, exemplar=exemplar())
             observe_call(SERVER_CALL, full, code, seconds)
 
         if handler.response_streaming:

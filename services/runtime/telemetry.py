@@ -62,6 +62,18 @@ def trace_id_hex(span: trace.Span) -> str:
     return format(span.get_span_context().trace_id, "032x")
 
 
+def exemplar(span: trace.Span | None = None) -> dict[str, str] | None:
+    """The exemplar of `span` (default: the current one) for a histogram observation; None untraced."""
+    span = span or trace.get_current_span()
+    return {"trace_id": trace_id_hex(span)} if span.get_span_context().is_valid else None
+
+
+def prometheus_name(otel_name: str) -> str:
+    """OpenTelemetry's Prometheus translation of a metric name: dots to underscores (the unit suffix,
+    `_seconds` for unit s, is the caller's)."""
+    return otel_name.replace(".", "_")
+
+
 @contextlib.contextmanager
 def unsampled():
     """Spans started inside are not recorded: their parent is a non-sampled span, and the SDK's
