@@ -5,10 +5,8 @@ The live dwfm, netmgr, nlb and workload services build their objects here and on
 I/O (gRPC, DNS, DynamoDB); the cascade's twin builds the very same objects here and performs the
 same decisions on them in one process. Nothing here imports above the core.
 
-Seeds: one tree. `derive(seed, "dwfm")` is the DWFM fleet's generator, `derive(seed, "nlb")` the
-health checker's, `derive(seed, "customers", name)` a customer group's, and so on: every random
-choice of a run comes from the scenario's one seed through a path that names who makes it, live
-and simulated alike (TigerBeetle's VOPR derives its generators the same way).
+Seeds come from one tree (core/seeds.py): `derive(seed, "dwfm")` is the DWFM fleet's generator,
+`derive(seed, "nlb")` the health checker's, `derive(seed, "customers", name)` a customer group's.
 """
 
 from __future__ import annotations
@@ -23,11 +21,7 @@ from services.core.fixes import Fix
 from services.core.healthcheck import HealthChecker, Nlb, NlbConfig
 from services.core.leases import DwfmConfig, Fleet
 from services.core.propagation import Backlog, PropagationConfig
-
-
-def derive(seed: int, *path: str) -> random.Random:
-    """The generator of whoever `path` names, from the run's one seed."""
-    return random.Random("/".join((str(seed), *path)))
+from services.core.seeds import derive
 
 
 def build_fleet(config: DwfmConfig, fixes: frozenset[Fix], seed: int, now: float) -> Fleet:

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import sys
 
 from racelab.v1 import dwfm_pb2_grpc, netmgr_pb2_grpc
 from services.core.plans import LEGACY_ENDPOINT
+from services.core.seeds import derive
 from services.dwfm.service import Dwfm, DwfmServicer
 from services.runtime.ddbcall import LoadBalancers
 from services.runtime.dnsclient import DnsError, Resolver
 from services.runtime.events import EventPublisher
-from services.runtime.service import (ConfigError, Context, address, channel, parser, port_setting, run,
-                                      start_grpc_server, ticks)
+from services.runtime.service import (
+    ConfigError,
+    Context,
+    address,
+    channel,
+    parser,
+    port_setting,
+    run,
+    start_grpc_server,
+    ticks,
+)
 from services.runtime.snapshot import for_context
 from services.runtime.telemetry import unsampled
 
@@ -78,7 +87,7 @@ async def main(ctx: Context) -> None:
     restored = snapshots.load()
     dwfm = Dwfm(scenario, clock.now(), resolvers=resolvers, lbs=lbs,
                 netmgr=netmgr_pb2_grpc.NetworkManagerStub(netmgr_channel) if netmgr_channel else None,
-                rng=random.Random(f"{scenario.seed}/{ctx.instance}"), tracer=tracer, publish=events.publish,
+                rng=derive(scenario.seed, ctx.instance), tracer=tracer, publish=events.publish,
                 restored=restored)
     if restored:
         log.info("dwfm: restored from %s (fleet at %s, %d of %d droplets leased)", snapshots.path,

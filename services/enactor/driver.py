@@ -13,9 +13,7 @@ simulated delay before each control-API call this enactor makes.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import random
 from typing import Awaitable, TypeVar
 
 from opentelemetry import trace
@@ -25,14 +23,33 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from racelab.v1 import authority_pb2_grpc, planner_pb2_grpc
 from services.core import tree
-from services.core.enactor import (Accepted, BatchCommitted, BatchFailed, Effect, Enactor, Event, Phase,
-                                   FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed,
-                                   EndpointAbandoned, RunFinished, RunStarted, Sleep, StalePlanSkipped, Step,
-                                   SubmitBatch, Unavailable)
+from services.core.enactor import (
+    Accepted,
+    BatchCommitted,
+    BatchFailed,
+    Effect,
+    Enactor,
+    EndpointAbandoned,
+    Event,
+    FetchLatestPlan,
+    LockBusy,
+    LockLost,
+    Phase,
+    ReadZone,
+    RollbackHealed,
+    RunFinished,
+    RunStarted,
+    Sleep,
+    StalePlanSkipped,
+    Step,
+    SubmitBatch,
+    Unavailable,
+)
 from services.core.plans import Plan
+from services.core.seeds import derive
 from services.core.zone import ZoneSnapshot
-from services.runtime.events import EventPublisher
 from services.runtime.effects import ControlPlane
+from services.runtime.events import EventPublisher
 from services.runtime.service import Context, channel
 
 log = logging.getLogger("racelab.enactor")
@@ -66,10 +83,6 @@ EVENT_INTERVAL = {"enactor.run": 10.0, "enactor.flip": 30.0, "enactor.cleanup": 
 T = TypeVar("T")
 
 
-def derived_seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
-
-
 class Stopped(Exception):
     pass
 
@@ -83,8 +96,8 @@ class EnactorDriver:
         self.tracer = ctx.telemetry.tracer
         scenario = ctx.scenario
         self.enactor = Enactor(self.id, scenario.enactor, scenario.fixes,
-                               random.Random(derived_seed(scenario.seed, self.id)))
-        self._delay_rng = random.Random(derived_seed(scenario.seed, self.id, "conditions"))
+                               derive(scenario.seed, "enactor", self.id))
+        self._delay_rng = derive(scenario.seed, "enactor", self.id, "conditions")
         self.conditions = [c for c in scenario.conditions if c.enactor == self.id]
         self.rpc_timeout = rpc_timeout
         self._planner_channel = channel(planner)

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import sys
 
 from racelab.v1 import authority_pb2_grpc, netmgr_pb2_grpc, nlb_pb2_grpc
 from services.core.nlbdns import NLB_ZONE
+from services.core.seeds import derive
 from services.nlb.service import NlbService, NlbServicer
 from services.runtime.events import EventPublisher
-from services.runtime.service import ConfigError, Context, address, channel, parser, run, start_grpc_server, ticks
+from services.runtime.service import (
+    ConfigError,
+    Context,
+    address,
+    channel,
+    parser,
+    run,
+    start_grpc_server,
+    ticks,
+)
 from services.runtime.snapshot import for_context
 
 log = logging.getLogger("racelab.nlb")
@@ -43,7 +52,7 @@ async def main(ctx: Context) -> None:
     service = NlbService(ctx.scenario, clock.now(),
                          netmgr=netmgr_pb2_grpc.NetworkManagerStub(netmgr_channel) if netmgr_channel else None,
                          authority=authority_pb2_grpc.RouteControlStub(authority_channel),
-                         rng=random.Random(f"{ctx.scenario.seed}/{ctx.instance}"), tracer=ctx.telemetry.tracer,
+                         rng=derive(ctx.scenario.seed, ctx.instance), tracer=ctx.telemetry.tracer,
                          publish=events.publish, restored=restored)
     if restored:
         log.info("nlb: restored from %s (checker at %s, %d targets)", snapshots.path,

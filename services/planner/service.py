@@ -11,10 +11,8 @@ reloaded and generations continue where they stopped.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import logging
-import random
 from dataclasses import replace
 
 import grpc
@@ -25,10 +23,11 @@ from racelab.v1 import planner_pb2, planner_pb2_grpc
 from services.core.planner import EndpointUnserved, Planner, UnknownLoadBalancer
 from services.core.plans import LoadBalancer, Plan
 from services.core.records import normalize_name
-from services.runtime import wire
-from services.runtime.service import Context
-from services.runtime.events import EventPublisher
+from services.core.seeds import derive
 from services.planner.store import AutomationFile, FleetFile, PlanLog
+from services.runtime import wire
+from services.runtime.events import EventPublisher
+from services.runtime.service import Context
 
 log = logging.getLogger("racelab.planner")
 
@@ -92,8 +91,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self.by_generation = {p.generation: p for p in self.plans}
         last = self.plans[-1].generation if self.plans else ctx.scenario.planner.start_generation - 1
         # A fresh stream of tree ids after every restart, reproducible from the seed.
-        seed = int.from_bytes(hashlib.sha256(f"{ctx.scenario.seed}:planner:{last}".encode()).digest()[:8], "big")
-        self.core = Planner(ctx.scenario.endpoints, random.Random(seed), last_generation=last)
+        self.core = Planner(ctx.scenario.endpoints, derive(ctx.scenario.seed, "planner", str(last)),
+                            last_generation=last)
         lbs, drained = self.fleet_file.load()
         for lb in lbs:
             self.core.register(lb)

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import sys
 import time
 
 from racelab.v1 import dwfm_pb2_grpc, nlb_pb2_grpc, workload_pb2_grpc
+from services.core.seeds import derive
 from services.runtime.ddbcall import LoadBalancers
-from services.runtime.events import EventPublisher
 from services.runtime.dnsclient import Resolver
-from services.runtime.service import ConfigError, Context, address, channel, hostport, parser, run, start_grpc_server
+from services.runtime.events import EventPublisher
+from services.runtime.service import (
+    ConfigError,
+    Context,
+    address,
+    channel,
+    hostport,
+    parser,
+    run,
+    start_grpc_server,
+)
 from services.workload.clients import Workload, WorkloadServicer
 from services.workload.dependents import Dependents
 
@@ -56,7 +65,7 @@ async def main(ctx: Context) -> None:
     workload = Workload(
         resolver=resolver, settings=ctx.scenario.workload, lb_port=lb_port,
         sim_now=clock.now, sim_rate=lambda: clock.schedule.rate_at(time.time() - clock.wall_start),
-        rng=random.Random(f"{ctx.scenario.seed}/{ctx.instance}"), tracer=ctx.telemetry.tracer,
+        rng=derive(ctx.scenario.seed, ctx.instance), tracer=ctx.telemetry.tracer,
         publish=lambda kind, message, attrs: events.publish(kind, message, attrs, clock.now()))
     dwfm_addr = address(ctx.args, "dwfm", required=False)
     nlb_addr = address(ctx.args, "nlb", required=False)
@@ -74,7 +83,7 @@ async def main(ctx: Context) -> None:
         scenario=ctx.scenario, resolver_for=resolver_for, lbs=lbs,
         dwfm=dwfm_pb2_grpc.DropletWorkflowStub(dwfm_channel) if dwfm_channel else None,
         nlb=nlb_pb2_grpc.LoadBalancingStub(nlb_channel) if nlb_channel else None,
-        sim_now=clock.now, sim_rate=workload.sim_rate, rng=random.Random(f"{ctx.scenario.seed}/dependents"),
+        sim_now=clock.now, sim_rate=workload.sim_rate, rng=derive(ctx.scenario.seed, "dependents"),
         tracer=ctx.telemetry.tracer, publish=lambda kind, message, attrs: events.publish(kind, message, attrs,
                                                                                         clock.now()),
         call_timeout_seconds=ctx.scenario.workload.call_timeout_seconds)

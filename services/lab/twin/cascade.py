@@ -19,12 +19,26 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from services.core.cascade import Ec2Customers, derive, Watches, build_backlog, build_checker, build_fleet, build_poller
+from services.core.cascade import (
+    Ec2Customers,
+    Watches,
+    build_backlog,
+    build_checker,
+    build_fleet,
+    build_poller,
+)
 from services.core.dependents import SqsPoller
 from services.core.healthcheck import HealthChecker
 from services.core.leases import Fleet, InsufficientCapacity, RequestLimitExceeded
-from services.core.operators import Action, Params, RelaxEc2Throttle, RestartDwfmHosts, ThrottleDwfm
-from services.core.propagation import Backlog, NEW, TERMINATED, admission_room
+from services.core.operators import (
+    Action,
+    Params,
+    RelaxEc2Throttle,
+    RestartDwfmHosts,
+    ThrottleDwfm,
+)
+from services.core.propagation import NEW, TERMINATED, Backlog, admission_room
+from services.core.seeds import derive
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import Scenario
 

@@ -10,7 +10,6 @@ conditions (who is slow, when plans arrive) and watches the invariants.
 from __future__ import annotations
 
 import heapq
-import random
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
@@ -25,7 +24,9 @@ from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT, Endpoint, L
 from services.core.planner import Planner
 from services.core.repair import LeftAlone, Repair, RepairEvent, RepairFailed, RepairStarted, Restored
 from services.core.records import RRType
+from services.core.seeds import derive
 from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
+from services.runtime.clock import Schedule
 
 if TYPE_CHECKING:
     from services.runtime.scenario import Scenario
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Delay:
-    """A scenario condition: every call `enactor` makes in [start, end) takes `seconds` longer
-    (drawn uniformly from the range per call)."""
+    """A scenario condition: every zone read `enactor` makes in [start, end) takes `seconds` longer
+    (drawn uniformly from the range per read), as the live enactor driver applies it."""
 
     enactor: str
     start: float
@@ -52,8 +53,11 @@ class WorldConfig:
     plan_interval_seconds: tuple[float, float] = (0.5, 2.0)
     settle_seconds: float = 60.0  # after the last plan: time to converge
     # Latency to the control API and plan store, per call: base one-way delay
-    # drawn per enactor per schedule, plus exponential jitter.
+    # drawn per enactor per schedule, plus exponential jitter. With a `clock`, these are wall
+    # seconds, scaled by the live clock's rate at the moment (a live call that takes 5 ms of wall
+    # time takes 0.2 simulated seconds at 40x and 0.5 at 100x).
     latency_seconds: tuple[float, float] = (0.005, 0.2)
+    clock: Schedule | None = None
     # "Unusually high delays": the chance that one enactor is stalled for a
     # while (slow host, slow network path) - every call it makes in the window
     # takes that much longer.
@@ -106,13 +110,15 @@ class World:
         self.config = config
         self.seed = seed
         self.fixes = fixes
-        self.rng = random.Random(seed)
+        self.rng = derive(seed, "world")  # what the world decides: plan times, latency, stalls
         self.now = 0.0
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = 0
         self.zones = {ep.zone: HostedZone(ep.zone) for ep in config.endpoints}
         self.dual_stack = {ep.zone: ep.dual_stack for ep in config.endpoints}
-        self.planner = Planner(config.endpoints, random.Random(self.rng.getrandbits(64)),
+        # The live planner's and enactors' own paths of the seed tree: the same tree ids and the same
+        # enactor draws as a live run of this seed.
+        self.planner = Planner(config.endpoints, derive(seed, "planner", str(config.start_generation - 1)),
                                last_generation=config.start_generation - 1)
         for i in range(config.load_balancers):
             regional_only = config.shared_load_balancers and i >= config.shared_load_balancers
@@ -126,9 +132,12 @@ class World:
         self.committed = self.failed = self.events = 0
         self.conditions: dict[str, str] = {}
         self.enactors = [Enactor(f"enactor-az{i + 1}", config.enactor, fixes,
-                                 random.Random(self.rng.getrandbits(64)))
+                                 derive(seed, "enactor", f"enactor-az{i + 1}"))
                          for i in range(config.enactors)]
         self._latency = {e.enactor_id: self.rng.uniform(*config.latency_seconds) for e in self.enactors}
+        # The live driver's stream for its conditions' delays: the same path of the seed tree.
+        self._condition_rng = {e.enactor_id: derive(seed, "enactor", e.enactor_id, "conditions")
+                               for e in self.enactors}
         self._stalls: dict[str, tuple[float, float, float]] = {}
         self.operators: Repair | None = None
         self.repaired_at: float | None = None  # the repair's first committed batch
@@ -219,13 +228,18 @@ class World:
 
     def _delay(self, who: str) -> float:
         d = self._latency[who] * (0.5 + self.rng.expovariate(2.0))
+        if self.config.clock is not None:
+            d *= self.config.clock.rate_at(self.config.clock.wall_at(self.now))
         stall = self._stalls.get(who)
         if stall and stall[0] <= self.now < stall[1]:
             d += stall[2]
-        for delay in self.config.delays:
-            if delay.enactor == who and delay.start <= self.now < delay.end:
-                d += self.rng.uniform(*delay.seconds)
         return d
+
+    def _condition_delay(self, who: str) -> float:
+        """The scenario's conditions on `who`, before a zone read (services/enactor/driver.py)."""
+        rng = self._condition_rng.get(who)
+        return sum(rng.uniform(*c.seconds) for c in self.config.delays
+                   if c.enactor == who and c.start <= self.now < c.end) if rng else 0.0
 
     def _starter(self, e: Machine) -> Callable[[], None]:
         return lambda: self._perform(e, e.start(self.now))
@@ -244,6 +258,8 @@ class World:
             self._at(self.now + effect.seconds, self._resume(e, None))
             return
         there = self.now + self._delay(who)
+        if isinstance(effect, ReadZone):
+            there += self._condition_delay(who)
         if isinstance(effect, SubmitBatch):
             there += len(effect.changes) * self.config.change_seconds
         back = self._delay(who)
@@ -356,10 +372,17 @@ def _committed_text(effect: SubmitBatch, before: ZoneSnapshot, newest: int) -> s
 AFTER_REPAIR = 1800.0  # simulated seconds the planner goes on publishing after the repair
 
 
-def world_from_scenario(scenario: "Scenario", latency_seconds: tuple[float, float] = (0.05, 0.3),
+# Wall seconds per control-API call in a live run on 2 cores, per enactor: chosen so the twin's
+# enactor runs take as long as the live ones in the race (live, traces of seeds 1-2: a run of
+# enactor-az2/az3 took 1.40 s wall at 40x, 56 s simulated; the twin: 55-60 s).
+LIVE_CALL_SECONDS = (0.00125, 0.0075)
+
+
+def world_from_scenario(scenario: "Scenario", latency_seconds: tuple[float, float] = LIVE_CALL_SECONDS,
                         settle_seconds: float = 60.0, through_repair: bool = False) -> WorldConfig:
     """The simulator's twin of a live scenario's race phase: same endpoints, fleet, enactor
-    settings, plan churn, Route 53 cost and conditions; latency stands in for the real network.
+    settings, plan churn, Route 53 cost and conditions; latency stands in for the real network,
+    in wall seconds on the scenario's clock, so a call takes as many simulated seconds as live.
     `through_repair`: the operators' restore-dns at its scenario time too, and plans for half an
     hour after it (a re-race after the repair shows as emptied-after-repair)."""
     conditions_end = max((c.end for c in scenario.conditions), default=0.0)
@@ -375,7 +398,8 @@ def world_from_scenario(scenario: "Scenario", latency_seconds: tuple[float, floa
         plans=max(1, int(conditions_end / interval)), plan_interval_seconds=(interval * 0.8, interval * 1.2),
         settle_seconds=settle_seconds, latency_seconds=latency_seconds, stall_probability=0.0,
         delays=tuple(Delay(c.enactor, c.start, c.end, c.delay_seconds) for c in scenario.conditions),
-        change_seconds=scenario.dns.change_seconds_per_change, enactor=scenario.enactor, repair_at=repair_at)
+        change_seconds=scenario.dns.change_seconds_per_change, enactor=scenario.enactor, repair_at=repair_at,
+        clock=scenario.schedule)
 
 
 def run_schedule(seed: int, config: WorldConfig = WorldConfig(),
