@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
 
 from services.authority.answers import AnswerCache  # noqa: E402
-from services.authority.state import account_names, initial_zones  # noqa: E402
+from services.authority.state import initial_zones  # noqa: E402
 from harness.authority import fleet_planner  # noqa: E402
 from services.core import tree  # noqa: E402
 from services.core.zone import ZoneSet, _validate  # noqa: E402
@@ -37,7 +37,7 @@ def main() -> int:
     zones = ZoneSet()
     for z in initial_zones(scenario):
         zones.add(z)
-    cache = AnswerCache(zones, account_names(scenario))
+    cache = AnswerCache(zones)
     cache.rebuild_all()
 
     def write(zone: str, changes) -> None:

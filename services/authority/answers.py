@@ -1,8 +1,8 @@
 """Answering DNS queries from pre-encoded responses.
 
-After every committed batch the authority rebuilds, for the changed zone (and
-the zones whose CNAMEs lead into it), the encoded response of every question
-about a name the zone holds, for every type it serves: all the Outcomes core
+After every committed batch the authority rebuilds, for the names the batch
+touched and those whose aliases lead to them, the encoded response of every
+question about a name the zone holds, for every type it serves: all the Outcomes core
 `resolve()` gives, keyed by the question's wire bytes (lower-case name, type,
 class). A query is then answered by checking the header, one dictionary
 lookup and a concatenation (`handle`, the fast path). Anything unusual takes
@@ -24,7 +24,7 @@ from typing import Iterable
 import dns.message
 import dns.name
 
-from services.core.records import RRType
+from services.core.records import RRType, is_subdomain, normalize_name
 from services.core.resolve import Outcomes, Rcode, Response, negative_soa, resolve
 from services.core.zone import ZoneSet
 
@@ -62,6 +62,11 @@ def _wire_name(name: str) -> tuple[tuple[bytes, ...], bytes]:
     return labels, b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
 
 
+def _within(outcomes: Outcomes, origin: str) -> bool:
+    """True if every record of every possible response is the zone's own."""
+    return all(is_subdomain(rr.name, origin) for _, r in outcomes.choices for rr in r.answer + r.authority)
+
+
 def other_type(zones: ZoneSet, qname: str) -> Outcomes:
     """Outcomes for a type the zones never hold (MX, ANY, ...): the CNAME chain, then NODATA.
 
@@ -80,16 +85,10 @@ def other_type(zones: ZoneSet, qname: str) -> Outcomes:
 
 
 class AnswerCache:
-    def __init__(self, zones: ZoneSet, extra_names: Iterable[str] = ()):
+    def __init__(self, zones: ZoneSet):
         self.zones = zones
-        self.extra: dict[str, list[str]] = defaultdict(list)  # zone -> names answered by a wildcard
-        for name in extra_names:
-            zone = zones.zone_for(name)
-            if zone is not None:
-                self.extra[zone.origin].append(name)
         self.entries: dict[bytes, Entry] = {}
         self.zone_keys: dict[str, dict[str, list[bytes]]] = {}  # zone -> owner name -> its keys
-        self.deps: dict[str, set[str]] = {}  # zone -> zones its CNAMEs point into
         self.misses: dict[bytes, Entry] = {}
         self.stats: defaultdict[str, int] = defaultdict(int)  # "qtype|rcode" -> queries answered
         self.malformed = 0
@@ -103,10 +102,12 @@ class AnswerCache:
         `changed`: owner names the batch wrote or deleted; None (pass it when the apex
         SOA changed: it is in every negative answer) rebuilds everything. Their
         answers are rebuilt, and those of every name whose aliases or CNAMEs lead to
-        them (an endpoint whose tree was deleted changes without being written). A
-        wildcard changing rebuilds the zone.
-        Zones whose CNAMEs point into `origin` are rebuilt whole; computed answers
-        to other questions are forgotten.
+        them (an endpoint whose tree was deleted changes without being written), found
+        through the snapshot's referrer index: the cost follows the batch, not the zone.
+        A wildcard changing rebuilds the zone. Only answers made wholly of one zone's
+        records are pre-encoded (a CNAME into another zone, such as an account endpoint
+        into the legacy name, is answered on demand and kept until the next batch), so a
+        batch never re-encodes another zone; computed answers are forgotten.
         """
         zone = self.zones.zones.get(origin)
         if zone is None:
@@ -116,11 +117,8 @@ class AnswerCache:
             if any(name.startswith("*.") for name in changed):
                 changed = None
         self._rebuild_zone(origin, None if changed is None else self._affected(zone.snapshot, changed))
-        dependents = sorted(z for z, deps in self.deps.items() if origin in deps and z != origin)
-        for dependent in dependents:
-            self._rebuild_zone(dependent, None)
         self.misses.clear()
-        return [origin] + dependents
+        return [origin]
 
     def rebuild_all(self) -> None:
         for origin in list(self.zones.zones):
@@ -130,15 +128,9 @@ class AnswerCache:
     @staticmethod
     def _affected(snap, changed: set[str]) -> set[str]:
         """`changed` and every name whose aliases or in-zone CNAMEs reach it."""
-        referrers: dict[str, set[str]] = defaultdict(set)
-        for (name, rtype, _), rs in snap.records.items():
-            if rs.alias_target:
-                referrers[rs.alias_target].add(name)
-            elif rtype is RRType.CNAME:
-                referrers[rs.values[0].rstrip(".").lower()].add(name)
         seen, todo = set(changed), list(changed)
         while todo:
-            for owner in referrers.get(todo.pop(), ()):
+            for owner in snap.referrers(todo.pop()):
                 if owner not in seen:
                     seen.add(owner)
                     todo.append(owner)
@@ -147,34 +139,29 @@ class AnswerCache:
     def _rebuild_zone(self, origin: str, names: set[str] | None) -> None:
         zone = self.zones.zones.get(origin)
         keys_by_name = self.zone_keys.setdefault(origin, {})
-        if zone is None:
-            names = set(keys_by_name)
         snap = zone.snapshot if zone is not None else None
-        owners = {name for name, _, _ in snap.records} | set(self.extra.get(origin, ())) if snap else set()
         if names is None:
-            names = owners | set(keys_by_name)
-        deps = set()
-        if snap is not None:
-            for (name, rtype, _), rs in snap.records.items():
-                if rtype is RRType.CNAME:
-                    target = self.zones.zone_for(rs.values[0])
-                    if target is not None:
-                        deps.add(target.origin)
-        self.deps[origin] = deps
+            names = set(keys_by_name) | ({name for name, _, _ in snap.records} if snap else set())
         entries = self.entries
         for name in names:
             for key in keys_by_name.pop(name, ()):
                 entries.pop(key, None)
-            if name not in owners:
+            if snap is None or not snap.at_name(name):
                 continue  # gone (or never a record owner): the slow path answers it
+            cname = snap.get(name, RRType.CNAME)
+            if cname is not None and not is_subdomain(normalize_name(cname.values[0]), origin):
+                continue  # answered from another zone: on demand
             try:
                 labels, wire = _wire_name(name)
             except (ValueError, UnicodeError):
                 continue  # not representable as a plain wire name: the slow path answers it
             keys = []
             for rtype, code in QTYPE_CODES.items():
+                outcomes = resolve(self.zones, name, rtype)
+                if not _within(outcomes, origin):
+                    continue  # an in-zone chain that leaves the zone: on demand
                 key = wire + struct.pack("!HH", code, CLASS_IN)
-                entries[key] = self._entry(labels, name, code, resolve(self.zones, name, rtype))
+                entries[key] = self._entry(labels, name, code, outcomes)
                 keys.append(key)
             keys_by_name[name] = keys
 

@@ -1,7 +1,7 @@
 """The authority's zones and the path of a change batch.
 
-A batch is applied by the core (HostedZone.apply) to a copy of the zone, made
-durable in the write-ahead log, and only then published: the DNS answers and
+A batch is prepared by the core (HostedZone.prepare: a new snapshot, the zone
+untouched), made durable in the write-ahead log, and only then published: the DNS answers and
 ListResourceRecordSets never show a batch that is not acknowledged-or-about-to-be.
 Batches to one zone are serialized by that zone's lock; zones are independent.
 """
@@ -56,10 +56,6 @@ def initial_zones(scenario: Scenario) -> list[HostedZone]:
     return list(zones.values())
 
 
-def account_names(scenario: Scenario) -> list[str]:
-    return [f"{account}.{ACCOUNT_ZONE}" for account in scenario.workload.accounts]
-
-
 @dataclass
 class Committed:
     change_id: str
@@ -88,7 +84,7 @@ class AuthorityState:
             if origin in zones:  # prime: remember where each endpoint stands after a restart
                 snap = zones[origin].snapshot
                 self.checker.observe(ep.name, ep.dual_stack, snap, snap, now)
-        self.answers = AnswerCache(self.zones, account_names(scenario))
+        self.answers = AnswerCache(self.zones)
         self.answers.rebuild_all()
         for origin in zones:
             self._update_gauges(origin)
@@ -130,10 +126,10 @@ class AuthorityState:
             # Route 53 works through a zone's changes one batch at a time, and a big
             # batch (a whole tree) takes longer than a small one (an alias flip).
             await self.clock.sleep(len(changes) * self.scenario.dns.change_seconds_per_change)
-            before = self.zones.zones[origin].snapshot
-            work = HostedZone(origin, before.records.values(), before.version)
+            zone = self.zones.zones[origin]
+            before = zone.snapshot
             try:
-                after = work.apply(changes)
+                after = zone.prepare(changes)  # O(changes); the zone is untouched until published
             except BatchRejected as rejected:
                 span.set_attribute("racelab.batch.result", "rejected")
                 span.set_attribute("racelab.batch.error_codes", sorted(rejected.codes))
@@ -143,7 +139,7 @@ class AuthorityState:
                 raise
             change_id = "C" + uuid.uuid4().hex[:20].upper()
             await self.store.commit(WalRecord(origin, after.version, change_id, changes, comment), after)
-            self.zones.zones[origin] = work  # published: DNS and List see it from here on
+            zone.publish(after)  # published: DNS and List see it from here on
             span.set_attribute("racelab.batch.result", "committed")
             span.set_attribute("racelab.zone.version", after.version)
             span.set_attribute("racelab.change.id", change_id)

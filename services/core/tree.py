@@ -78,8 +78,8 @@ def tree_generation(snap: ZoneSnapshot, root: str | None) -> int | None:
 def trees_in(snap: ZoneSnapshot) -> dict[str, int]:
     """Every tree in the zone: root name -> generation."""
     trees = {}
-    for rs in snap.records.values():
-        if rs.rtype is RRType.TXT and rs.values[0].startswith(TREE_TAG):
+    for rs in snap.of_type(RRType.TXT).values():  # a tree's TXT, the lock's: never the zone's addresses
+        if rs.values[0].startswith(TREE_TAG):
             generation = tree_generation(snap, rs.name)
             if generation is not None:
                 trees[rs.name] = generation

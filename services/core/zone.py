@@ -8,20 +8,24 @@ not stop a later batch from deleting the target - that asymmetry is how an
 endpoint can come to point at nothing).
 
 Every committed batch produces a new immutable ZoneSnapshot, so readers can
-hold a snapshot for as long as they like without copying.
+hold a snapshot for as long as they like without copying; a batch costs what it
+changes, not what the zone holds (persistent maps, see ZoneSnapshot). A batch
+over Route 53's quotas (1,000 values, 32,000 characters) is rejected whole.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import cached_property, lru_cache
-from types import MappingProxyType
+from functools import lru_cache
 from typing import Iterable, Mapping
+
+from immutables import Map
 
 from .records import (SOA, Action, Change, InvalidRecordSet, RecordSet, RRType,
                       is_subdomain, normalize_name)
 
 Key = tuple[str, RRType, str]
+_TYPES = tuple(RRType)  # iterating the enum class itself is slow
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,26 +53,126 @@ class BatchRejected(Exception):
         return {e.code for e in self.errors}
 
 
-@dataclass(frozen=True)
+def _referent(rs: RecordSet) -> str | None:
+    """The name an alias or a CNAME points at (what a change to it changes the answers of)."""
+    if rs.alias_target:
+        return rs.alias_target
+    if rs.rtype is RRType.CNAME and rs.values:
+        return normalize_name(rs.values[0])
+    return None
+
+
+@dataclass(frozen=True, eq=False)
 class ZoneSnapshot:
-    """One committed state of a zone. Immutable; indexes are built on first use."""
+    """One committed state of a zone: immutable, and cheap to derive from its predecessor.
+
+    The records and every index are persistent hash maps (immutables.Map, a HAMT): a batch makes
+    a new snapshot in O(changes x log n), sharing everything it did not touch with the old one, so
+    a reader may hold a snapshot for as long as it likes and a writer never copies the zone.
+    """
 
     origin: str
     version: int
-    records: Mapping[Key, RecordSet]
+    records: Map  # Key -> RecordSet
+    _rrsets: Map  # (name, type) -> tuple[RecordSet, ...] sorted by set identifier
+    _below: Map  # name -> record sets at or below it (a name with none does not exist)
+    _of_type: Map  # RRType -> Map[Key, RecordSet]
+    _referrers: Map  # name -> Map[owner name, count] of the aliases and CNAMEs pointing at it
+
+    @classmethod
+    def build(cls, origin: str, version: int, records: Iterable[RecordSet]) -> "ZoneSnapshot":
+        """A snapshot from scratch (a zone loaded or listed whole); O(n)."""
+        empty = cls(origin, version, Map(), Map(), Map(), Map(), Map())
+        return empty.evolve(version, {rs.key: rs for rs in records})
+
+    def evolve(self, version: int, writes: Mapping[Key, RecordSet | None]) -> "ZoneSnapshot":
+        """This snapshot with each key set to its record set (None: deleted); indexes kept in step."""
+        records, rrsets, below = self.records.mutate(), self._rrsets.mutate(), self._below.mutate()
+        of_type, referrers = self._of_type.mutate(), self._referrers.mutate()
+        touched: dict[tuple[str, RRType], dict[Key, RecordSet | None]] = {}
+        for key, new in writes.items():
+            old = records.get(key)
+            if old == new:
+                continue
+            name, rtype, _ = key
+            touched.setdefault((name, rtype), {})[key] = new
+            if old is not None:
+                del records[key]
+                self._count_below(below, name, -1)
+                remaining = of_type[rtype].delete(key)
+                if remaining:
+                    of_type[rtype] = remaining
+                else:
+                    del of_type[rtype]
+                self._refer(referrers, old, -1)
+            if new is not None:
+                records[key] = new
+                self._count_below(below, name, +1)
+                of_type[rtype] = of_type.get(rtype, Map()).set(key, new)
+                self._refer(referrers, new, +1)
+        for name_type, group_writes in touched.items():
+            group = {rs.key: rs for rs in self._rrsets.get(name_type, ())}
+            for key, new in group_writes.items():
+                if new is None:
+                    group.pop(key, None)
+                else:
+                    group[key] = new
+            if group:
+                rrsets[name_type] = tuple(sorted(group.values(), key=lambda r: r.set_identifier))
+            else:
+                rrsets.pop(name_type, None)
+        return ZoneSnapshot(self.origin, version, records.finish(), rrsets.finish(), below.finish(),
+                            of_type.finish(), referrers.finish())
+
+    def _count_below(self, below, name: str, delta: int) -> None:
+        while True:
+            count = below.get(name, 0) + delta
+            if count:
+                below[name] = count
+            else:
+                below.pop(name, None)
+            if name == self.origin or "." not in name:
+                return
+            name = name.split(".", 1)[1]
+
+    @staticmethod
+    def _refer(referrers, rs: RecordSet, delta: int) -> None:
+        target = _referent(rs)
+        if target is None:
+            return
+        owners = referrers.get(target, Map())
+        count = owners.get(rs.name, 0) + delta
+        owners = owners.set(rs.name, count) if count else owners.delete(rs.name)
+        if owners:
+            referrers[target] = owners
+        else:
+            referrers.pop(target, None)
 
     def get(self, name: str, rtype: RRType, set_identifier: str = "") -> RecordSet | None:
         return self.records.get((name, rtype, set_identifier))
 
     def rrsets(self, name: str, rtype: RRType) -> tuple[RecordSet, ...]:
-        return self._by_name_type.get((name, rtype), ())
+        return self._rrsets.get((name, rtype), ())
 
     def has_name(self, name: str) -> bool:
         """True if the name owns records or is an empty non-terminal."""
-        return name in self._names
+        return name in self._below
 
     def types_at(self, name: str) -> set[RRType]:
-        return {t for (n, t) in self._by_name_type if n == name}
+        return {t for t in _TYPES if (name, t) in self._rrsets}
+
+    def at_name(self, name: str) -> list[RecordSet]:
+        """Every record set the name owns."""
+        rrsets = self._rrsets
+        return [rs for t in _TYPES for rs in rrsets.get((name, t), ())]
+
+    def of_type(self, rtype: RRType) -> Mapping[Key, RecordSet]:
+        """The zone's record sets of one type (the few TXT records, say, without reading the rest)."""
+        return self._of_type.get(rtype, Map())
+
+    def referrers(self, name: str) -> Iterable[str]:
+        """The owner names whose aliases or CNAMEs point at `name`."""
+        return self._referrers.get(name, Map()).keys()
 
     @property
     def soa(self) -> SOA:
@@ -77,24 +181,6 @@ class ZoneSnapshot:
     @property
     def soa_record(self) -> RecordSet:
         return self.records[(self.origin, RRType.SOA, "")]
-
-    @cached_property
-    def _by_name_type(self) -> dict[tuple[str, RRType], tuple[RecordSet, ...]]:
-        index: dict[tuple[str, RRType], list[RecordSet]] = {}
-        for (name, rtype, _), rs in self.records.items():
-            index.setdefault((name, rtype), []).append(rs)
-        return {k: tuple(sorted(v, key=lambda r: r.set_identifier)) for k, v in index.items()}
-
-    @cached_property
-    def _names(self) -> frozenset[str]:
-        names: set[str] = set()
-        for name, _, _ in self.records:
-            while name not in names:
-                names.add(name)
-                if name == self.origin or "." not in name:
-                    break
-                name = name.split(".", 1)[1]
-        return frozenset(names)
 
 
 def apex_records(origin: str, *, soa_ttl: int = 900, negative_ttl: int = 86400,
@@ -110,16 +196,21 @@ def apex_records(origin: str, *, soa_ttl: int = 900, negative_ttl: int = 86400,
             RecordSet(origin, RRType.NS, 172800, ns)]
 
 
+# Route 53's quotas on one ChangeResourceRecordSets request: ResourceRecord elements (values) and
+# the characters of their values, an UPSERT counting twice (it is a DELETE and a CREATE).
+MAX_BATCH_RECORDS = 1000
+MAX_BATCH_VALUE_CHARS = 32000
+
+
 class HostedZone:
     """A zone that changes only through whole batches."""
 
     def __init__(self, origin: str, records: Iterable[RecordSet] | None = None, version: int = 0):
         self.origin = normalize_name(origin)
         initial = list(records) if records is not None else apex_records(self.origin)
-        data = {rs.key: rs for rs in initial}
-        if (self.origin, RRType.SOA, "") not in data:
+        self._snapshot = ZoneSnapshot.build(self.origin, version, initial)
+        if self._snapshot.get(self.origin, RRType.SOA) is None:
             raise ValueError(f"zone {self.origin} needs an SOA at its apex")
-        self._snapshot = ZoneSnapshot(self.origin, version, MappingProxyType(data))
 
     @property
     def snapshot(self) -> ZoneSnapshot:
@@ -131,33 +222,45 @@ class HostedZone:
 
     def apply(self, changes: Iterable[Change]) -> ZoneSnapshot:
         """Apply a batch atomically; raise BatchRejected and change nothing on any error."""
+        self._snapshot = self.prepare(changes)
+        return self._snapshot
+
+    def publish(self, snapshot: ZoneSnapshot) -> None:
+        """Make a snapshot from prepare() the zone's state (once it is durable, say)."""
+        if snapshot.origin != self.origin or snapshot.version != self._snapshot.version + 1:
+            raise ValueError(f"{self.origin}: snapshot version {snapshot.version} does not follow "
+                             f"{self._snapshot.version}")
+        self._snapshot = snapshot
+
+    def prepare(self, changes: Iterable[Change]) -> ZoneSnapshot:
+        """The snapshot this batch would make, in O(changes): every change is checked against the
+        zone as the changes before it in the batch leave it (an overlay on the current snapshot),
+        and the zone itself is not touched. Raises BatchRejected on any error."""
         changes = [_normalized(c) for c in changes]
-        work = dict(self._snapshot.records)
-        names = _NameIndex(work)
+        batch = _Overlay(self._snapshot)
         errors: list[BatchError] = []
         written_aliases: list[tuple[int, RecordSet]] = []
         if not changes:
             errors.append(BatchError(-1, "INVALID", "a change batch needs at least one change"))
+        errors.extend(_over_quota(changes))
         for i, change in enumerate(changes):
-            error = self._apply_one(work, names, i, change)
+            error = self._apply_one(batch, i, change)
             if error:
                 errors.append(error)
             elif change.action is not Action.DELETE and change.record_set.is_alias:
                 written_aliases.append((i, change.record_set))
         for i, rs in written_aliases:
-            if work.get(rs.key) != rs:
+            if batch.get(rs.key) != rs:
                 continue  # replaced or deleted later in the same batch
-            if not names.has_type(rs.alias_target, rs.rtype):
+            if not batch.has_type(rs.alias_target, rs.rtype):
                 errors.append(BatchError(i, "ALIAS_TARGET_MISSING",
                                          f"Tried to create an alias that targets {rs.alias_target}, "
                                          f"type {rs.rtype.value}, but it does not exist"))
         if errors:
             raise BatchRejected(self.origin, errors)
-        self._snapshot = ZoneSnapshot(self.origin, self._snapshot.version + 1, MappingProxyType(work))
-        return self._snapshot
+        return self._snapshot.evolve(self._snapshot.version + 1, batch.writes)
 
-    def _apply_one(self, work: dict[Key, RecordSet], names: "_NameIndex", i: int,
-                   change: Change) -> BatchError | None:
+    def _apply_one(self, batch: "_Overlay", i: int, change: Change) -> BatchError | None:
         rs = change.record_set
         try:
             _validate(rs)
@@ -167,7 +270,7 @@ class HostedZone:
             return BatchError(i, "OUT_OF_ZONE", f"{rs.name} is not in zone {self.origin}")
         if rs.is_alias and not is_subdomain(rs.alias_target, self.origin):
             return BatchError(i, "INVALID", f"alias target {rs.alias_target} is outside zone {self.origin}")
-        existing = work.get(rs.key)
+        existing = batch.get(rs.key)
         label = f"{rs.name} {rs.rtype.value}" + (f" [{rs.set_identifier}]" if rs.set_identifier else "")
         if change.action is Action.DELETE:
             if existing is None:
@@ -176,17 +279,34 @@ class HostedZone:
                 return BatchError(i, "MISMATCH", f"Tried to delete {label}, but the values provided do not match")
             if rs.name == self.origin and rs.rtype in (RRType.SOA, RRType.NS):
                 return BatchError(i, "PROTECTED", f"the apex {rs.rtype.value} of {self.origin} cannot be deleted")
-            del work[rs.key]
-            names.discard(rs.key)
+            batch.put(rs.key, None)
             return None
         if change.action is Action.CREATE and existing is not None:
             return BatchError(i, "ALREADY_EXISTS", f"Tried to create {label}, but it already exists")
-        conflict = names.conflict(rs)
+        conflict = batch.conflict(rs)
         if conflict:
             return BatchError(i, "CONFLICT", conflict)
-        work[rs.key] = rs
-        names.add(rs.key)
+        batch.put(rs.key, rs)
         return None
+
+
+def _over_quota(changes: list[Change]) -> list[BatchError]:
+    """Route 53's InvalidChangeBatch for a request over its quotas (checked before anything else)."""
+    records = chars = 0
+    for change in changes:
+        times = 2 if change.action is Action.UPSERT else 1
+        records += times * len(change.record_set.values)
+        chars += times * sum(len(v) for v in change.record_set.values)
+    errors = []
+    if records > MAX_BATCH_RECORDS:
+        errors.append(BatchError(-1, "LIMIT_EXCEEDED",
+                                 f"Number of records limit of {MAX_BATCH_RECORDS} exceeded: this batch has "
+                                 f"{records} (an UPSERT counts twice); split it into several batches"))
+    if chars > MAX_BATCH_VALUE_CHARS:
+        errors.append(BatchError(-1, "LIMIT_EXCEEDED",
+                                 f"Number of characters limit of {MAX_BATCH_VALUE_CHARS} exceeded: this batch's "
+                                 f"values have {chars} (an UPSERT counts twice); split it into several batches"))
+    return errors
 
 
 def _normalized(change: Change) -> Change:
@@ -204,32 +324,51 @@ def _validate(rs: RecordSet) -> None:
     rs.validate()
 
 
-class _NameIndex:
-    """The keys of a batch's working copy, by owner name, kept in step with it."""
+class _Overlay:
+    """A batch's writes over the snapshot it is checked against: the zone as the changes so far
+    would leave it, without copying it. Per owner name it counts, lazily, the record sets of each
+    type, simple and weighted, so a check costs the same at a name with one record or a thousand."""
 
-    def __init__(self, work: Mapping[Key, RecordSet]):
-        self._keys: dict[str, set[Key]] = {}
-        for key in work:
-            self.add(key)
+    def __init__(self, snap: ZoneSnapshot):
+        self.snap = snap
+        self.writes: dict[Key, RecordSet | None] = {}
+        self._counts: dict[str, dict[RRType, list[int]]] = {}  # name -> type -> [simple, weighted]
 
-    def add(self, key: Key) -> None:
-        self._keys.setdefault(key[0], set()).add(key)
+    def get(self, key: Key) -> RecordSet | None:
+        return self.writes[key] if key in self.writes else self.snap.records.get(key)
 
-    def discard(self, key: Key) -> None:
-        self._keys.get(key[0], set()).discard(key)
+    def put(self, key: Key, rs: RecordSet | None) -> None:
+        counts = self._at(key[0])
+        if self.get(key) is not None:
+            counts[key[1]][bool(key[2])] -= 1
+        if rs is not None:
+            counts.setdefault(key[1], [0, 0])[bool(key[2])] += 1
+        self.writes[key] = rs
+
+    def _at(self, name: str) -> dict[RRType, list[int]]:
+        counts = self._counts.get(name)
+        if counts is None:
+            counts = self._counts[name] = {}
+            for rs in self.snap.at_name(name):
+                counts.setdefault(rs.rtype, [0, 0])[bool(rs.set_identifier)] += 1
+        return counts
 
     def has_type(self, name: str, rtype: RRType) -> bool:
-        return any(t is rtype for (_, t, _) in self._keys.get(name, ()))
+        return sum(self._at(name).get(rtype, ())) > 0
 
     def conflict(self, rs: RecordSet) -> str | None:
-        for key in self._keys.get(rs.name, ()):
-            _, rtype, set_id = key
-            if key == rs.key:
-                continue
-            if rtype is RRType.CNAME or rs.rtype is RRType.CNAME:
-                return f"RRSet of type CNAME with DNS name {rs.name} conflicts with other records at that name"
-            if rtype is rs.rtype and bool(set_id) != bool(rs.set_identifier):
-                return f"{rs.name} {rs.rtype.value}: weighted and simple record sets cannot be mixed"
+        """Why writing `rs` would break the rules for a name's record sets, if it would."""
+        counts = self._at(rs.name)
+        mine = 1 if self.get(rs.key) is not None else 0  # the set rs replaces does not conflict
+        others = sum(sum(c) for c in counts.values()) - mine
+        cnames = sum(counts.get(RRType.CNAME, ())) - (mine if rs.rtype is RRType.CNAME else 0)
+        if (rs.rtype is RRType.CNAME and others) or cnames:
+            return f"RRSet of type CNAME with DNS name {rs.name} conflicts with other records at that name"
+        simple, weighted = counts.get(rs.rtype, (0, 0))
+        if mine:
+            simple, weighted = (simple - 1, weighted) if not rs.set_identifier else (simple, weighted - 1)
+        if (weighted if not rs.set_identifier else simple):
+            return f"{rs.name} {rs.rtype.value}: weighted and simple record sets cannot be mixed"
         return None
 
 

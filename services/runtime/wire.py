@@ -53,9 +53,7 @@ def change_from_wire(msg: authority_pb2.Change) -> Change:
 
 
 def snapshot_from_wire(zone: str, msg: authority_pb2.ListResourceRecordSetsResponse) -> ZoneSnapshot:
-    from types import MappingProxyType
-    records = {rs.key: rs for rs in map(record_from_wire, msg.record_sets)}
-    return ZoneSnapshot(normalize_name(zone), msg.zone_version, MappingProxyType(records))
+    return ZoneSnapshot.build(normalize_name(zone), msg.zone_version, map(record_from_wire, msg.record_sets))
 
 
 # What a rejection may put in trailing metadata: gRPC tears the stream down above 16 KiB

@@ -13,7 +13,7 @@ import pytest
 
 from authority_helpers import answers, dig
 from services.authority.answers import AnswerCache
-from services.authority.state import account_names, initial_zones
+from services.authority.state import initial_zones
 from harness.authority import answer_cache_with_plan, fleet_planner
 from services.core import tree
 from services.core.plans import LEGACY_ENDPOINT
@@ -132,7 +132,7 @@ def test_incremental_rebuild_matches_full_rebuild():
     zones = ZoneSet()
     for z in initial_zones(scenario):
         zones.add(z)
-    cache = AnswerCache(zones, account_names(scenario))
+    cache = AnswerCache(zones)
     cache.rebuild_all()
     planner = fleet_planner()
     plans = [planner.next_plan(float(i)) for i in range(4)]
@@ -140,7 +140,7 @@ def test_incremental_rebuild_matches_full_rebuild():
     def batch(zone, changes):
         zones[zone].apply(changes)
         cache.rebuild(zone, {c.record_set.name for c in changes})
-        full = AnswerCache(zones, account_names(scenario))
+        full = AnswerCache(zones)
         full.rebuild_all()
         assert _dump(cache) == _dump(full)
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from services.core.records import (Action, Change, RecordSet, RRType, create, delete,
                                    upsert)
-from services.core.zone import BatchRejected, HostedZone, apex_records
+from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot, apex_records
 
 ORIGIN = "example.com"
 A, AAAA, TXT, CNAME, SOA, NS = RRType.A, RRType.AAAA, RRType.TXT, RRType.CNAME, RRType.SOA, RRType.NS
@@ -497,6 +497,71 @@ def test_random_batches_are_all_or_nothing_and_match_the_reference_model(data):
         assert dict(after.records) == expected_records
         assert after.version == before.version + 1
         assert_well_formed(expected_records)
+        assert_indexes_as_rebuilt(after)
         history.append((after, expected_records))
     for snap, records in history:  # no later batch touched an earlier snapshot
         assert dict(snap.records) == records
+        assert_indexes_as_rebuilt(snap)
+
+
+def assert_indexes_as_rebuilt(snap: ZoneSnapshot) -> None:
+    """The indexes a batch updated in place equal those built from scratch from its records, and
+    what the zone's readers ask of them equals a plain scan of the records."""
+    scratch = ZoneSnapshot.build(snap.origin, snap.version, snap.records.values())
+    for index in ("_rrsets", "_below", "_of_type", "_referrers"):
+        assert getattr(snap, index) == getattr(scratch, index), index
+    records = list(snap.records.values())
+    for name in NAMES + ["y.a.example.com", "example.org"]:
+        assert snap.has_name(name) == any(rs.name == name or rs.name.endswith("." + name) for rs in records)
+        assert set(snap.at_name(name)) == {rs for rs in records if rs.name == name}
+        for rtype in RRType:
+            assert snap.rrsets(name, rtype) == tuple(sorted((rs for rs in records if (rs.name, rs.rtype) == (name, rtype)),
+                                                            key=lambda r: r.set_identifier))
+        pointing = {rs.name for rs in records if rs.alias_target == name
+                    or (rs.rtype is CNAME and rs.values[0].rstrip(".").lower() == name)}
+        assert set(snap.referrers(name)) == pointing
+    for rtype in RRType:
+        assert dict(snap.of_type(rtype)) == {rs.key: rs for rs in records if rs.rtype is rtype}
+
+
+# ---- Route 53's quotas ----
+
+def test_a_batch_over_1000_values_is_rejected_whole_with_route53s_error():
+    zone = HostedZone(ORIGIN)
+    before = zone.snapshot
+    changes = [create(a(f"h{i}.example.com", "192.0.2.1")) for i in range(1001)]
+    rejected = reject(zone, changes)
+    assert ("LIMIT_EXCEEDED" in rejected.codes and "Number of records limit of 1000 exceeded" in str(rejected))
+    assert zone.snapshot is before
+    zone.apply(changes[:1000])  # at the quota: accepted
+    assert zone.version == 1
+
+
+def test_an_upsert_counts_twice_toward_the_quota():
+    zone = HostedZone(ORIGIN)
+    rejected = reject(zone, [upsert(a(f"h{i}.example.com", "192.0.2.1")) for i in range(501)])
+    assert "1002" in str(rejected)
+    zone.apply([upsert(a(f"h{i}.example.com", "192.0.2.1")) for i in range(500)])
+
+
+def test_a_batch_over_32000_characters_of_values_is_rejected():
+    zone = HostedZone(ORIGIN)
+    long_txt = "x" * 250
+    changes = [create(txt(f"t{i}.example.com", long_txt)) for i in range(129)]  # 32,250 characters
+    rejected = reject(zone, changes)
+    assert "Number of characters limit of 32000 exceeded" in str(rejected)
+    zone.apply(changes[:128])  # 32,000: accepted
+
+
+def test_a_one_change_batch_on_a_large_zone_leaves_its_predecessor_whole():
+    """The new snapshot shares the untouched records with the one before it (its cost: bench/):
+    the two differ in the one record, and the indexes are still what a rebuild gives."""
+    zone = HostedZone(ORIGIN)
+    for start in range(0, 20000, 1000):
+        zone.apply([create(a(f"h{i}.example.com", "192.0.2.1")) for i in range(start, start + 1000)])
+    before = zone.snapshot
+    after = zone.apply([upsert(a("h7.example.com", "192.0.2.9"))])
+    assert len(after.records) == len(before.records) == 20002
+    assert before.get("h7.example.com", A).values == ("192.0.2.1",)
+    assert after.get("h7.example.com", A).values == ("192.0.2.9",)
+    assert_indexes_as_rebuilt(after)

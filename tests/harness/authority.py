@@ -177,7 +177,7 @@ def install_plan(auth: AuthorityProcess, plan: Plan, previous: Plan | None = Non
 def answer_cache_with_plan(lbs: int = 6):
     """The oct-2025 zones in memory with one plan installed and active, and their AnswerCache (no process)."""
     from services.authority.answers import AnswerCache
-    from services.authority.state import account_names, initial_zones
+    from services.authority.state import initial_zones
     from services.core.zone import ZoneSet
     from services.runtime.scenario import load_scenario
     scenario = load_scenario("oct-2025")
@@ -189,6 +189,6 @@ def answer_cache_with_plan(lbs: int = 6):
         zone = zones[ep.zone]
         zone.apply(tree.install_changes(ep, plan.generation, 5))
         zone.apply(tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), None))
-    cache = AnswerCache(zones, account_names(scenario))
+    cache = AnswerCache(zones)
     cache.rebuild_all()
     return cache
