@@ -25,35 +25,35 @@ _sym_db = _symbol_database.Default()
 from racelab.v1 import common_pb2 as racelab_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aracelab/v1/authority.proto\x12\nracelab.v1\x1a\x17racelab/v1/common.proto\"e\n\x06\x43hange\x12(\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x18.racelab.v1.ChangeAction\x12\x31\n\nrecord_set\x18\x02 \x01(\x0b\x32\x1d.racelab.v1.ResourceRecordSet\"l\n\x1f\x43hangeResourceRecordSetsRequest\x12\x13\n\x0bhosted_zone\x18\x01 \x01(\t\x12#\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x12.racelab.v1.Change\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"K\n ChangeResourceRecordSetsResponse\x12\x11\n\tchange_id\x18\x01 \x01(\t\x12\x14\n\x0czone_version\x18\x02 \x01(\x04\"4\n\x1dListResourceRecordSetsRequest\x12\x13\n\x0bhosted_zone\x18\x01 \x01(\t\"j\n\x1eListResourceRecordSetsResponse\x12\x32\n\x0brecord_sets\x18\x01 \x03(\x0b\x32\x1d.racelab.v1.ResourceRecordSet\x12\x14\n\x0czone_version\x18\x02 \x01(\x04\"\x18\n\x16ListHostedZonesRequest\"J\n\nHostedZone\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0czone_version\x18\x02 \x01(\x04\x12\x18\n\x10record_set_count\x18\x03 \x01(\r\"G\n\x17ListHostedZonesResponse\x12,\n\x0chosted_zones\x18\x01 \x03(\x0b\x32\x16.racelab.v1.HostedZone\"A\n\nBatchError\x12\x14\n\x0c\x63hange_index\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"F\n\x0b\x42\x61tchErrors\x12&\n\x06\x65rrors\x18\x01 \x03(\x0b\x32\x16.racelab.v1.BatchError\x12\x0f\n\x07omitted\x18\x02 \x01(\r*Q\n\x0c\x43hangeAction\x12\x1d\n\x19\x43HANGE_ACTION_UNSPECIFIED\x10\x00\x12\n\n\x06\x43REATE\x10\x01\x12\n\n\x06\x44\x45LETE\x10\x02\x12\n\n\x06UPSERT\x10\x03\x32\xd2\x02\n\x0cRouteControl\x12u\n\x18\x43hangeResourceRecordSets\x12+.racelab.v1.ChangeResourceRecordSetsRequest\x1a,.racelab.v1.ChangeResourceRecordSetsResponse\x12o\n\x16ListResourceRecordSets\x12).racelab.v1.ListResourceRecordSetsRequest\x1a*.racelab.v1.ListResourceRecordSetsResponse\x12Z\n\x0fListHostedZones\x12\".racelab.v1.ListHostedZonesRequest\x1a#.racelab.v1.ListHostedZonesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aracelab/v1/authority.proto\x12\nracelab.v1\x1a\x17racelab/v1/common.proto\"e\n\x06\x43hange\x12(\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x18.racelab.v1.ChangeAction\x12\x31\n\nrecord_set\x18\x02 \x01(\x0b\x32\x1d.racelab.v1.ResourceRecordSet\"l\n\x1f\x43hangeResourceRecordSetsRequest\x12\x13\n\x0bhosted_zone\x18\x01 \x01(\t\x12#\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x12.racelab.v1.Change\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"K\n ChangeResourceRecordSetsResponse\x12\x11\n\tchange_id\x18\x01 \x01(\t\x12\x14\n\x0czone_version\x18\x02 \x01(\x04\"\xb2\x01\n\x1dListResourceRecordSetsRequest\x12\x13\n\x0bhosted_zone\x18\x01 \x01(\t\x12\x19\n\x11start_record_name\x18\x02 \x01(\t\x12-\n\x11start_record_type\x18\x03 \x01(\x0e\x32\x12.racelab.v1.RRType\x12\x1f\n\x17start_record_identifier\x18\x04 \x01(\t\x12\x11\n\tmax_items\x18\x05 \x01(\r\"\xe8\x01\n\x1eListResourceRecordSetsResponse\x12\x32\n\x0brecord_sets\x18\x01 \x03(\x0b\x32\x1d.racelab.v1.ResourceRecordSet\x12\x14\n\x0czone_version\x18\x02 \x01(\x04\x12\x14\n\x0cis_truncated\x18\x03 \x01(\x08\x12\x18\n\x10next_record_name\x18\x04 \x01(\t\x12,\n\x10next_record_type\x18\x05 \x01(\x0e\x32\x12.racelab.v1.RRType\x12\x1e\n\x16next_record_identifier\x18\x06 \x01(\t\"\x18\n\x16ListHostedZonesRequest\"J\n\nHostedZone\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0czone_version\x18\x02 \x01(\x04\x12\x18\n\x10record_set_count\x18\x03 \x01(\r\"G\n\x17ListHostedZonesResponse\x12,\n\x0chosted_zones\x18\x01 \x03(\x0b\x32\x16.racelab.v1.HostedZone\"A\n\nBatchError\x12\x14\n\x0c\x63hange_index\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"F\n\x0b\x42\x61tchErrors\x12&\n\x06\x65rrors\x18\x01 \x03(\x0b\x32\x16.racelab.v1.BatchError\x12\x0f\n\x07omitted\x18\x02 \x01(\r*Q\n\x0c\x43hangeAction\x12\x1d\n\x19\x43HANGE_ACTION_UNSPECIFIED\x10\x00\x12\n\n\x06\x43REATE\x10\x01\x12\n\n\x06\x44\x45LETE\x10\x02\x12\n\n\x06UPSERT\x10\x03\x32\xd2\x02\n\x0cRouteControl\x12u\n\x18\x43hangeResourceRecordSets\x12+.racelab.v1.ChangeResourceRecordSetsRequest\x1a,.racelab.v1.ChangeResourceRecordSetsResponse\x12o\n\x16ListResourceRecordSets\x12).racelab.v1.ListResourceRecordSetsRequest\x1a*.racelab.v1.ListResourceRecordSetsResponse\x12Z\n\x0fListHostedZones\x12\".racelab.v1.ListHostedZonesRequest\x1a#.racelab.v1.ListHostedZonesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'racelab.v1.authority_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANGEACTION']._serialized_start=833
-  _globals['_CHANGEACTION']._serialized_end=914
+  _globals['_CHANGEACTION']._serialized_start=1087
+  _globals['_CHANGEACTION']._serialized_end=1168
   _globals['_CHANGE']._serialized_start=67
   _globals['_CHANGE']._serialized_end=168
   _globals['_CHANGERESOURCERECORDSETSREQUEST']._serialized_start=170
   _globals['_CHANGERESOURCERECORDSETSREQUEST']._serialized_end=278
   _globals['_CHANGERESOURCERECORDSETSRESPONSE']._serialized_start=280
   _globals['_CHANGERESOURCERECORDSETSRESPONSE']._serialized_end=355
-  _globals['_LISTRESOURCERECORDSETSREQUEST']._serialized_start=357
-  _globals['_LISTRESOURCERECORDSETSREQUEST']._serialized_end=409
-  _globals['_LISTRESOURCERECORDSETSRESPONSE']._serialized_start=411
-  _globals['_LISTRESOURCERECORDSETSRESPONSE']._serialized_end=517
-  _globals['_LISTHOSTEDZONESREQUEST']._serialized_start=519
-  _globals['_LISTHOSTEDZONESREQUEST']._serialized_end=543
-  _globals['_HOSTEDZONE']._serialized_start=545
-  _globals['_HOSTEDZONE']._serialized_end=619
-  _globals['_LISTHOSTEDZONESRESPONSE']._serialized_start=621
-  _globals['_LISTHOSTEDZONESRESPONSE']._serialized_end=692
-  _globals['_BATCHERROR']._serialized_start=694
-  _globals['_BATCHERROR']._serialized_end=759
-  _globals['_BATCHERRORS']._serialized_start=761
-  _globals['_BATCHERRORS']._serialized_end=831
-  _globals['_ROUTECONTROL']._serialized_start=917
-  _globals['_ROUTECONTROL']._serialized_end=1255
+  _globals['_LISTRESOURCERECORDSETSREQUEST']._serialized_start=358
+  _globals['_LISTRESOURCERECORDSETSREQUEST']._serialized_end=536
+  _globals['_LISTRESOURCERECORDSETSRESPONSE']._serialized_start=539
+  _globals['_LISTRESOURCERECORDSETSRESPONSE']._serialized_end=771
+  _globals['_LISTHOSTEDZONESREQUEST']._serialized_start=773
+  _globals['_LISTHOSTEDZONESREQUEST']._serialized_end=797
+  _globals['_HOSTEDZONE']._serialized_start=799
+  _globals['_HOSTEDZONE']._serialized_end=873
+  _globals['_LISTHOSTEDZONESRESPONSE']._serialized_start=875
+  _globals['_LISTHOSTEDZONESRESPONSE']._serialized_end=946
+  _globals['_BATCHERROR']._serialized_start=948
+  _globals['_BATCHERROR']._serialized_end=1013
+  _globals['_BATCHERRORS']._serialized_start=1015
+  _globals['_BATCHERRORS']._serialized_end=1085
+  _globals['_ROUTECONTROL']._serialized_start=1171
+  _globals['_ROUTECONTROL']._serialized_end=1509
 # @@protoc_insertion_point(module_scope)

@@ -46,18 +46,34 @@ class ChangeResourceRecordSetsResponse(_message.Message):
     def __init__(self, change_id: _Optional[str] = ..., zone_version: _Optional[int] = ...) -> None: ...
 
 class ListResourceRecordSetsRequest(_message.Message):
-    __slots__ = ("hosted_zone",)
+    __slots__ = ("hosted_zone", "start_record_name", "start_record_type", "start_record_identifier", "max_items")
     HOSTED_ZONE_FIELD_NUMBER: _ClassVar[int]
+    START_RECORD_NAME_FIELD_NUMBER: _ClassVar[int]
+    START_RECORD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    START_RECORD_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITEMS_FIELD_NUMBER: _ClassVar[int]
     hosted_zone: str
-    def __init__(self, hosted_zone: _Optional[str] = ...) -> None: ...
+    start_record_name: str
+    start_record_type: _common_pb2.RRType
+    start_record_identifier: str
+    max_items: int
+    def __init__(self, hosted_zone: _Optional[str] = ..., start_record_name: _Optional[str] = ..., start_record_type: _Optional[_Union[_common_pb2.RRType, str]] = ..., start_record_identifier: _Optional[str] = ..., max_items: _Optional[int] = ...) -> None: ...
 
 class ListResourceRecordSetsResponse(_message.Message):
-    __slots__ = ("record_sets", "zone_version")
+    __slots__ = ("record_sets", "zone_version", "is_truncated", "next_record_name", "next_record_type", "next_record_identifier")
     RECORD_SETS_FIELD_NUMBER: _ClassVar[int]
     ZONE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    IS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RECORD_NAME_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RECORD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RECORD_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     record_sets: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceRecordSet]
     zone_version: int
-    def __init__(self, record_sets: _Optional[_Iterable[_Union[_common_pb2.ResourceRecordSet, _Mapping]]] = ..., zone_version: _Optional[int] = ...) -> None: ...
+    is_truncated: bool
+    next_record_name: str
+    next_record_type: _common_pb2.RRType
+    next_record_identifier: str
+    def __init__(self, record_sets: _Optional[_Iterable[_Union[_common_pb2.ResourceRecordSet, _Mapping]]] = ..., zone_version: _Optional[int] = ..., is_truncated: _Optional[bool] = ..., next_record_name: _Optional[str] = ..., next_record_type: _Optional[_Union[_common_pb2.RRType, str]] = ..., next_record_identifier: _Optional[str] = ...) -> None: ...
 
 class ListHostedZonesRequest(_message.Message):
     __slots__ = ()

@@ -75,9 +75,17 @@ class RouteControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListResourceRecordSets(self, request, context):
-        """Returns every record set of one hosted zone as one consistent snapshot
-        (all at the same zone_version). Unlike DNS queries, this read path is
-        strongly consistent: enactors read the lock record through it.
+        """Returns one page of a hosted zone's record sets, as Route 53 does: in
+        Route 53's order (names with their labels reversed, "com.example.www",
+        then type, then set identifier), from the start record named in the
+        request (or the first), at most max_items (1-300; 0 means 300). When more
+        follow, is_truncated is set and next_record_* name the first of them: send
+        them back as start_record_* for the next page. Every page is read at the
+        zone's current version (zone_version): a reader that needs one consistent
+        view lists again when the version moved between its pages. Unlike DNS
+        queries, this read path is strongly consistent: enactors read the lock
+        record through it. start_record_type or start_record_identifier without
+        start_record_name is INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -7,7 +7,7 @@ import grpc
 from racelab.v1 import authority_pb2, authority_pb2_grpc
 from services.core.zone import BatchRejected
 from services.runtime import auth
-from services.runtime.wire import BATCH_ERRORS_KEY, WireError, batch_errors_to_wire, change_from_wire, record_to_wire
+from services.runtime.wire import BATCH_ERRORS_KEY, WireError, batch_errors_to_wire, change_from_wire, page_to_wire
 
 from .state import AuthorityState, UnknownZone
 from .store import StoreFailed
@@ -49,9 +49,10 @@ class RouteControl(authority_pb2_grpc.RouteControlServicer):
             snap = self.state.snapshot(request.hosted_zone)
         except UnknownZone:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no hosted zone {request.hosted_zone!r}")
-        records = sorted(snap.records.values(), key=lambda rs: (rs.name, rs.rtype.value, rs.set_identifier))
-        return authority_pb2.ListResourceRecordSetsResponse(record_sets=[record_to_wire(rs) for rs in records],
-                                                            zone_version=snap.version)
+        try:
+            return page_to_wire(snap, request)
+        except WireError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     async def ListHostedZones(self, request: authority_pb2.ListHostedZonesRequest,
                               context: grpc.aio.ServicerContext) -> authority_pb2.ListHostedZonesResponse:

@@ -32,10 +32,10 @@ from . import tree
 from .effects import (Accepted, Effect, FetchLatestPlan, ReadZone, Sleep, SleepReason, Step, SubmitBatch,
                       Unavailable)
 from .fixes import Fix
-from .lock import read_lock, lock_changes
+from .lock import LOCK_VALUES, lock_changes, read_lock
 from .plans import EndpointPlan, Plan
 from .records import Change
-from .zone import BatchRejected, ZoneSnapshot
+from .zone import MAX_BATCH_RECORDS, BatchRejected, ZoneSnapshot, batch_values
 
 
 class Phase(enum.Enum):
@@ -302,7 +302,17 @@ class Enactor:
         if not doomed:
             return None
         roots = sorted(doomed, key=doomed.__getitem__)
-        return tree.deletion_changes(snap, roots), None, tuple(doomed[r] for r in roots)
+        # Oldest first, as many whole trees as one batch may hold beside the lock's two values
+        # (Route 53's quota); the rest wait for the next clean-up. A tree is never split.
+        changes: list[Change] = []
+        taken: list[str] = []
+        for root in roots:
+            deletes = tree.deletion_changes(snap, [root])
+            if taken and batch_values(changes + deletes) > MAX_BATCH_RECORDS - LOCK_VALUES:
+                break
+            changes += deletes
+            taken.append(root)
+        return changes, None, tuple(doomed[r] for r in taken)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential back-off with equal jitter."""

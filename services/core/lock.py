@@ -43,6 +43,9 @@ def read_lock(snap: ZoneSnapshot) -> tuple[RecordSet | None, Lock | None]:
     return rs, (Lock.parse(rs) if rs is not None else None)
 
 
+LOCK_VALUES = 2  # what lock_changes adds to a batch's values: the lock it replaces and the new one
+
+
 def lock_changes(zone: str, seen: RecordSet | None, holder: str, now: float,
                  lease_seconds: float) -> list[Change]:
     """DELETE exactly what was read, CREATE the renewed lock: the head of every batch."""

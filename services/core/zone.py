@@ -16,7 +16,8 @@ over Route 53's quotas (1,000 values, 32,000 characters) is rejected whole.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from bisect import bisect_left
+from functools import cached_property, lru_cache
 from typing import Iterable, Mapping
 
 from immutables import Map
@@ -174,6 +175,22 @@ class ZoneSnapshot:
         """The owner names whose aliases or CNAMEs point at `name`."""
         return self._referrers.get(name, Map()).keys()
 
+    def page(self, start: tuple = (), max_items: int = 300) -> tuple[list[RecordSet], Key | None]:
+        """Route 53's ListResourceRecordSets: up to `max_items` record sets in Route 53's order from
+        the first at or after `start` (a name, optionally its type and set identifier: see
+        list_order), and the key of the first one left out (None when none is)."""
+        orders, keys = self._listing
+        i = bisect_left(orders, list_order(*start)) if start else 0
+        chosen = keys[i:i + max_items]
+        following = keys[i + max_items] if i + max_items < len(keys) else None
+        return [self.records[k] for k in chosen], following
+
+    @cached_property
+    def _listing(self) -> tuple[list[tuple], list[Key]]:
+        """The keys in Route 53's order, sorted once per snapshot, when it is first listed."""
+        ordered = sorted((list_order(*key), key) for key in self.records)
+        return [o for o, _ in ordered], [k for _, k in ordered]
+
     @property
     def soa(self) -> SOA:
         return SOA.parse(self.records[(self.origin, RRType.SOA, "")].values[0])
@@ -181,6 +198,18 @@ class ZoneSnapshot:
     @property
     def soa_record(self) -> RecordSet:
         return self.records[(self.origin, RRType.SOA, "")]
+
+
+def list_order(name: str, rtype: RRType | None = None, set_identifier: str | None = None) -> tuple:
+    """Where a record set stands in Route 53's listing: its name with the labels reversed
+    ("com.example.www"), then its type, then its set identifier. A shorter tuple (a name alone,
+    or a name and type) sorts before every record set it is the start of."""
+    order: tuple = (tuple(reversed(name.split("."))),)
+    if rtype is not None:
+        order += (rtype.value,)
+        if set_identifier is not None:
+            order += (set_identifier,)
+    return order
 
 
 def apex_records(origin: str, *, soa_ttl: int = 900, negative_ttl: int = 86400,
@@ -290,13 +319,16 @@ class HostedZone:
         return None
 
 
+def batch_values(changes: Iterable[Change]) -> int:
+    """The ResourceRecord elements a batch counts against Route 53's quota (an UPSERT twice)."""
+    return sum((2 if c.action is Action.UPSERT else 1) * len(c.record_set.values) for c in changes)
+
+
 def _over_quota(changes: list[Change]) -> list[BatchError]:
     """Route 53's InvalidChangeBatch for a request over its quotas (checked before anything else)."""
-    records = chars = 0
-    for change in changes:
-        times = 2 if change.action is Action.UPSERT else 1
-        records += times * len(change.record_set.values)
-        chars += times * sum(len(v) for v in change.record_set.values)
+    records = batch_values(changes)
+    chars = sum((2 if c.action is Action.UPSERT else 1) * sum(len(v) for v in c.record_set.values)
+                for c in changes)
     errors = []
     if records > MAX_BATCH_RECORDS:
         errors.append(BatchError(-1, "LIMIT_EXCEEDED",

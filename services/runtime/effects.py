@@ -48,10 +48,12 @@ class ControlPlane:
         return wire.plan_from_wire(response.plan)
 
     async def read(self, zone: str) -> ZoneSnapshot | Unavailable:
+        """The whole zone, page by page, as one consistent version (wire.ZoneListing)."""
+        listing = wire.ZoneListing(zone)
         try:
-            response = await self.authority.ListResourceRecordSets(
-                authority_pb2.ListResourceRecordSetsRequest(hosted_zone=zone), timeout=self.rpc_timeout)
-            return wire.snapshot_from_wire(zone, response)
+            while (request := listing.next_request()) is not None:
+                listing.add(await self.authority.ListResourceRecordSets(request, timeout=self.rpc_timeout))
+            return listing.snapshot()
         except grpc.RpcError as exc:
             return Unavailable(f"authority: {exc.code().name}: {exc.details()}")
         except wire.WireError as exc:

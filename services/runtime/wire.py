@@ -53,7 +53,87 @@ def change_from_wire(msg: authority_pb2.Change) -> Change:
 
 
 def snapshot_from_wire(zone: str, msg: authority_pb2.ListResourceRecordSetsResponse) -> ZoneSnapshot:
+    """One page as a snapshot (a zone that fits in one page, or a test's view of one page)."""
     return ZoneSnapshot.build(normalize_name(zone), msg.zone_version, map(record_from_wire, msg.record_sets))
+
+
+MAX_ITEMS = 300  # Route 53's most record sets a ListResourceRecordSets page holds
+
+
+def list_start(request: authority_pb2.ListResourceRecordSetsRequest) -> tuple:
+    """Where a page starts, as ZoneSnapshot.page takes it; WireError for a start Route 53 refuses."""
+    if not request.start_record_name:
+        if request.start_record_type or request.start_record_identifier:
+            raise WireError("start_record_type and start_record_identifier need start_record_name")
+        return ()
+    start: tuple = (normalize_name(request.start_record_name),)
+    if request.start_record_type:
+        rtype = _RRTYPE_FROM_WIRE.get(request.start_record_type)
+        if rtype is None:
+            raise WireError(f"unknown start_record_type {request.start_record_type}")
+        start += (rtype,)
+        if request.start_record_identifier:
+            start += (request.start_record_identifier,)
+    elif request.start_record_identifier:
+        raise WireError("start_record_identifier needs start_record_type")
+    return start
+
+
+def page_to_wire(snap: ZoneSnapshot, request: authority_pb2.ListResourceRecordSetsRequest
+                 ) -> authority_pb2.ListResourceRecordSetsResponse:
+    """One page of a zone, Route 53's way (WireError for a bad start)."""
+    max_items = request.max_items if 0 < request.max_items <= MAX_ITEMS else MAX_ITEMS
+    records, following = snap.page(list_start(request), max_items)
+    response = authority_pb2.ListResourceRecordSetsResponse(record_sets=[record_to_wire(rs) for rs in records],
+                                                            zone_version=snap.version)
+    if following is not None:
+        name, rtype, set_identifier = following
+        response.is_truncated = True
+        response.next_record_name = name
+        response.next_record_type = _RRTYPE_TO_WIRE[rtype]
+        response.next_record_identifier = set_identifier
+    return response
+
+
+class ZoneListing:
+    """Reads a whole zone page by page, sans-IO: send next_request() until it is None, feeding each
+    response to add(). Pages are read at the zone's current version, so when the version moves
+    between pages the listing starts again (a batch landed mid-read); after `attempts` listings that
+    never held still, add() raises WireError: the caller sees the zone as unreadable, never torn."""
+
+    def __init__(self, zone: str, max_items: int = MAX_ITEMS, attempts: int = 5):
+        self.zone, self.max_items, self.attempts = zone, max_items, attempts
+        self.records: list[RecordSet] = []
+        self.version: int | None = None
+        self.pages = 0
+        self._next: authority_pb2.ListResourceRecordSetsRequest | None = self._first()
+
+    def _first(self) -> authority_pb2.ListResourceRecordSetsRequest:
+        return authority_pb2.ListResourceRecordSetsRequest(hosted_zone=self.zone, max_items=self.max_items)
+
+    def next_request(self) -> authority_pb2.ListResourceRecordSetsRequest | None:
+        return self._next
+
+    def add(self, response: authority_pb2.ListResourceRecordSetsResponse) -> None:
+        self.pages += 1
+        if self.version is not None and response.zone_version != self.version:
+            self.attempts -= 1
+            if self.attempts <= 0:
+                raise WireError(f"{self.zone} changed under every listing (version {self.version} -> "
+                                f"{response.zone_version}); not read")
+            self.records, self.version, self._next = [], None, self._first()
+            return
+        self.version = response.zone_version
+        self.records.extend(map(record_from_wire, response.record_sets))
+        if not response.is_truncated:
+            self._next = None
+            return
+        self._next = authority_pb2.ListResourceRecordSetsRequest(
+            hosted_zone=self.zone, max_items=self.max_items, start_record_name=response.next_record_name,
+            start_record_type=response.next_record_type, start_record_identifier=response.next_record_identifier)
+
+    def snapshot(self) -> ZoneSnapshot:
+        return ZoneSnapshot.build(normalize_name(self.zone), self.version or 0, self.records)
 
 
 # What a rejection may put in trailing metadata: gRPC tears the stream down above 16 KiB

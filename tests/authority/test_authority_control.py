@@ -10,7 +10,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from racelab.v1 import authority_pb2, director_pb2, director_pb2_grpc
+from racelab.v1 import authority_pb2, common_pb2, director_pb2, director_pb2_grpc
 from harness.authority import fleet_planner, free_port, install_plan
 from services.core import tree
 from services.core.plans import ACCOUNT_ZONE, LEGACY_ENDPOINT
@@ -60,6 +60,49 @@ def test_a_rejection_with_hundreds_of_errors_still_reaches_the_caller_as_a_lost_
     assert rejected.touches(0) and {"MISMATCH", "NOT_FOUND"} <= rejected.codes
     assert len(rejected.errors) + rejected.omitted == 402
     assert "(+401 more)" in str(rejected)
+
+def test_listing_pages_as_route53_does_and_a_batch_over_quota_is_refused(authority):
+    """ListResourceRecordSets pages at most 300 record sets (Route 53's MaxItems), in Route 53's
+    order, each page naming where the next starts; the pages together are the zone, once each. A
+    batch over Route 53's 1,000-value quota is refused with its error and changes nothing."""
+    auth = authority()
+    names = [f"{100000000000 + i}.{ACCOUNT_ZONE}" for i in range(1000)]
+    v1 = auth.change(ACCOUNT_ZONE, [create(RecordSet(n, RRType.CNAME, 300, (LEGACY_ENDPOINT,)))
+                                    for n in names]).zone_version
+    with pytest.raises(grpc.RpcError) as err:
+        auth.change(ACCOUNT_ZONE, [create(RecordSet(f"x{i}.{ACCOUNT_ZONE}", RRType.CNAME, 300, (LEGACY_ENDPOINT,)))
+                                   for i in range(1001)])
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "Number of records limit of 1000 exceeded" in err.value.details()
+    stub = auth.stub()
+    for max_items, expected in ((0, 300), (300, 300), (999, 300), (7, 7)):
+        seen, request, pages = [], authority_pb2.ListResourceRecordSetsRequest(hosted_zone=ACCOUNT_ZONE,
+                                                                                max_items=max_items), 0
+        while True:
+            page = stub.ListResourceRecordSets(request, timeout=10)
+            pages += 1
+            assert page.zone_version == v1 and len(page.record_sets) <= expected
+            seen.extend((rs.name, rs.type, rs.set_identifier) for rs in page.record_sets)
+            if not page.is_truncated:
+                break
+            assert len(page.record_sets) == expected
+            assert page.next_record_name  # where the next page starts
+            request = authority_pb2.ListResourceRecordSetsRequest(
+                hosted_zone=ACCOUNT_ZONE, max_items=max_items, start_record_name=page.next_record_name,
+                start_record_type=page.next_record_type, start_record_identifier=page.next_record_identifier)
+        assert len(seen) == len(set(seen)) == 1000 + 3  # the CNAMEs, the SOA, the NS, the wildcard
+        assert pages == -(-len(seen) // expected)
+        assert seen == sorted(seen, key=lambda k: (tuple(reversed(k[0].split("."))), RRType[
+            common_pb2.RRType.Name(k[1])].value, k[2]))
+    start = stub.ListResourceRecordSets(authority_pb2.ListResourceRecordSetsRequest(
+        hosted_zone=ACCOUNT_ZONE, start_record_name=names[500].upper() + ".", max_items=1), timeout=10)
+    assert [rs.name for rs in start.record_sets] == [names[500]]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListResourceRecordSets(authority_pb2.ListResourceRecordSetsRequest(
+            hosted_zone=ACCOUNT_ZONE, start_record_type=common_pb2.RRType.Value("A")), timeout=10)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "start_record_name" in err.value.details()
+    assert len(snapshot_from_wire(ACCOUNT_ZONE, auth.list(ACCOUNT_ZONE)).records) == 1003  # the pages, merged
+
 
 def test_not_found_invalid_argument_and_listing(authority):
     auth = authority()

@@ -21,7 +21,7 @@ from services.core.planner import Planner
 from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT, Endpoint, LoadBalancer, Plan
 from services.core.records import Action, RecordSet, RRType, create, delete
 from services.core.resolve import resolve_in
-from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
+from services.core.zone import MAX_BATCH_RECORDS, BatchRejected, HostedZone, ZoneSnapshot, batch_values
 
 DUAL = Endpoint(DUALSTACK_ENDPOINT, dual_stack=True)
 LEGACY = Endpoint(LEGACY_ENDPOINT)
@@ -187,6 +187,28 @@ def test_a_fresh_plan_is_installed_and_flipped_everywhere_then_old_trees_are_cle
                                                                   RRType.A).choices}
         assert addresses == {("10.0.0.1",), ("10.0.0.2",)}
     assert e.applied_generation == 5 and world.fetches["e1"] == 1
+
+
+def test_a_clean_up_deletes_as_many_whole_trees_as_route53s_quota_allows_oldest_first():
+    """At us-east-1's size a tree holds 1 + 2 x 300 values (dual stack, 300 LBs): two of them are
+    over the 1,000-value quota, so each clean-up batch deletes one whole tree, the oldest, and the
+    next run takes the next; no batch is ever over the quota."""
+    world = World(endpoints=(DUAL,))
+    for i in range(3, 301):
+        world.planner.register(LoadBalancer(f"lb-{i}", f"10.0.{i // 250}.{i % 250}", f"fd00::{i:x}",
+                                            f"use1-az{1 + i % 3}"))
+    world.bootstrap(4)
+    e = world.enactor("e1")
+    world.publish()  # generation 5: generations 1 and 2 are older than the threshold
+    world.run(e)
+    cleanups = [ev for ev in of_type(e.drain_events(), BatchCommitted) if ev.step is Step.CLEANUP]
+    assert [ev.deleted_generations for ev in cleanups] == [(1,)]
+    assert world.tree_generations(DUAL) == [2, 3, 4, 5]
+    world.publish()  # generation 6: 2 and 3 are due; one fits
+    world.run(e)
+    assert world.tree_generations(DUAL) == [3, 4, 5, 6]
+    assert all(batch_values(s.batch.changes) <= MAX_BATCH_RECORDS for s in world.submitted)
+    assert all(isinstance(s.result, Accepted) for s in world.submitted)
 
 
 def test_with_no_newer_plan_the_enactor_writes_nothing():

@@ -13,13 +13,20 @@ from dataclasses import replace
 import grpc
 import pytest
 import pytest_asyncio
-from prometheus_client import CollectorRegistry
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from procs import auth_env
+from prometheus_client import CollectorRegistry
 
-from racelab.v1 import (authority_pb2, authority_pb2_grpc, director_pb2, director_pb2_grpc, planner_pb2,
-                        planner_pb2_grpc)
+from racelab.v1 import (
+    authority_pb2,
+    authority_pb2_grpc,
+    director_pb2,
+    director_pb2_grpc,
+    planner_pb2,
+    planner_pb2_grpc,
+)
 from services.core import tree
 from services.core.lock import lock_changes, read_lock
 from services.core.planner import Planner
@@ -29,11 +36,15 @@ from services.core.resolve import Rcode, resolve_in
 from services.core.zone import BatchRejected, HostedZone
 from services.director.phases import BEFORE, Timeline
 from services.director.service import Director, DirectorServicer
-from procs import auth_env
 from services.runtime.clock import SimClock, parse_pdt
 from services.runtime.scenario import OperatorAction, load_scenario
-from services.runtime.wire import (BATCH_ERRORS_KEY, batch_errors_to_wire, change_from_wire, plan_to_wire,
-                                   record_to_wire)
+from services.runtime.wire import (
+    BATCH_ERRORS_KEY,
+    batch_errors_to_wire,
+    change_from_wire,
+    page_to_wire,
+    plan_to_wire,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -75,8 +86,7 @@ class FakeRouteControl(authority_pb2_grpc.RouteControlServicer):
         if zone is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no hosted zone {request.hosted_zone}")
         snap = zone.snapshot
-        return authority_pb2.ListResourceRecordSetsResponse(
-            record_sets=[record_to_wire(rs) for rs in snap.records.values()], zone_version=snap.version)
+        return page_to_wire(snap, request)
 
 
 class FakePlanner(planner_pb2_grpc.PlannerServicer):

@@ -15,7 +15,12 @@ from concurrent import futures
 
 import grpc
 
-from racelab.v1 import authority_pb2, authority_pb2_grpc, director_pb2, director_pb2_grpc
+from racelab.v1 import (
+    authority_pb2,
+    authority_pb2_grpc,
+    director_pb2,
+    director_pb2_grpc,
+)
 from services.core.records import normalize_name
 from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
 from services.runtime import wire
@@ -58,8 +63,7 @@ class FakeRouteControl(authority_pb2_grpc.RouteControlServicer):
         zone = self._zone(request.hosted_zone, context)
         with self.lock:
             snap = zone.snapshot
-        return authority_pb2.ListResourceRecordSetsResponse(
-            record_sets=[wire.record_to_wire(rs) for rs in snap.records.values()], zone_version=snap.version)
+        return wire.page_to_wire(snap, request)
 
     def ListHostedZones(self, request, context):
         with self.lock:

@@ -19,7 +19,7 @@ from services.core.planner import Planner
 from services.core.plans import DEFAULT_ENDPOINTS, Endpoint, LoadBalancer, Plan
 from services.core.records import Change
 from services.runtime.auth import read_token, sync_channel
-from services.runtime.wire import change_to_wire
+from services.runtime.wire import ZoneListing, change_to_wire, record_to_wire
 
 REPO = Path(__file__).resolve().parents[2]
 # Tests and benchmarks call as "tester", an identity that may do anything.
@@ -122,8 +122,12 @@ class AuthorityProcess:
             hosted_zone=zone, changes=[change_to_wire(c) for c in changes], comment=comment), timeout=10)
 
     def list(self, zone: str) -> authority_pb2.ListResourceRecordSetsResponse:
-        return self.stub().ListResourceRecordSets(authority_pb2.ListResourceRecordSetsRequest(hosted_zone=zone),
-                                                  timeout=10)
+        """The whole zone at one version, read page by page as the enactors read it, in one message."""
+        listing = ZoneListing(zone)
+        while (request := listing.next_request()) is not None:
+            listing.add(self.stub().ListResourceRecordSets(request, timeout=10))
+        return authority_pb2.ListResourceRecordSetsResponse(record_sets=[record_to_wire(rs) for rs in listing.records],
+                                                            zone_version=listing.version or 0)
 
     def _close_channel(self) -> None:
         if self._channel is not None:
