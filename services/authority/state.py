@@ -19,7 +19,7 @@ from opentelemetry import trace
 from services.core import tree
 from services.core.invariants import Finding, InvariantChecker, Violation
 from services.core.nlbdns import NLB_ZONE
-from services.core.plans import ACCOUNT_ZONE, LEGACY_ENDPOINT, Endpoint
+from services.core.plans import ACCOUNT_ZONE, LEGACY_ENDPOINT, Endpoint, account_ids
 from services.core.records import Change, RecordSet, RRType, normalize_name
 from services.core.resolve import resolve
 from services.core.zone import BatchRejected, HostedZone, ZoneSet, ZoneSnapshot, apex_records
@@ -49,8 +49,12 @@ def initial_zones(scenario: Scenario) -> list[HostedZone]:
 
     zones = {ep.zone: HostedZone(ep.zone, apex(ep.zone)) for ep in scenario.endpoints}
     if ACCOUNT_ZONE not in zones:
-        zones[ACCOUNT_ZONE] = HostedZone(ACCOUNT_ZONE, apex(ACCOUNT_ZONE) + [
-            RecordSet(f"*.{ACCOUNT_ZONE}", RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))])
+        if dns.account_endpoints:  # one CNAME per account, as us-east-1 holds them
+            accounts = [RecordSet(f"{a}.{ACCOUNT_ZONE}", RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))
+                        for a in account_ids(scenario.workload.accounts, dns.account_endpoints)]
+        else:
+            accounts = [RecordSet(f"*.{ACCOUNT_ZONE}", RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))]
+        zones[ACCOUNT_ZONE] = HostedZone(ACCOUNT_ZONE, apex(ACCOUNT_ZONE) + accounts)
     if scenario.nlb.names and NLB_ZONE not in zones:
         zones[NLB_ZONE] = HostedZone(NLB_ZONE, apex(NLB_ZONE))
     return list(zones.values())

@@ -8,12 +8,24 @@ installs the same plan writes the same records: updates are idempotent.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 LEGACY_ENDPOINT = "dynamodb.us-east-1.amazonaws.com"
 DUALSTACK_ENDPOINT = "dynamodb.us-east-1.api.aws"
 FIPS_ENDPOINT = "dynamodb-fips.us-east-1.amazonaws.com"
 ACCOUNT_ZONE = "ddb.us-east-1.api.aws"  # <accountid>.ddb.us-east-1.api.aws CNAME the legacy name
+
+
+def account_ids(listed: tuple[str, ...], total: int) -> list[str]:
+    """`total` twelve-digit account ids: the listed ones first, then generated ones (100000000000...)."""
+    ids = list(dict.fromkeys(listed))[:total]
+    taken, n = set(ids), 100000000000
+    while len(ids) < total:
+        if str(n) not in taken:
+            ids.append(str(n))
+        n += 1
+    return ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,12 @@ class LoadBalancer:
     capacity: int = 100
     healthy: bool = True
     endpoints: tuple[str, ...] = ()  # empty: serves every endpoint
+
+
+def lb_address(prefix: str, i: int) -> str:
+    """LB i's address: PREFIX+i, carrying on into the next /24 past 255 (127.0.1. and 300 give
+    127.0.2.44), so a fleet of us-east-1's size fits on loopback."""
+    return str(ipaddress.IPv4Address(prefix + "0") + i)
 
 
 @dataclass(frozen=True, slots=True)

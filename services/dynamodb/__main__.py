@@ -10,7 +10,15 @@ import sys
 
 from racelab.v1 import dynamodb_pb2_grpc, planner_pb2_grpc
 from services.core.plans import LEGACY_ENDPOINT
-from services.runtime.service import ConfigError, Context, channel, hostport, parser, run, start_grpc_server
+from services.runtime.service import (
+    ConfigError,
+    Context,
+    channel,
+    hostport,
+    parser,
+    run,
+    start_grpc_server,
+)
 
 log = logging.getLogger("racelab.dynamodb")
 
@@ -44,12 +52,13 @@ def _int(ctx: Context, name: str, value: str | None, default: int, low: int, hig
 
 
 async def main(ctx: Context) -> None:
+    from services.core.plans import lb_address
     from services.dynamodb.service import LoadBalancerService, Registrar, fleet_specs
     from services.dynamodb.store import TableStore
     hostport(ctx.args, "planner")
     a = ctx.args
     port = _int(ctx, "lb-port", a.lb_port, DEFAULT_PORT, 1, 65535)
-    count = _int(ctx, "count", a.count, ctx.scenario.fleet.load_balancers, 1, 254)
+    count = _int(ctx, "count", a.count, ctx.scenario.fleet.load_balancers, 1, 4000)
     prefix = a.lb_host_prefix or DEFAULT_PREFIX
     ordinal = _int(ctx, "lb-ordinal", a.lb_ordinal, 0, 0, 9998)  # LB numbers end up in IPv6 groups
     if a.advertise:
@@ -61,7 +70,7 @@ async def main(ctx: Context) -> None:
             raise ConfigError(f"--advertise: not an IPv4 address: {a.advertise!r}") from None
     else:
         try:
-            ipaddress.IPv4Address(f"{prefix}{ordinal + count}")
+            lb_address(prefix, ordinal + count)
         except ValueError:
             raise ConfigError(f"--lb-host-prefix: {prefix!r} + {ordinal + count} is not an IPv4 address "
                               f"(expected e.g. 127.0.1.)") from None

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
 
 from racelab.v1 import dynamodb_pb2, dynamodb_pb2_grpc, planner_pb2, planner_pb2_grpc
+from services.core.plans import lb_address
 from services.dynamodb.store import Condition, ConditionFailed, StoredItem, TableStore
 from services.runtime.service import Context
 from services.runtime.telemetry import exemplar
@@ -54,7 +55,7 @@ def fleet_specs(count: int, prefix: str, port: int, zones: tuple[str, ...], capa
     """LBs number `first` .. `first + count - 1` of the fleet (a pod of a StatefulSet serves one)."""
     specs = []
     for i in range(first, first + count):
-        ipv4 = advertise or f"{prefix}{i}"
+        ipv4 = advertise or lb_address(prefix, i)
         listen = f"0.0.0.0:{port}" if advertise else f"{ipv4}:{port}"
         specs.append(LbSpec(i, f"lb-{i:03d}", listen, ipv4, f"fd00::1:{i}", zones[(i - 1) % len(zones)], capacity))
     return specs

@@ -58,6 +58,9 @@ class DnsSettings:
     soa_ttl_seconds: int = 900  # Route 53 default; caps negative caching at 15 minutes
     negative_ttl_seconds: int = 86400
     change_seconds_per_change: float = 0.0  # Route 53's processing time per change in a batch
+    # One CNAME per account, <accountid>.ddb.us-east-1.api.aws -> the legacy name, as us-east-1 holds
+    # them (the workload's accounts first, then generated ids); 0: one wildcard CNAME stands for all.
+    account_endpoints: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,22 @@ def load_scenario(name_or_path: str) -> Scenario:
 
 
 def scenario_text(name_or_path: str) -> tuple[str, str]:
-    """The YAML of a built-in scenario or a file, and where it came from."""
+    """The YAML of a built-in scenario or a file, and where it came from; a scenario that `extends`
+    another comes back whole (merged), so a run directory keeps all of what ran."""
+    text, source = _source_text(name_or_path)
+    try:
+        extends = "extends" in text and "extends" in (yaml.safe_load(text) or {})
+    except (yaml.YAMLError, TypeError):
+        extends = False  # parse_scenario says what is wrong with it
+    if extends:
+        raw = _raw_with_base(text, source, ())
+        if isinstance(raw, dict):
+            header = f"# {source}, laid over the scenario it extends (services/runtime/scenario.py _merged)\n"
+            text = header + yaml.safe_dump(raw, sort_keys=False, width=110)
+    return text, source
+
+
+def _source_text(name_or_path: str) -> tuple[str, str]:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         try:
@@ -137,15 +155,34 @@ def scenario_text(name_or_path: str) -> tuple[str, str]:
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
+    raw = _raw_with_base(text, source, ())
     r = _Reader(raw, source)
     try:
         return _build(r)
     except (ScheduleError, UnknownFix) as exc:
         raise ScenarioError(f"{source}: {exc}") from None
+
+
+def _raw_with_base(text: str, source: str, seen: tuple[str, ...]) -> Any:
+    """The scenario's YAML, laid over the built-in scenario it `extends` (mappings merged key by key,
+    anything else replaced), so a variant says only what differs."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or "extends" not in raw:
+        return raw
+    base_name = raw.pop("extends")
+    if not isinstance(base_name, str) or base_name in seen:
+        raise ScenarioError(f"{source}: extends: expected the name of another built-in scenario, got {base_name!r}")
+    base_text, base_source = _source_text(base_name)
+    return _merged(_raw_with_base(base_text, base_source, seen + (base_name,)), raw)
+
+
+def _merged(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in over.items()}}
+    return over
 
 
 def _build(r: "_Reader") -> Scenario:

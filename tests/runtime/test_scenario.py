@@ -68,3 +68,34 @@ def test_not_a_scenario(text):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ScenarioError, match="No such file"):
         load_scenario(str(tmp_path / "missing.yaml"))
+
+
+def test_the_scale_scenario_is_oct_2025_at_us_east_1s_size_and_its_text_is_whole():
+    from services.authority.state import initial_zones
+    from services.core.plans import ACCOUNT_ZONE
+    from services.core.records import RRType
+    from services.runtime.scenario import scenario_text
+    base, scale = load_scenario("oct-2025"), load_scenario("oct-2025-scale")
+    assert scale.fleet.load_balancers >= 300 and scale.dns.account_endpoints >= 100_000
+    assert (scale.operators, scale.conditions, scale.endpoints) == (base.operators, base.conditions, base.endpoints)
+    text, _ = scenario_text("oct-2025-scale")
+    assert "extends" not in parse_scenario.__globals__["yaml"].safe_load(text)  # a run keeps all of it
+    assert parse_scenario(text) == scale
+    zones = {z.origin: z for z in initial_zones(scale)}
+    accounts = zones[ACCOUNT_ZONE].snapshot
+    assert len(accounts.of_type(RRType.CNAME)) == 100_000
+    assert sum(len(z.snapshot.records) for z in zones.values()) >= 100_000
+    assert accounts.get(f"{scale.workload.accounts[0]}.{ACCOUNT_ZONE}", RRType.CNAME).values == (LEGACY_ENDPOINT,)
+    assert accounts.get(f"*.{ACCOUNT_ZONE}", RRType.CNAME) is None  # one per account, no wildcard
+
+
+def test_extends_merges_over_its_base_and_names_a_bad_base(tmp_path):
+    variant = tmp_path / "v.yaml"
+    variant.write_text("extends: oct-2025\nname: v\nfleet: {load_balancers: 30}\n")
+    v = load_scenario(str(variant))
+    assert v.name == "v" and v.fleet.load_balancers == 30
+    assert v.fleet.shared_load_balancers == load_scenario("oct-2025").fleet.shared_load_balancers
+    with pytest.raises(ScenarioError, match="extends"):
+        parse_scenario("extends: [oct-2025]\nname: x\n")
+    with pytest.raises(ScenarioError, match="no scenario"):
+        parse_scenario("extends: nothing-like-it\nname: x\n")

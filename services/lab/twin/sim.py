@@ -14,16 +14,52 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 from services.core import tree
-from services.core.enactor import (Accepted, BatchCommitted, BatchFailed, Enactor, EnactorConfig, Phase,
-                                   Event, FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed,
-                                   EndpointAbandoned, RunFinished, RunStarted, Sleep, StalePlanSkipped, Step,
-                                   SubmitBatch)
+from services.core.enactor import (
+    Accepted,
+    BatchCommitted,
+    BatchFailed,
+    Enactor,
+    EnactorConfig,
+    EndpointAbandoned,
+    Event,
+    FetchLatestPlan,
+    LockBusy,
+    LockLost,
+    Phase,
+    ReadZone,
+    RollbackHealed,
+    RunFinished,
+    RunStarted,
+    Sleep,
+    StalePlanSkipped,
+    Step,
+    SubmitBatch,
+)
 from services.core.fixes import Fix
-from services.core.invariants import Finding, InvariantChecker, Violation, stuck_endpoints
-from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT, Endpoint, LoadBalancer, Plan
+from services.core.invariants import (
+    Finding,
+    InvariantChecker,
+    Violation,
+    stuck_endpoints,
+)
 from services.core.planner import Planner
-from services.core.repair import LeftAlone, Repair, RepairEvent, RepairFailed, RepairStarted, Restored
+from services.core.plans import (
+    DUALSTACK_ENDPOINT,
+    LEGACY_ENDPOINT,
+    Endpoint,
+    LoadBalancer,
+    Plan,
+    lb_address,
+)
 from services.core.records import RRType
+from services.core.repair import (
+    LeftAlone,
+    Repair,
+    RepairEvent,
+    RepairFailed,
+    RepairStarted,
+    Restored,
+)
 from services.core.seeds import derive
 from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
 from services.runtime.clock import Schedule
@@ -122,7 +158,7 @@ class World:
                                last_generation=config.start_generation - 1)
         for i in range(config.load_balancers):
             regional_only = config.shared_load_balancers and i >= config.shared_load_balancers
-            self.planner.register(LoadBalancer(f"lb-{i + 1:03d}", f"127.0.1.{i + 1}", f"fd00::1:{i + 1}",
+            self.planner.register(LoadBalancer(f"lb-{i + 1:03d}", lb_address("127.0.1.", i + 1), f"fd00::1:{i + 1}",
                                                f"use1-az{i % 3 + 1}",
                                                endpoints=(LEGACY_ENDPOINT,) if regional_only else ()))
         self.plans: list[Plan] = []
