@@ -291,7 +291,19 @@ def test_the_lb_fleet_is_the_scenarios_and_each_pod_one_numbered_lb(docs):
     assert env["RACELAB_LB_ORDINAL"]["valueFrom"]["fieldRef"]["fieldPath"] == \
         "metadata.labels['apps.kubernetes.io/pod-index']"
     [scaled] = [w for w in workloads(docs["scaled"]) if w["metadata"]["name"] == "dynamodb-lb"]
-    assert scaled["spec"]["replicas"] > fleet.load_balancers
+    assert scaled["spec"]["replicas"] == load_scenario("oct-2025-scale").fleet.load_balancers
+
+
+def test_the_scaled_overlay_runs_the_scale_scenario_everywhere(docs):
+    """Every process of the scaled overlay, the scenario Job's `racelab follow` too, reads the scale
+    scenario, and the scenario ConfigMap holds it (and oct-2025, which it extends, is built in)."""
+    config = {d["metadata"]["name"].rsplit("-", 1)[0]: d for d in docs["scaled"] if d["kind"] == "ConfigMap"}
+    path = config["racelab-common"]["data"]["RACELAB_SCENARIO"]
+    assert path == "/etc/racelab/scenario/oct-2025-scale.yaml"
+    assert "extends: oct-2025" in config["racelab-scenario"]["data"]["oct-2025-scale.yaml"]
+    [job] = [d for d in docs["scaled"] if d["kind"] == "Job"]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--scenario") + 1] == path
 
 
 def test_enactors_one_per_zone_and_the_kind_cluster_has_those_zones(docs):
