@@ -2,6 +2,10 @@
 this 2-core machine), processes' startup and memory, and how many INCIDENT.md §3 rows it reproduced.
 
     .venv/bin/python bench/bench_run.py [--runs N] [--first-seed S] [--base-port P] [--fix NAME ...] [--keep DIR]
+                                        [--scenario NAME] [--no-what-if]
+
+While it runs, a probe asks the authority for the regional name's A record every 0.2 s (UDP, 0.5 s
+timeout, dnspython) and reports its answer times (p50 / p99 / max) and how many went unanswered.
 
 Each run is a separate `racelab run --no-tty` in a temporary directory (or DIR/seedN with --keep); the
 figures come from its summary.json and report (fidelity table and phase durations), and the wall clock
@@ -13,19 +17,67 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import dns.exception
+import dns.message
+import dns.query
 
-def one(base_port: int, seed: int, fixes: list[str], out: Path) -> dict:
+REGIONAL = "dynamodb.us-east-1.amazonaws.com"
+
+
+class Probe(threading.Thread):
+    """The regional name's A record every 0.2 s from the run's authority: answer times, and misses."""
+
+    def __init__(self, address: str, port: int):
+        super().__init__(daemon=True)
+        self.address, self.port = address, port
+        self.times: list[float] = []
+        self.unanswered = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        started = False
+        while not self.stop.wait(0.2):
+            query = dns.message.make_query(REGIONAL, "A")
+            t0 = time.perf_counter()
+            try:
+                dns.query.udp(query, self.address, port=self.port, timeout=0.5)
+            except dns.exception.Timeout:
+                if started:
+                    self.unanswered += 1
+                continue
+            except OSError:
+                continue  # not listening yet, or gone: not a query the authority dropped
+            started = True
+            self.times.append(time.perf_counter() - t0)
+
+    def summary(self) -> dict:
+        t = sorted(self.times)
+        if not t:
+            return {"answered": 0, "unanswered": self.unanswered}
+        return {"answered": len(t), "unanswered": self.unanswered,
+                "p50_ms": round(statistics.median(t) * 1e3, 2), "p99_ms": round(t[int(0.99 * (len(t) - 1))] * 1e3, 2),
+                "max_ms": round(t[-1] * 1e3, 2)}
+
+
+def one(base_port: int, seed: int, fixes: list[str], out: Path, scenario: str, what_if: bool) -> dict:
     cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--seed", str(seed), "--out", str(out),
-           "--base-port", str(base_port)] + [f"--fix={f}" for f in fixes]
+           "--base-port", str(base_port), "--scenario", scenario] + [f"--fix={f}" for f in fixes] + \
+        ([] if what_if else ["--no-what-if"])
+    probe = Probe("127.0.0.1", base_port + 53)
+    probe.start()
     started = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     wall = time.monotonic() - started
+    probe.stop.set()
+    probe.join()
     if done.returncode != 0:
         raise SystemExit(f"run failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
@@ -35,7 +87,8 @@ def one(base_port: int, seed: int, fixes: list[str], out: Path) -> dict:
     durations = report[report.find("Phase durations"):]
     phases = {name: f"{run} / {real} ({off})" for name, real, run, off in re.findall(
         r"<tr><td>([^<]+)</td><td>(\d+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>", durations)}
-    return {"seed": seed, "fixes": fixes, "command_wall_seconds": round(wall, 1),
+    return {"scenario": scenario, "seed": seed, "fixes": fixes, "command_wall_seconds": round(wall, 1),
+            "replica_wall_seconds": summary.get("wall_seconds"), "dns_probe": probe.summary(),
             "startup_seconds": summary.get("startup_seconds"), "memory_rss_mib": round(
                 (summary.get("memory_rss_bytes") or 0) / 2**20), "spans": summary.get("spans"),
             "regional_name_emptied": summary.get("regional_name_emptied"),
@@ -50,11 +103,13 @@ def main() -> int:
     p.add_argument("--first-seed", type=int, default=1)
     p.add_argument("--fix", action="append", default=[])
     p.add_argument("--keep", type=Path, help="keep each run's directory here (DIR/seedN)")
+    p.add_argument("--scenario", default="oct-2025")
+    p.add_argument("--no-what-if", action="store_true", help="skip the what-if table (the twins)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.first_seed, args.first_seed + args.runs):
             out = (args.keep or Path(tmp)) / f"seed{seed}"
-            print(json.dumps(one(args.base_port, seed, args.fix, out)), flush=True)
+            print(json.dumps(one(args.base_port, seed, args.fix, out, args.scenario, not args.no_what_if)), flush=True)
     return 0
 
 

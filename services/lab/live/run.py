@@ -162,7 +162,7 @@ def _what_if(scenario_text: str, seed: int, outage: list[tuple[float, float | No
     from services.lab.report.fidelity import what_if
     from services.runtime.scenario import parse_scenario
     os.nice(10)
-    return what_if(parse_scenario(scenario_text).with_overrides(seed=seed), outage)
+    return what_if(parse_scenario(scenario_text).with_overrides(seed=seed), outage, workers=os.cpu_count() or 1)
 
 
 def _start_prometheus(opts: RunOptions, run_dir: Path, topology: Topology, console: Console) -> RunPrometheus | None:

@@ -206,56 +206,84 @@ def race_outages(scenario: Scenario, fixes: frozenset[Fix], seeds: range) -> lis
     """The regional name's empty windows in the race twin (services/lab/twin/sim.py, the same enactor
     core as the live run) with `fixes`, one list per seed. A window still open when the race twin
     stops has no end: it lasts until the operators' repair."""
+    return [_race_outage(scenario, fixes, seed) for seed in seeds]
+
+
+def _race_outage(scenario: Scenario, fixes: frozenset[Fix], seed: int) -> list[tuple[float, float | None]]:
     from services.lab.twin.sim import run_schedule, world_from_scenario
-    config = world_from_scenario(scenario)
-    out = []
-    for seed in seeds:
-        r = run_schedule(seed, config, fixes)
-        out.append([(a, None if b >= r.ended_at else b) for endpoint, a, b in r.empty_windows
-                    if endpoint == LEGACY_ENDPOINT])
-    return out
+    r = run_schedule(seed, world_from_scenario(scenario), fixes)
+    return [(a, None if b >= r.ended_at else b) for endpoint, a, b in r.empty_windows if endpoint == LEGACY_ENDPOINT]
+
+
+def _cascade_minutes(sc: Scenario, outages, end: str | float) -> tuple[dict[str, float], bool]:
+    from services.lab.twin.cascade import STEP, run_twin
+    out = run_twin(sc, outages=outages, until=end)
+    minutes = {d: impact_minutes(out.series.get(f"racelab_dependent_success_ratio:{d}", []), STEP)
+               for d in DEPENDENTS}
+    expired = out.series.get("racelab_dwfm_droplets:expired", [])
+    return minutes, bool(expired) and expired[-1][1] == 0
 
 
 def what_if(scenario: Scenario, outage: list[tuple[float, float | None]] | None = None, *, until: str = "14:30",
-            no_operators_hours: float = 48.0, schedules: int = RACE_TWIN_SCHEDULES) -> list[WhatIf]:
+            no_operators_hours: float = 48.0, schedules: int = RACE_TWIN_SCHEDULES,
+            workers: int = 1) -> list[WhatIf]:
     """Minutes of impact per dependent, every row from the same core. The cascade rows start and end
     the outage where this run measured it (`outage`; None: 2025's 23:48-02:25). Each race-fix row
     runs the race twin with that fix over `schedules` seeds from the run's, and feeds the cascade
-    twin the outages each schedule produced."""
-    from services.lab.twin.cascade import STEP, run_twin
+    twin the outages each schedule produced. The twins' runs are independent and deterministic:
+    `workers` processes share them, and the same outages are run through the cascade twin once."""
+    import concurrent.futures
     base = scenario.with_overrides(fixes=frozenset())
     measured = "this run's outage" if outage is not None else "2025's outage (23:48-02:25)"
-    cache: dict[tuple, tuple[dict[str, float], bool]] = {}
-
-    def cascade(sc: Scenario, outages, end: str | float = until) -> tuple[dict[str, float], bool]:
-        key = (sc.fixes, sc.operators, tuple(outages) if outages is not None else None, end)
-        if key not in cache:  # the twin is deterministic: the same outages give the same minutes
-            out = run_twin(sc, outages=outages, until=end)
-            minutes = {d: impact_minutes(out.series.get(f"racelab_dependent_success_ratio:{d}", []), STEP)
-                       for d in DEPENDENTS}
-            expired = out.series.get("racelab_dwfm_droplets:expired", [])
-            cache[key] = minutes, bool(expired) and expired[-1][1] == 0
-        return cache[key]
-
-    rows = [WhatIf("as in October 2025", *cascade(base, outage), measured)]
     seeds = range(scenario.seed, scenario.seed + schedules)
-    for label, fixes in [(f.value, frozenset({f})) for f in sorted(RACE_FIXES, key=lambda f: f.value)] + \
-            [("all race fixes", RACE_FIXES)]:
-        produced = race_outages(base, fixes, seeds)
-        runs = [cascade(base, o) for o in produced]  # race fixes change nothing downstream of DNS
-        emptied = sum(1 for o in produced if o)
-        rows.append(WhatIf(label, {d: sum(m[d] for m, _ in runs) / len(runs) for d in DEPENDENTS},
-                           all(ok for _, ok in runs),
-                           f"race twin, seeds {seeds.start}-{seeds.stop - 1}: the name emptied in {emptied} of "
-                           f"{len(produced)} ({sum(len(o) for o in produced)} windows)"))
-    for fix in (Fix.QUEUE_THROTTLE, Fix.NLB_VELOCITY):
-        rows.append(WhatIf(f"{fix.value}: {fix.summary}", *cascade(base.with_overrides(fixes=frozenset({fix})), outage),
-                           measured))
+    race_rows = [(f.value, frozenset({f})) for f in sorted(RACE_FIXES, key=lambda f: f.value)] + \
+        [("all race fixes", RACE_FIXES)]
     without = dataclasses.replace(base, operators=tuple(o for o in base.operators if o.action not in (
         Action.THROTTLE_DWFM, Action.RESTART_DWFM_HOSTS)))
-    rows.append(WhatIf(f"no DWFM throttle and restart (ran {no_operators_hours:g} h)",
-                       *cascade(without, outage, no_operators_hours * 3600), measured))
-    return rows
+    cascade_rows = [(base, outage, until)] + \
+        [(base.with_overrides(fixes=frozenset({fix})), outage, until) for fix in (Fix.QUEUE_THROTTLE, Fix.NLB_VELOCITY)] + \
+        [(without, outage, no_operators_hours * 3600)]
+    pool = concurrent.futures.ProcessPoolExecutor(workers) if workers > 1 else None
+    submit = pool.submit if pool else _Now
+
+    try:
+        cache: dict[tuple, concurrent.futures.Future | _Now] = {}
+
+        def cascade(sc: Scenario, outages, end):
+            key = (sc.fixes, sc.operators, tuple(outages) if outages is not None else None, end)
+            if key not in cache:  # the twin is deterministic: the same outages give the same minutes
+                cache[key] = submit(_cascade_minutes, sc, outages, end)
+            return cache[key]
+
+        first = [cascade(*row) for row in cascade_rows]  # start the long ones while the race twin runs
+        produced = {label: [submit(_race_outage, base, fixes, seed) for seed in seeds] for label, fixes in race_rows}
+        rows = [WhatIf("as in October 2025", *first[0].result(), measured)]
+        for label, _ in race_rows:
+            windows = [f.result() for f in produced[label]]
+            runs = [r.result() for r in [cascade(base, o, until) for o in windows]]  # race fixes change nothing downstream of DNS
+            emptied = sum(1 for o in windows if o)
+            rows.append(WhatIf(label, {d: sum(m[d] for m, _ in runs) / len(runs) for d in DEPENDENTS},
+                               all(ok for _, ok in runs),
+                               f"race twin, seeds {seeds.start}-{seeds.stop - 1}: the name emptied in {emptied} of "
+                               f"{len(windows)} ({sum(len(o) for o in windows)} windows)"))
+        for fix, future in zip((Fix.QUEUE_THROTTLE, Fix.NLB_VELOCITY), first[1:3]):
+            rows.append(WhatIf(f"{fix.value}: {fix.summary}", *future.result(), measured))
+        rows.append(WhatIf(f"no DWFM throttle and restart (ran {no_operators_hours:g} h)", *first[3].result(),
+                           measured))
+        return rows
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+class _Now:
+    """A future already done: what submit gives without a pool."""
+
+    def __init__(self, fn, *args):
+        self._value = fn(*args)
+
+    def result(self):
+        return self._value
 
 
 # The cascade's named moments both the live run and the twin record (core/detectors.py), with how far
