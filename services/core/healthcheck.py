@@ -88,12 +88,14 @@ class Nlb:
 
     def zones_in_dns(self) -> list[str]:
         """Zones whose node is in the NLB's DNS: not failed over, with a healthy target."""
-        return [z for z in self.zones if z not in self.failed_over and self.healthy(z)]
+        with_healthy = {t.zone for t in self.targets.values() if t.state == HEALTHY}
+        return [z for z in self.zones if z not in self.failed_over and z in with_healthy]
 
     def capacity_ratio(self) -> float:
         if not self.targets:
             return 0.0
-        serving = sum(len(self.healthy(z)) for z in self.zones_in_dns())
+        in_dns = set(self.zones_in_dns())
+        serving = sum(1 for t in self.targets.values() if t.state == HEALTHY and t.zone in in_dns)
         return serving / len(self.targets)
 
 
@@ -238,7 +240,8 @@ class HealthChecker:
         n = self.nlbs[nlb]
         if zone is not None and zone not in n.zones_in_dns():
             return "connect_error"  # a node no longer in DNS (a cached answer) refuses
-        serving = [t for z in n.zones_in_dns() for t in n.healthy(z) if network_ready(t.instance)]
+        in_dns = set(n.zones_in_dns())
+        serving = [t for t in n.targets.values() if t.state == HEALTHY and t.zone in in_dns and network_ready(t.instance)]
         needed = self.config.required_capacity * max(1, len(n.targets))
         if not serving or rng.random() > len(serving) / needed:
             return "connect_error"
