@@ -2,6 +2,7 @@
 """What does one change batch cost as the zone grows? In process, the core alone (HostedZone.prepare).
 
     .venv/bin/python bench/batch_latency.py [--sizes 1000,10000,100000,1000000] [--repeat 200] [--lbs 300]
+                                            [--no-freeze]
 
 For each zone size (filled with account-style CNAMEs and one endpoint's trees, as the scale scenario
 holds them), times `--repeat` batches of two kinds on the same zone:
@@ -58,16 +59,22 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--lbs", type=int, default=300)
+    parser.add_argument("--no-freeze", dest="freeze", action="store_false",
+                        help="leave the loaded zone to the garbage collector (the authority freezes it)")
     args = parser.parse_args()
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         began = time.perf_counter()
+        gc.disable()  # loading, as the authority loads its zones: no collections over the growing zone
         zone = filled(size)
         first = plan_for(args.lbs, str(uuid.UUID(int=1)))
         zone.apply(tree.install_changes(first, 1, 60))
         zone.apply(tree.activation_changes(ENDPOINT, True, tree.tree_root(first), None))
         fill_s = time.perf_counter() - began
+        gc.enable()
         gc.collect()
+        if args.freeze:  # as the authority does once its zones are loaded (services/authority/server.py)
+            gc.freeze()
         flips, installs = [], []
         root = tree.tree_root(first)
         for i in range(args.repeat):
@@ -83,6 +90,7 @@ def main() -> int:
             zone.apply(tree.deletion_changes(zone.snapshot, [tree.tree_root(ep)]))
         records = len(zone.snapshot.records)
         rows.append((size, records, fill_s, flips, installs))
+        gc.unfreeze()
         print(f"{records:>9,} records (filled in {fill_s:.1f} s): one change p50 {statistics.median(flips) * 1e3:.3f} ms "
               f"p99 {percentile(flips, 0.99) * 1e3:.3f} ms; tree install ({len(batch)} changes) p50 "
               f"{statistics.median(installs) * 1e3:.2f} ms p99 {percentile(installs, 0.99) * 1e3:.2f} ms", flush=True)

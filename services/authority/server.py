@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
 
 from racelab.v1 import authority_pb2_grpc
-from services.runtime.service import ConfigError, Context, hostport, require, start_grpc_server
+from services.runtime.events import EventPublisher
+from services.runtime.service import (
+    ConfigError,
+    Context,
+    hostport,
+    require,
+    start_grpc_server,
+)
 
 from . import metrics
 from .control import SERVICE_NAME, RouteControl
 from .dnsserver import DnsServer, bind_dns
-from services.runtime.events import EventPublisher
 from .state import AuthorityState, initial_zones
 from .store import StateError, Store
 
@@ -59,6 +66,7 @@ async def main(ctx: Context) -> None:
 
     store = Store(state_dir, snapshot_every=snapshot_every, on_fatal=lambda exc: ctx.stopping.set())
     store.sync_seconds = metrics.WAL_SYNC.observe
+    gc.disable()  # loading: a collection over a growing zone of 100,000 record sets is wasted work
     try:
         zones, recovery = store.recover(lambda: initial_zones(ctx.scenario))
     except StateError as exc:
@@ -67,6 +75,11 @@ async def main(ctx: Context) -> None:
         raise ConfigError(f"--state-dir: {exc}") from None
     events = EventPublisher(args.director, ctx.instance)
     state = AuthorityState(zones, ctx.scenario, ctx.clock, store, ctx.telemetry.tracer, events)
+    # The zones and their answers are loaded: out of the collector's sight from here on, so a full
+    # collection never walks 100,000 record sets while a DNS query waits (bench/RESULTS-scale.md).
+    gc.collect()
+    gc.freeze()
+    gc.enable()
     store.start()
     dns = DnsServer(state.answers, udp, tcp)
     metrics.register_dns(state.answers, dns)
