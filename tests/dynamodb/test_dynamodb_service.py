@@ -47,10 +47,17 @@ def test_bad_settings_exit_2_with_one_line(tmp_path):
                  ["--planner", "127.0.0.1:1", "--lb-host-prefix", "10.0."],
                  ["--planner", "127.0.0.1:1", "--count", "2", "--advertise", "10.1.2.3"],
                  ["--planner", "127.0.0.1:1", "--count", "1", "--advertise", "10.1.2.3", "--lb-ordinal", "-1"],
-                 ["--planner", "127.0.0.1:1", "--count", "3", "--lb-ordinal", "253"]):  # 127.0.1.256
+                 ["--planner", "127.0.0.1:1", "--lb-host-prefix", "255.255.255.", "--count", "3",
+                  "--lb-ordinal", "253"]):  # past IPv4's last address
         done = run_to_exit("services.dynamodb", args, env)
         assert done.returncode == 2, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("dynamodb: error:"), done.stderr
+
+
+def test_lb_addresses_carry_past_254_into_the_next_24():
+    from services.core.plans import lb_address
+    assert [lb_address("127.0.1.", i) for i in (1, 254, 255, 256, 300)] == [
+        "127.0.1.1", "127.0.1.254", "127.0.1.255", "127.0.2.0", "127.0.2.44"]
 
 
 def test_fleet_serves_on_distinct_addresses_and_registers(tmp_path):
