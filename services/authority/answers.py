@@ -96,8 +96,8 @@ class AnswerCache:
 
     # ---- building -------------------------------------------------------
 
-    def rebuild(self, origin: str, changed: Iterable[str] | None = None) -> list[str]:
-        """Re-encode what a batch to `origin` may have changed; return the zones touched.
+    def rebuild(self, origin: str, changed: Iterable[str] | None = None) -> None:
+        """Re-encode what a batch to `origin` may have changed.
 
         `changed`: owner names the batch wrote or deleted; None (pass it when the apex
         SOA changed: it is in every negative answer) rebuilds everything. Their
@@ -111,14 +111,13 @@ class AnswerCache:
         """
         zone = self.zones.zones.get(origin)
         if zone is None:
-            return []
+            return
         if changed is not None:
             changed = set(changed)
             if any(name.startswith("*.") for name in changed):
                 changed = None
         self._rebuild_zone(origin, None if changed is None else self._affected(zone.snapshot, changed))
         self.misses.clear()
-        return [origin]
 
     def rebuild_all(self) -> None:
         for origin in list(self.zones.zones):
