@@ -40,6 +40,42 @@ def resolves_empty(snap: ZoneSnapshot, endpoint: str, dual_stack: bool) -> bool:
     return all(resolve_in(snap, endpoint, t).always_empty for t in tree.address_types(dual_stack))
 
 
+class _Reads:
+    """A snapshot that notes what resolution looked at: the answer can only change when a batch
+    writes one of the names it read, or a name it asked about comes or goes."""
+
+    def __init__(self, snap: ZoneSnapshot):
+        self._snap = snap
+        self.origin = snap.origin
+        self.names: set[str] = {snap.origin}  # the apex SOA goes in negative answers
+        self.existence: dict[str, bool] = {}
+
+    def has_name(self, name: str) -> bool:
+        exists = self.existence[name] = self._snap.has_name(name)
+        return exists
+
+    def rrsets(self, name: str, rtype):
+        self.names.add(name)
+        return self._snap.rrsets(name, rtype)
+
+    def get(self, name: str, rtype, set_identifier: str = ""):
+        self.names.add(name)
+        return self._snap.get(name, rtype, set_identifier)
+
+    @property
+    def soa(self):
+        return self._snap.soa
+
+    @property
+    def soa_record(self):
+        return self._snap.soa_record
+
+    def unchanged_by(self, written: frozenset[str], after: ZoneSnapshot) -> bool:
+        """True if resolving in `after`, which differs from the snapshot read only at the `written`
+        names, reads exactly the same."""
+        return written.isdisjoint(self.names) and all(after.has_name(n) is e for n, e in self.existence.items())
+
+
 class InvariantChecker:
     """Feed it every committed batch (before/after snapshots) in commit order."""
 
@@ -47,9 +83,25 @@ class InvariantChecker:
         self.highest: dict[str, int] = {}
         self.empty_since: dict[str, float] = {}
         self.empty_windows: list[tuple[str, float, float]] = []  # endpoint, start, end
+        # endpoint -> the snapshot it was last resolved in, the answer, and what that read
+        self._resolved: dict[str, tuple[ZoneSnapshot, bool, _Reads]] = {}
+
+    def _empty(self, endpoint: str, dual_stack: bool, before: ZoneSnapshot, after: ZoneSnapshot,
+               written: frozenset[str] | None) -> bool:
+        """resolves_empty(after, ...), reusing the last answer when the batch wrote nothing it read."""
+        last = self._resolved.get(endpoint)
+        if written is not None and last is not None and last[0] is before and last[2].unchanged_by(written, after):
+            self._resolved[endpoint] = (after, last[1], last[2])
+            return last[1]
+        reads = _Reads(after)
+        empty = all(resolve_in(reads, endpoint, t).always_empty  # type: ignore[arg-type]
+                    for t in tree.address_types(dual_stack))
+        self._resolved[endpoint] = (after, empty, reads)
+        return empty
 
     def observe(self, endpoint: str, dual_stack: bool, before: ZoneSnapshot, after: ZoneSnapshot,
-                at: float) -> list[Finding]:
+                at: float, written: frozenset[str] | None = None) -> list[Finding]:
+        """`written`: the owner names the batch wrote, if known (lets an unaffected answer be reused)."""
         findings = []
         generation = tree.active_generation(after, endpoint)
         highest = self.highest.get(endpoint)
@@ -66,7 +118,8 @@ class InvariantChecker:
             findings.append(Finding(Violation.ACTIVE_TREE_DELETED, at, endpoint,
                                     f"tree {active_before.split('.')[0]} (generation "
                                     f"{tree.tree_generation(before, active_before)}) deleted while active"))
-        empty = tree.active_tree(after, endpoint) is not None and resolves_empty(after, endpoint, dual_stack)
+        empty = tree.active_tree(after, endpoint) is not None and self._empty(endpoint, dual_stack, before, after,
+                                                                              written)
         if empty and endpoint not in self.empty_since:
             self.empty_since[endpoint] = at
             findings.append(Finding(Violation.ENDPOINT_EMPTY, at, endpoint,

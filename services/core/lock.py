@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .records import Change, RecordSet, RRType, create, delete
 from .zone import ZoneSnapshot
@@ -29,13 +30,18 @@ class Lock:
     @classmethod
     def parse(cls, rs: RecordSet) -> "Lock | None":
         """None for a value that is not "<holder> <expiry>" (treated as expired)."""
-        parts = rs.values[0].split() if rs.values else []
-        if len(parts) != 2 or not (parts[1].isascii() and parts[1].isdigit()):
-            return None
-        return cls(parts[0], int(parts[1]))
+        return _parse_lock(rs.values[0]) if rs.values else None
 
     def blocks(self, who: str, now: float) -> bool:
         return self.holder != who and self.expires_at > now
+
+
+@lru_cache(maxsize=1 << 12)
+def _parse_lock(value: str) -> Lock | None:
+    parts = value.split()
+    if len(parts) != 2 or not (parts[1].isascii() and parts[1].isdigit()):
+        return None
+    return Lock(parts[0], int(parts[1]))
 
 
 def read_lock(snap: ZoneSnapshot) -> tuple[RecordSet | None, Lock | None]:

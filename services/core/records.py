@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 class RRType(enum.Enum):
@@ -96,19 +97,29 @@ class RecordSet:
 
 
 def _validate_value(rtype: RRType, value: str, name: str) -> None:
+    problem = _value_problem(rtype, value)
+    if problem:
+        raise InvalidRecordSet(f"{name} {rtype.value}: {problem}")
+
+
+@lru_cache(maxsize=1 << 14)
+def _value_problem(rtype: RRType, value: str) -> str | None:
+    """What is wrong with one value of a type, if anything (remembered: the same addresses are
+    written under fresh names again and again)."""
     try:
         if rtype is RRType.A:
             ipaddress.IPv4Address(value)
         elif rtype is RRType.AAAA:
             ipaddress.IPv6Address(value)
     except ValueError as exc:
-        raise InvalidRecordSet(f"{name} {rtype.value}: {exc}") from None
+        return str(exc)
     if rtype is RRType.TXT and len(value.encode()) > 255:
-        raise InvalidRecordSet(f"{name} TXT: a string is at most 255 bytes")
+        return "a string is at most 255 bytes"
     if rtype in (RRType.CNAME, RRType.NS) and not value:
-        raise InvalidRecordSet(f"{name} {rtype.value}: empty target")
+        return "empty target"
     if rtype is RRType.SOA and len(value.split()) != 7:
-        raise InvalidRecordSet(f"{name} SOA: 'mname rname serial refresh retry expire minimum'")
+        return "'mname rname serial refresh retry expire minimum'"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

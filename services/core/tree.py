@@ -13,6 +13,7 @@ is either wholly there or wholly gone.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from .plans import EndpointPlan
 from .records import Change, RecordSet, RRType, create, delete, upsert
@@ -38,13 +39,20 @@ def tree_records(ep: EndpointPlan, generation: int, ttl: int) -> list[RecordSet]
     root = tree_root(ep)
     records = [RecordSet(root, RRType.TXT, ttl, (f"{TREE_TAG}{generation}",))]
     for target in ep.targets:
-        leaf = f"{uuid.uuid5(uuid.UUID(ep.tree_id), target.lb_id)}.{ep.zone}"
+        leaf = f"{_leaf_label(ep.tree_id, target.lb_id)}.{ep.zone}"
         addresses = {RRType.A: target.ipv4, RRType.AAAA: target.ipv6}
         for rtype in address_types(ep.dual_stack):
             records.append(RecordSet(leaf, rtype, ttl, (addresses[rtype],)))
             records.append(RecordSet(root, rtype, set_identifier=target.lb_id,
                                      weight=target.weight, alias_target=leaf))
     return records
+
+
+@lru_cache(maxsize=1 << 14)
+def _leaf_label(tree_id: str, lb_id: str) -> str:
+    """A leaf's name: derived from its tree and LB, so every enactor building the tree names it alike
+    (remembered: the explorer builds the same trees thousands of times)."""
+    return str(uuid.uuid5(uuid.UUID(tree_id), lb_id))
 
 
 def install_changes(ep: EndpointPlan, generation: int, ttl: int) -> list[Change]:

@@ -27,6 +27,7 @@ from .records import (SOA, Action, Change, InvalidRecordSet, RecordSet, RRType,
 
 Key = tuple[str, RRType, str]
 _TYPES = tuple(RRType)  # iterating the enum class itself is slow
+_EMPTY = Map()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,29 +89,26 @@ class ZoneSnapshot:
 
     def evolve(self, version: int, writes: Mapping[Key, RecordSet | None]) -> "ZoneSnapshot":
         """This snapshot with each key set to its record set (None: deleted); indexes kept in step."""
-        records, rrsets, below = self.records.mutate(), self._rrsets.mutate(), self._below.mutate()
-        of_type, referrers = self._of_type.mutate(), self._referrers.mutate()
+        records, below, referrers = self.records.mutate(), self._below.mutate(), self._referrers.mutate()
         touched: dict[tuple[str, RRType], dict[Key, RecordSet | None]] = {}
         for key, new in writes.items():
             old = records.get(key)
-            if old == new:
+            if old is new or (old is not None and new is not None and old == new):
                 continue
             name, rtype, _ = key
             touched.setdefault((name, rtype), {})[key] = new
             if old is not None:
                 del records[key]
                 self._count_below(below, name, -1)
-                remaining = of_type[rtype].delete(key)
-                if remaining:
-                    of_type[rtype] = remaining
-                else:
-                    del of_type[rtype]
-                self._refer(referrers, old, -1)
+                if old.alias_target or rtype is RRType.CNAME:
+                    self._refer(referrers, old, -1)
             if new is not None:
                 records[key] = new
                 self._count_below(below, name, +1)
-                of_type[rtype] = of_type.get(rtype, Map()).set(key, new)
-                self._refer(referrers, new, +1)
+                if new.alias_target or rtype is RRType.CNAME:
+                    self._refer(referrers, new, +1)
+        rrsets, of_type = self._rrsets.mutate(), self._of_type.mutate()
+        by_type: dict[RRType, list[tuple[Key, RecordSet | None]]] = {}
         for name_type, group_writes in touched.items():
             group = {rs.key: rs for rs in self._rrsets.get(name_type, ())}
             for key, new in group_writes.items():
@@ -118,23 +116,41 @@ class ZoneSnapshot:
                     group.pop(key, None)
                 else:
                     group[key] = new
-            if group:
+                by_type.setdefault(name_type[1], []).append((key, new))
+            if len(group) == 1:
+                rrsets[name_type] = tuple(group.values())
+            elif group:
                 rrsets[name_type] = tuple(sorted(group.values(), key=lambda r: r.set_identifier))
             else:
                 rrsets.pop(name_type, None)
+        for rtype, type_writes in by_type.items():  # one nested map edit per type, not per write
+            typed = of_type.get(rtype, _EMPTY).mutate()
+            for key, new in type_writes:
+                if new is None:
+                    typed.pop(key, None)
+                else:
+                    typed[key] = new
+            if len(typed):
+                of_type[rtype] = typed.finish()
+            else:
+                of_type.pop(rtype, None)
         return ZoneSnapshot(self.origin, version, records.finish(), rrsets.finish(), below.finish(),
                             of_type.finish(), referrers.finish())
 
     def _count_below(self, below, name: str, delta: int) -> None:
+        origin = self.origin
         while True:
             count = below.get(name, 0) + delta
             if count:
                 below[name] = count
             else:
                 below.pop(name, None)
-            if name == self.origin or "." not in name:
+            if name == origin:
                 return
-            name = name.split(".", 1)[1]
+            dot = name.find(".")
+            if dot < 0:
+                return
+            name = name[dot + 1:]
 
     @staticmethod
     def _refer(referrers, rs: RecordSet, delta: int) -> None:
@@ -295,28 +311,34 @@ class HostedZone:
             _validate(rs)
         except InvalidRecordSet as exc:
             return BatchError(i, "INVALID", str(exc))
-        if not is_subdomain(rs.name, self.origin):
-            return BatchError(i, "OUT_OF_ZONE", f"{rs.name} is not in zone {self.origin}")
-        if rs.is_alias and not is_subdomain(rs.alias_target, self.origin):
-            return BatchError(i, "INVALID", f"alias target {rs.alias_target} is outside zone {self.origin}")
-        existing = batch.get(rs.key)
-        label = f"{rs.name} {rs.rtype.value}" + (f" [{rs.set_identifier}]" if rs.set_identifier else "")
+        origin = self.origin
+        if not is_subdomain(rs.name, origin):
+            return BatchError(i, "OUT_OF_ZONE", f"{rs.name} is not in zone {origin}")
+        if rs.alias_target and not is_subdomain(rs.alias_target, origin):
+            return BatchError(i, "INVALID", f"alias target {rs.alias_target} is outside zone {origin}")
+        key = (rs.name, rs.rtype, rs.set_identifier)
+        existing = batch.get(key)
         if change.action is Action.DELETE:
             if existing is None:
-                return BatchError(i, "NOT_FOUND", f"Tried to delete {label}, but it was not found")
+                return BatchError(i, "NOT_FOUND", f"Tried to delete {_label(rs)}, but it was not found")
             if existing != rs:
-                return BatchError(i, "MISMATCH", f"Tried to delete {label}, but the values provided do not match")
-            if rs.name == self.origin and rs.rtype in (RRType.SOA, RRType.NS):
-                return BatchError(i, "PROTECTED", f"the apex {rs.rtype.value} of {self.origin} cannot be deleted")
-            batch.put(rs.key, None)
+                return BatchError(i, "MISMATCH",
+                                  f"Tried to delete {_label(rs)}, but the values provided do not match")
+            if rs.name == origin and rs.rtype in (RRType.SOA, RRType.NS):
+                return BatchError(i, "PROTECTED", f"the apex {rs.rtype.value} of {origin} cannot be deleted")
+            batch.put(key, None, existing)
             return None
         if change.action is Action.CREATE and existing is not None:
-            return BatchError(i, "ALREADY_EXISTS", f"Tried to create {label}, but it already exists")
-        conflict = batch.conflict(rs)
+            return BatchError(i, "ALREADY_EXISTS", f"Tried to create {_label(rs)}, but it already exists")
+        conflict = batch.conflict(rs, existing)
         if conflict:
             return BatchError(i, "CONFLICT", conflict)
-        batch.put(rs.key, rs)
+        batch.put(key, rs, existing)
         return None
+
+
+def _label(rs: RecordSet) -> str:
+    return f"{rs.name} {rs.rtype.value}" + (f" [{rs.set_identifier}]" if rs.set_identifier else "")
 
 
 def batch_values(changes: Iterable[Change]) -> int:
@@ -326,9 +348,13 @@ def batch_values(changes: Iterable[Change]) -> int:
 
 def _over_quota(changes: list[Change]) -> list[BatchError]:
     """Route 53's InvalidChangeBatch for a request over its quotas (checked before anything else)."""
-    records = batch_values(changes)
-    chars = sum((2 if c.action is Action.UPSERT else 1) * sum(len(v) for v in c.record_set.values)
-                for c in changes)
+    records = chars = 0
+    for c in changes:
+        values = c.record_set.values
+        weight = 2 if c.action is Action.UPSERT else 1
+        records += weight * len(values)
+        for v in values:
+            chars += weight * len(v)
     errors = []
     if records > MAX_BATCH_RECORDS:
         errors.append(BatchError(-1, "LIMIT_EXCEEDED",
@@ -369,9 +395,10 @@ class _Overlay:
     def get(self, key: Key) -> RecordSet | None:
         return self.writes[key] if key in self.writes else self.snap.records.get(key)
 
-    def put(self, key: Key, rs: RecordSet | None) -> None:
+    def put(self, key: Key, rs: RecordSet | None, existing: RecordSet | None) -> None:
+        """Write `rs` (None: delete) over `existing`, what get(key) returned."""
         counts = self._at(key[0])
-        if self.get(key) is not None:
+        if existing is not None:
             counts[key[1]][bool(key[2])] -= 1
         if rs is not None:
             counts.setdefault(key[1], [0, 0])[bool(key[2])] += 1
@@ -388,10 +415,10 @@ class _Overlay:
     def has_type(self, name: str, rtype: RRType) -> bool:
         return sum(self._at(name).get(rtype, ())) > 0
 
-    def conflict(self, rs: RecordSet) -> str | None:
-        """Why writing `rs` would break the rules for a name's record sets, if it would."""
+    def conflict(self, rs: RecordSet, existing: RecordSet | None) -> str | None:
+        """Why writing `rs` over `existing` would break the rules for a name's record sets, if it would."""
         counts = self._at(rs.name)
-        mine = 1 if self.get(rs.key) is not None else 0  # the set rs replaces does not conflict
+        mine = 1 if existing is not None else 0  # the set rs replaces does not conflict
         others = sum(sum(c) for c in counts.values()) - mine
         cnames = sum(counts.get(RRType.CNAME, ())) - (mine if rs.rtype is RRType.CNAME else 0)
         if (rs.rtype is RRType.CNAME and others) or cnames:

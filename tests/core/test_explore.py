@@ -34,6 +34,29 @@ def test_the_same_seed_replays_the_same_schedule(seed, fixes):
         (second.batches_committed, second.batches_failed, second.events, second.conditions, second.ended_at)
 
 
+@pytest.mark.parametrize("fixes", [frozenset(), RACE_FIXES])
+def test_reused_emptiness_answers_equal_resolving_again(monkeypatch, fixes):
+    """The checker reuses an endpoint's emptiness when a batch wrote nothing its resolution read;
+    every answer, reused or not, must equal resolving the new snapshot from scratch."""
+    from services.core import invariants
+
+    checked = {"reused": 0, "all": 0}
+    original = invariants.InvariantChecker._empty
+
+    def both(self, endpoint, dual_stack, before, after, written):
+        last = self._resolved.get(endpoint)
+        got = original(self, endpoint, dual_stack, before, after, written)
+        checked["all"] += 1
+        checked["reused"] += last is not None and self._resolved[endpoint][2] is last[2]
+        assert got == invariants.resolves_empty(after, endpoint, dual_stack), (endpoint, after.version)
+        return got
+
+    monkeypatch.setattr(invariants.InvariantChecker, "_empty", both)
+    for seed in range(120):
+        run_schedule(seed, CONFIG, fixes)
+    assert checked["reused"] > checked["all"] // 4  # the shortcut is taken, and was checked each time
+
+
 def test_different_seeds_give_different_schedules():
     assert run_schedule(1, CONFIG).timeline != run_schedule(2, CONFIG).timeline
 

@@ -51,7 +51,7 @@ from services.core.plans import (
     Plan,
     lb_address,
 )
-from services.core.records import RRType
+from services.core.records import RRType, normalize_name
 from services.core.repair import (
     LeftAlone,
     Repair,
@@ -322,7 +322,9 @@ class World:
         self._log_commit(writer, effect, before)
         if effect.step is Step.RESTORE and self.repaired_at is None:
             self.repaired_at = self.now
-        findings = self.checker.observe(effect.endpoint, self.dual_stack[effect.zone], before, after, self.now)
+        written = frozenset(normalize_name(c.record_set.name) for c in effect.changes)
+        findings = self.checker.observe(effect.endpoint, self.dual_stack[effect.zone], before, after, self.now,
+                                        written)
         if self.repaired_at is not None:  # raced again after the operators' repair
             findings += [Finding(Violation.EMPTIED_AFTER_REPAIR, f.at, f.endpoint,
                                  f"empty again {f.at - self.repaired_at:.0f}s after the operators' repair")
