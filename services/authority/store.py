@@ -9,7 +9,9 @@ A batch is acknowledged only once its record is written and fdatasync'ed;
 records that arrive while a sync is running are written together (group
 commit). On start the snapshot is loaded, then the log replayed through the
 core's HostedZone.apply (records at or below a zone's snapshot version are
-skipped: a crash between snapshot and truncation leaves them behind). A torn
+skipped: a crash between snapshot and truncation leaves them behind); the log
+is kept and appended to, and a new snapshot is written every `snapshot_every`
+batches, on a clean stop, or when a start created zones. A torn
 or corrupt record ends the log: it and anything after it are dropped (only the
 last record can be torn: nothing is acknowledged before its sync).
 """
@@ -222,10 +224,17 @@ class Store:
                                  f"{exc}") from None
             info.replayed += 1
         self.durable = {origin: z.snapshot for origin, z in zones.items()}
-        # Start clean: everything in one snapshot, an empty log.
-        write_snapshot(self.snapshot_path, self.durable.values())
         self._fd = os.open(self.wal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.ftruncate(self._fd, 0)
+        if info.fresh or info.added_zones:
+            # Everything in one snapshot, an empty log: the zones made here are on disk from now on.
+            write_snapshot(self.snapshot_path, self.durable.values())
+            os.ftruncate(self._fd, 0)
+            self._since_snapshot = 0
+        else:
+            # The snapshot and the log's good records already hold this state: keep them (rewriting a
+            # snapshot of a million record sets would double the restart), drop only a torn tail.
+            os.ftruncate(self._fd, good)
+            self._since_snapshot = len(records)
         os.fsync(self._fd)
         _fsync_dir(self.dir)
         if info.dropped:

@@ -70,9 +70,13 @@ def test_torn_last_record_is_dropped(tmp_path):
         names = {rs.name for rs in listed.record_sets}
         assert listed.zone_version == 2 and {"a." + LEGACY_ENDPOINT, "b." + LEGACY_ENDPOINT} <= names
         assert "c." + LEGACY_ENDPOINT not in names
+        # the log was kept, not rewritten into a snapshot: only the torn tail is gone
+        kept, kept_good, kept_why = read_wal(wal)
+        assert [r.version for r in kept] == [1, 2] and kept_why is None and kept_good == wal.stat().st_size
         # the next batch gets version 3 and survives another crash
         again.change(LEGACY_ENDPOINT, [create(RecordSet("d." + LEGACY_ENDPOINT, RRType.A, 5, ("10.0.0.4",)))])
         again.kill()
+        assert [r.version for r in read_wal(wal)[0]] == [1, 2, 3]  # appended after the good records
         third = AuthorityProcess(state).start()
         assert third.list(LEGACY_ENDPOINT).zone_version == 3
         third.stop()

@@ -84,12 +84,14 @@ def _kill_after(proc: subprocess.Popen, rng: random.Random, low: float, high: fl
 # ---- the authority ---------------------------------------------------------
 
 class AuthorityKiller:
-    def __init__(self, workdir: Path, seed: int = 1, snapshot_every: int = 25):
+    def __init__(self, workdir: Path, seed: int = 1, snapshot_every: int = 25, scenario: Path | None = None):
+        """`scenario`: a scenario file for the authority (its zones: e.g. 100,000 account CNAMEs)."""
         self.rng = random.Random(seed)
         self.workdir = workdir
         self.zones = [ep.zone for ep in load_scenario("oct-2025").endpoints]
         self.creds = tester_credentials(workdir / "credentials")
-        self.auth = AuthorityProcess(workdir / "state", credentials=self.creds, env={"RACELAB_LOG_LEVEL": "INFO"},
+        env = {"RACELAB_LOG_LEVEL": "INFO", **({"RACELAB_SCENARIO": str(scenario)} if scenario else {})}
+        self.auth = AuthorityProcess(workdir / "state", credentials=self.creds, env=env,
                                      extra=["--snapshot-every", str(snapshot_every)])
         self.present: set[tuple[str, str]] = set()  # (zone, record name) the model says exist
         self.versions: dict[str, int] = {}
