@@ -1,6 +1,6 @@
 """DNS throughput: the racelab authority against NSD, both measured with dnsperf.
 
-    PYTHONPATH=. python bench/bench_dns.py [--seconds 20] [--write bench/RESULTS-dns.md]
+    PYTHONPATH=. python bench/bench_dns.py [--seconds 20] [--scenario oct-2025-scale] [--write bench/RESULTS-dns.md]
 
 Starts the authority (a real `python -m services.authority` process, fresh
 state dir), installs and activates a plan of 6 load balancers on every
@@ -8,6 +8,8 @@ endpoint through the control API, and runs dnsperf against it with a query
 file of endpoint names (A/AAAA mix, the account CNAME, some NXDOMAIN). Then
 the same query file against NSD serving zone files with the same names and
 answers, on another loopback port. Needs `apt-get install -y dnsperf nsd`.
+With --scenario oct-2025-scale the authority holds that scenario's zones (100,000 account CNAMEs):
+the query file then asks 200 account names spread over all of them, and NSD loads the same 100,000.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the harnesses live in tests/harness
 
 from harness.authority import AuthorityProcess, fleet_planner, free_port, install_plan  # noqa: E402
-from services.core.plans import ACCOUNT_ZONE  # noqa: E402
+from services.core.plans import ACCOUNT_ZONE, account_ids  # noqa: E402
 from services.core.records import RRType  # noqa: E402
 from services.core.resolve import resolve  # noqa: E402
 from services.core.zone import HostedZone, ZoneSet  # noqa: E402
@@ -44,7 +46,11 @@ def query_lines(scenario) -> list[str]:
             lines += [f"{ep.name} AAAA"] * 4
         else:
             lines.append(f"{ep.name} AAAA")  # NODATA on an IPv4-only endpoint
-    for account in scenario.workload.accounts:
+    accounts = list(scenario.workload.accounts)
+    if scenario.dns.account_endpoints:  # spread over the whole zone, not only the workload's accounts
+        every = account_ids(scenario.workload.accounts, scenario.dns.account_endpoints)
+        accounts += every[::max(1, len(every) // 200)]
+    for account in accounts:
         lines += [f"{account}.{ACCOUNT_ZONE} A"] * 2
     lines += [f"missing-{i}.{scenario.endpoints[i % len(scenario.endpoints)].name} A" for i in range(3)]  # NXDOMAIN
     return lines
@@ -142,16 +148,18 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--write", type=Path, help="write the results as Markdown here")
+    ap.add_argument("--scenario", default="oct-2025", help="the scenario whose zones the authority holds")
     args = ap.parse_args()
     for tool in ("dnsperf", "nsd"):
         if not shutil.which(tool):
             print(f"{tool} not found: apt-get install -y dnsperf nsd", file=sys.stderr)
             return 2
-    scenario = load_scenario("oct-2025")
+    scenario = load_scenario(args.scenario)
     tmp = Path(tempfile.mkdtemp(prefix="bench-dns-"))
     query_file = tmp / "queries.txt"
     query_file.write_text("\n".join(query_lines(scenario)) + "\n")
-    auth = AuthorityProcess(tmp / "state", env={"RACELAB_LOG_LEVEL": "WARNING"}).start()
+    auth = AuthorityProcess(tmp / "state", env={"RACELAB_LOG_LEVEL": "WARNING",
+                                                "RACELAB_SCENARIO": args.scenario}).start(timeout=300)
     nsd = None
     try:
         planner = fleet_planner(scenario.endpoints)

@@ -9,7 +9,7 @@ falls back to a default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -50,6 +50,23 @@ class OperatorAction:
     at: float  # simulated seconds since the epoch
     action: Action
     params: Params = NoParams()
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A figure of INCIDENT.md that knobs were chosen to land: the fidelity table calls its row
+    fitted, not predicted. Knobs are dotted settings ("nlb.failover_after_seconds"), a top-level
+    section ("schedule", "conditions"), or an operator's action ("operators.throttle-dwfm", with
+    a parameter after another dot); a figure fitted only by operators' actions is arithmetic on
+    their input."""
+
+    figure: str  # a row of services/lab/report/fidelity.py, by its key
+    knobs: tuple[str, ...]
+    how: str
+
+    @property
+    def operators_only(self) -> bool:
+        return all(k.startswith("operators.") for k in self.knobs)
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,10 @@ class Scenario:
     dependents: DependentsConfig
     conditions: tuple[Condition, ...]
     operators: tuple[OperatorAction, ...]
+    fitted: tuple[Fitted, ...] = ()
+
+    def fitted_for(self, figure: str) -> tuple[Fitted, ...]:
+        return tuple(f for f in self.fitted if f.figure == figure)
 
     def with_overrides(self, *, seed: int | None = None, fixes: frozenset[Fix] | None = None) -> "Scenario":
         from dataclasses import replace
@@ -242,8 +263,34 @@ def _build(r: "_Reader") -> Scenario:
         conditions=conditions,
         operators=tuple(sorted(operators, key=lambda o: o.at)),
     )
+    scenario = replace(scenario, fitted=tuple(_fitted(f, scenario) for f in r.sub_list("fitted")))
     r.done()
     return scenario
+
+
+_SETTINGS_SECTIONS = {"dns": DnsSettings, "fleet": FleetSettings, "planner": PlannerSettings,
+                      "enactor": EnactorConfig, "workload": WorkloadSettings, "dwfm": DwfmConfig,
+                      "netmgr": PropagationConfig, "nlb": NlbConfig, "dependents": DependentsConfig}
+
+
+def _fitted(f: "_Reader", scenario: Scenario) -> Fitted:
+    knobs = tuple(str(k) for k in f.list("knobs"))
+    actions = {o.action.value: o for o in scenario.operators}
+    for knob in knobs or ("",):
+        section, _, rest = knob.partition(".")
+        if section in ("schedule", "conditions", "end", "endpoints") and not rest:
+            continue
+        if section in _SETTINGS_SECTIONS and rest in {x.name for x in fields(_SETTINGS_SECTIONS[section])}:
+            continue
+        if section == "operators":
+            action, _, param = rest.partition(".")
+            if action in actions and (not param or param in {x.name for x in fields(actions[action].params)}):
+                continue
+        raise ScenarioError(f"{f.source}: {f.path}.knobs: {knob!r} is not a setting, section or operator "
+                            f"action of this scenario")
+    fitted = Fitted(f.str("figure"), knobs, f.str("how", default=""))
+    f.done()
+    return fitted
 
 
 def _at(text: str, epoch: datetime) -> float:

@@ -119,3 +119,48 @@ def test_samples_after_the_scenarios_end_are_the_shutdown_not_the_incident():
     rows, windows = table({"racelab_dependent_success_ratio:sts": sts})
     assert rows["STS second window ends"].reproduced == at("10:00")
     assert rows["event over"].reproduced == at("10:00")
+
+
+# ---- fitted or predicted ----
+
+def test_every_fitted_figure_in_the_builtin_scenarios_names_a_row_of_the_table():
+    from services.runtime.scenario import builtin_names
+    rows, _ = fidelity(SC, lambda k: [], {}, (at("23:48"), at("02:25")))
+    keys = {r.key for r in rows if r.key}
+    for name in builtin_names():
+        sc = load_scenario(name)
+        assert sc.fitted, name
+        assert {f.figure for f in sc.fitted} <= keys, name
+
+
+def test_rows_are_fitted_arithmetic_on_operators_input_or_predicted_as_the_scenario_says():
+    from services.lab.report.fidelity import FITTED, FOLLOWS_OPERATORS, PREDICTED
+    rows, windows = table({})
+    assert rows["regional endpoint emptied"].basis == FITTED  # schedule, conditions, clean-up threshold
+    assert rows["STS second window begins (via NLB)"].basis == FITTED  # failover_after_seconds
+    assert rows["every droplet has a lease"].basis == FOLLOWS_OPERATORS  # the DWFM throttle's rate
+    assert rows["EC2 fully recovered"].basis == FOLLOWS_OPERATORS  # the relaxation ramp
+    assert rows["clients recovered (cached answers expired)"].basis == PREDICTED  # Route 53's TTLs, no knob
+    assert rows["NLB health-check failures begin"].basis == PREDICTED
+    assert rows["mitigations reconnect internal services"].basis == ""  # an operator's action is input, not a row
+    assert windows["instances without network"].basis == FITTED
+    assert windows["DWFM: restore to every droplet leased"].basis == FOLLOWS_OPERATORS
+
+
+def test_a_scenario_without_fitted_entries_calls_every_measured_row_predicted():
+    import dataclasses
+    from services.lab.report.fidelity import PREDICTED
+    bare = dataclasses.replace(SC, fitted=())
+    rows, windows = fidelity(bare, lambda k: [], {}, (at("23:48"), at("02:25")))
+    assert {r.basis for r in rows if r.how.startswith("measured")} == {PREDICTED}
+
+
+def test_a_fitted_knob_that_is_not_a_setting_is_a_clear_error():
+    import pytest
+    from services.runtime.scenario import ScenarioError, parse_scenario
+    for knob, problem in (("nlb.failover_after_minutes", "nlb.failover_after_minutes"),
+                          ("operators.reboot-everything", "operators.reboot-everything"),
+                          ("operators.throttle-dwfm.speed", "operators.throttle-dwfm.speed")):
+        text = f"extends: oct-2025\nfitted:\n  - {{figure: emptied, knobs: [{knob}], how: x}}\n"
+        with pytest.raises(ScenarioError, match=problem.replace(".", r"\.")):
+            parse_scenario(text, "test.yaml")

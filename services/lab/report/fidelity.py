@@ -34,9 +34,33 @@ class Row:
     # A measured row is read from sampled series: it happened after this sample (the one before
     # `reproduced`) and by `reproduced`. None: exact (an operator's action, or the first sample).
     since: float | None = None
+    key: str = ""  # what the scenario's `fitted:` entries call this row
+    basis: str = ""  # a measured row: FITTED, FOLLOWS_OPERATORS or PREDICTED (see basis())
 
     def earliest(self) -> float | None:
         return self.reproduced if self.since is None else self.since
+
+
+FITTED = "fitted"
+FOLLOWS_OPERATORS = "arithmetic on the operators' input"
+PREDICTED = "predicted"
+
+
+def basis(scenario: Scenario, key: str) -> str:
+    """Whether a measured figure was fitted (a knob was chosen to land it), is arithmetic on the
+    operators' input (only their actions set it), or predicted (no knob was chosen for it)."""
+    entries = scenario.fitted_for(key)
+    if not entries:
+        return PREDICTED
+    return FOLLOWS_OPERATORS if all(e.operators_only for e in entries) else FITTED
+
+
+def combined_basis(*bases: str) -> str:
+    """A phase between two figures is only as predicted as the less predicted of its ends."""
+    for b in (FITTED, FOLLOWS_OPERATORS):
+        if b in bases:
+            return b
+    return PREDICTED
 
 
 @dataclass
@@ -44,6 +68,7 @@ class Window:
     what: str
     real: tuple[str, str]
     reproduced: tuple[float | None, float | None]
+    basis: str = ""
 
     def real_minutes(self, scenario: Scenario) -> float:
         a, b = (parse_pdt(t, scenario.epoch) for t in self.real)
@@ -100,6 +125,12 @@ def _after_last(points: Points, pred, after: float) -> float | None:
     return _at(_over(points, pred, after))
 
 
+def predicted_accuracy(scenario: Scenario, rows: list[Row]) -> list[tuple[Row, float | None]]:
+    """The predicted rows, each with how many minutes off 2025 it came (None: not seen)."""
+    return [(r, None if r.reproduced is None else (r.reproduced - parse_pdt(r.real, scenario.epoch)) / 60)
+            for r in rows if r.basis == PREDICTED]
+
+
 def out_of_order(scenario: Scenario, rows: list[Row]) -> list[tuple[Row, Row]]:
     """Measured rows that came in another order than in 2025: (earlier in 2025, later in 2025) pairs where
     the later one had surely happened before the earlier one could have. Rows read from samples are
@@ -147,41 +178,56 @@ def fidelity(scenario: Scenario, read: Lookup, operator_times: dict[str, float],
                        _over(get("racelab_dwfm_throttle_launches_per_second"), lambda v: v > 0, late))
     over = _latest(*(_over(ratio(d), bad, late) for d in DEPENDENTS), ec2_back)
     rows = [
-        Row("23:48", "regional endpoint emptied", empty[0], "measured"),
-        Row("23:51", "Lambda and STS errors begin", start_errors, "measured"),
+        Row("23:48", "regional endpoint emptied", empty[0], "measured", key="emptied"),
+        Row("23:51", "Lambda and STS errors begin", start_errors, "measured", key="errors-begin"),
         Row("00:38", "DNS identified as the source", None, "not modelled (people diagnosing)"),
         Row("01:15", "mitigations reconnect internal services", op("mitigate-internal"), "operators (input)"),
-        Row("01:19", "STS recovers (first window)", sts1_end, "measured", _before(sts, sts1_end)),
-        Row("02:25", "DNS restored by hand", restored, "operators (input)" if empty[0] is not None else "measured"),
+        Row("01:19", "STS recovers (first window)", sts1_end, "measured", _before(sts, sts1_end), key="sts-first-end"),
+        Row("02:25", "DNS restored by hand", restored, "operators (input)" if empty[0] is not None else "measured",
+            key="" if empty[0] is not None else "dns-restored"),
         Row("02:40", "clients recovered (cached answers expired)", clients_back, "measured",
-            _before(legacy, clients_back)),
+            _before(legacy, clients_back), key="clients-back"),
         Row("02:25", "DWFM re-leases the fleet: congestive collapse", collapse, "measured",
-            _before(in_flight, collapse)),
+            _before(in_flight, collapse), key="collapse"),
         Row("04:14", "DWFM throttled, hosts restarted", op("throttle-dwfm"), "operators (input)"),
         Row("04:40", "Lambda SQS poller restored by hand", op("restart-sqs-poller"), "operators (input)"),
-        Row("05:28", "every droplet has a lease", all_leased, "measured", _before(expired, all_leased)),
-        Row("05:30", "NLB health-check failures begin", hc_fail, "measured", _before(unhealthy, hc_fail)),
+        Row("05:28", "every droplet has a lease", all_leased, "measured", _before(expired, all_leased),
+            key="all-leased"),
+        Row("05:30", "NLB health-check failures begin", hc_fail, "measured", _before(unhealthy, hc_fail),
+            key="hc-fail"),
         Row("05:38", "DNS automation disabled", op("disable-dns-automation"), "operators (input)"),
-        Row("06:21", "new instances launch without network", no_network, "measured", _before(nonet, no_network)),
+        Row("06:21", "new instances launch without network", no_network, "measured", _before(nonet, no_network),
+            key="no-network"),
         Row("06:52", "NLB problem detected", None, "not modelled (people diagnosing)"),
-        Row("08:31", "STS second window begins (via NLB)", sts2[0], "measured", _before(sts, sts2[0])),
+        Row("08:31", "STS second window begins (via NLB)", sts2[0], "measured", _before(sts, sts2[0]),
+            key="sts-second-begin"),
         Row("09:36", "NLB automatic failover disabled", op("disable-nlb-failover"), "operators (input)"),
-        Row("09:59", "STS second window ends", sts2[1], "measured", _before(sts, sts2[1])),
+        Row("09:59", "STS second window ends", sts2[1], "measured", _before(sts, sts2[1]), key="sts-second-end"),
         Row("10:36", "network propagation normal", propagation_normal, "measured",
-            _before(delay, propagation_normal)),
+            _before(delay, propagation_normal), key="propagation-normal"),
         Row("11:23", "EC2 throttles begin to relax", op("relax-ec2-throttle"), "operators (input)"),
         Row("13:50", "EC2 fully recovered: launch throttle lifted, launches succeed", _at(ec2_back),
-            "measured (the throttle's end follows the operators' ramp)"),
+            "measured (the throttle's end follows the operators' ramp)", key="ec2-recovered"),
         Row("14:09", "NLB automatic failover re-enabled", op("enable-nlb-failover"), "operators (input)"),
-        Row("14:20", "event over: every dependent working, EC2 fully recovered", _at(over), "measured"),
+        Row("14:20", "event over: every dependent working, EC2 fully recovered", _at(over), "measured",
+            key="event-over"),
     ]
+    for r in rows:
+        if r.key:
+            r.basis = basis(scenario, r.key)
+    of = {r.key: r.basis for r in rows if r.key}
     windows = [
-        Window("DynamoDB endpoint empty", ("23:48", "02:25"), empty),
-        Window("STS first window", ("23:51", "01:19"), (start_errors, sts1_end)),
-        Window("DWFM: restore to every droplet leased", ("02:25", "05:28"), (collapse, all_leased)),
-        Window("instances without network", ("06:21", "10:36"), (no_network, propagation_normal)),
-        Window("STS second window", ("08:31", "09:59"), sts2),
-        Window("whole event", ("23:48", "14:20"), (empty[0], _at(over))),
+        Window("DynamoDB endpoint empty", ("23:48", "02:25"), empty, combined_basis(of["emptied"], FOLLOWS_OPERATORS)),
+        Window("STS first window", ("23:51", "01:19"), (start_errors, sts1_end),
+               combined_basis(of["errors-begin"], of["sts-first-end"])),
+        Window("DWFM: restore to every droplet leased", ("02:25", "05:28"), (collapse, all_leased),
+               combined_basis(of["collapse"], of["all-leased"])),
+        Window("instances without network", ("06:21", "10:36"), (no_network, propagation_normal),
+               combined_basis(of["no-network"], of["propagation-normal"])),
+        Window("STS second window", ("08:31", "09:59"), sts2,
+               combined_basis(of["sts-second-begin"], of["sts-second-end"])),
+        Window("whole event", ("23:48", "14:20"), (empty[0], _at(over)),
+               combined_basis(of["emptied"], of["event-over"])),
     ]
     return rows, windows
 

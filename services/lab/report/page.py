@@ -203,12 +203,15 @@ def live_lookup(series: Series):
 
 def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: SimClock,
                    what_if: list | None, rows: list, windows: list) -> list[str]:
-    from services.lab.report.fidelity import out_of_order
+    from services.lab.report.fidelity import PREDICTED, out_of_order, predicted_accuracy
     out = ["<h2>Fidelity: INCIDENT.md §3 against this run</h2>",
-           "<table><tr><th>real (PDT)</th><th>this run</th><th>what</th><th>how</th></tr>"]
+           "<table><tr><th>real (PDT)</th><th>this run</th><th>what</th><th>how</th><th>fitted or predicted</th></tr>"]
     for r in rows:
         got = clock.pdt(r.reproduced)[:5] if r.reproduced is not None else "not seen"
-        out.append(f"<tr><td>{r.real}</td><td>{got}</td><td>{html.escape(r.what)}</td><td>{html.escape(r.how)}</td></tr>")
+        why = "; ".join(f"{', '.join(f.knobs)}: {f.how}" for f in scenario.fitted_for(r.key)) if r.key else ""
+        cell = (f'<span title="{html.escape(why)}">{html.escape(r.basis)}</span>' if why else html.escape(r.basis))
+        out.append(f"<tr><td>{r.real}</td><td>{got}</td><td>{html.escape(r.what)}</td><td>{html.escape(r.how)}</td>"
+                   f"<td class=\"basis-{r.basis.split()[0] if r.basis else 'none'}\">{cell}</td></tr>")
     swapped = out_of_order(scenario, rows)
     out.append("</table><p><b>Order:</b> " + (
         "every measured row came in the incident's order (to within one scrape).</p>" if not swapped else
@@ -216,13 +219,19 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
             f"{html.escape(b.what)} ({clock.pdt(b.reproduced)[:5]}, real {b.real}) before "
             f"{html.escape(a.what)} ({clock.pdt(a.reproduced)[:5]}, real {a.real})" for a, b in swapped) + ".</p>"))
     out.append("<h3>Phase durations (minutes)</h3><table>"
-               "<tr><th>phase</th><th>real</th><th>this run</th><th>off by</th></tr>")
+               "<tr><th>phase</th><th>real</th><th>this run</th><th>off by</th><th>fitted or predicted</th></tr>")
     for w in windows:
         real, got = w.real_minutes(scenario), w.minutes()
         off = f"{(got - real) / real:+.0%}" if got is not None else "-"
         out.append(f"<tr><td>{html.escape(w.what)}</td><td>{real:.0f}</td>"
-                   f"<td>{'-' if got is None else f'{got:.0f}'}</td><td>{off}</td></tr>")
+                   f"<td>{'-' if got is None else f'{got:.0f}'}</td><td>{off}</td><td>{html.escape(w.basis)}</td></tr>")
     out.append("</table>")
+    acc = predicted_accuracy(scenario, rows)
+    if acc:
+        out.append(f"<p><b>The {PREDICTED} rows alone</b> (no knob was chosen to land them; the scenario's "
+                   f"<code>fitted:</code> names the rest): " + "; ".join(
+                       f"{html.escape(r.what)} {'not seen' if off is None else f'{off:+.0f} min'}" for r, off in acc)
+                   + ".</p>")
     timeouts = sum(series.total("racelab_dependent_requests_total", result=r) +
                    series.total("racelab_client_requests_total", outcome=r) for r in NOT_THE_INCIDENT)
     if timeouts:
