@@ -85,15 +85,28 @@ def one(base_port: int, seed: int, fixes: list[str], out: Path, scenario: str, w
     seen = len(re.findall(r"<td>\d\d:\d\d</td><td>\d\d:\d\d</td><td>[^<]*</td><td>measured</td>", report))
     measured = report.count("<td>measured</td>")
     durations = report[report.find("Phase durations"):]
-    phases = {name: f"{run} / {real} ({off})" for name, real, run, off in re.findall(
-        r"<tr><td>([^<]+)</td><td>(\d+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>", durations)}
+    phases = {name: f"{run} / {real} ({off}, {basis})" for name, real, run, off, basis in re.findall(
+        r"<tr><td>([^<]+)</td><td>(\d+)</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]*)</td></tr>", durations)}
     return {"scenario": scenario, "seed": seed, "fixes": fixes, "command_wall_seconds": round(wall, 1),
             "replica_wall_seconds": summary.get("wall_seconds"), "dns_probe": probe.summary(),
             "startup_seconds": summary.get("startup_seconds"), "memory_rss_mib": round(
                 (summary.get("memory_rss_bytes") or 0) / 2**20), "spans": summary.get("spans"),
             "regional_name_emptied": summary.get("regional_name_emptied"),
             "emptied_endpoints": summary.get("emptied_endpoints"), "ended_at_pdt": summary.get("ended_at_pdt"),
-            "measured_rows_reproduced": f"{seen}/{measured}", "phase_minutes_run_over_real": phases}
+            "measured_rows_reproduced": f"{seen}/{measured}", "phase_minutes_run_over_real": phases,
+            "authority_loop_lag": loop_lag(out / "metrics.jsonl")}
+
+
+def loop_lag(metrics: Path) -> dict:
+    """The authority's event-loop lag at the last scrape: its 50 ms wake-ups, their mean lateness, and
+    how many came more than 100 / 500 ms late (a DNS query arriving then waited at least that long)."""
+    from services.lab.live.scrape import load_series
+    series = load_series(metrics)
+    count = series.total("racelab_authority_event_loop_lag_seconds_count")
+    total = series.total("racelab_authority_event_loop_lag_seconds_sum")
+    return {"wakeups": int(count), "mean_ms": round(total / count * 1e3, 2) if count else None,
+            **{f"over_{int(float(t) * 1000)}ms": int(series.total("racelab_authority_event_loop_stalls_total", over=t))
+               for t in ("0.1", "0.5")}}
 
 
 def main() -> int:

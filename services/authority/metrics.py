@@ -32,6 +32,24 @@ ZONE_RECORD_SETS = Gauge("racelab_authority_zone_record_sets", "Record sets in t
 REBUILD_SECONDS = Histogram("racelab_authority_answer_rebuild_seconds",
                             "Time to re-encode a zone's answers after a batch",
                             buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1))
+LOOP_LAG = Histogram("racelab_authority_event_loop_lag_seconds",
+                     "How late the authority's event loop woke for a 50 ms timer: what a DNS query "
+                     "arriving then waited before it was read",
+                     buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+LOOP_STALLS = Counter("racelab_authority_event_loop_stalls",
+                      "Wake-ups of the 50 ms loop timer later than `over` seconds", ["over"])
+STALL_THRESHOLDS = (0.1, 0.5)
+
+
+def observe_loop_lag(seconds: float) -> None:
+    LOOP_LAG.observe(seconds)
+    for over in STALL_THRESHOLDS:
+        if seconds > over:
+            LOOP_STALLS.labels(str(over)).inc()
+
+
+for _over in STALL_THRESHOLDS:
+    LOOP_STALLS.labels(str(_over))
 VIOLATIONS = Counter("racelab_invariant_violations", "Invariant violations seen on committed batches",
                      ["violation"])
 for _v in Violation:

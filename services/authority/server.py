@@ -9,6 +9,7 @@ from pathlib import Path
 
 from racelab.v1 import authority_pb2_grpc
 from services.runtime.events import EventPublisher
+from services.runtime.looplag import start_lag_watch
 from services.runtime.service import (
     ConfigError,
     Context,
@@ -81,6 +82,7 @@ async def main(ctx: Context) -> None:
     gc.freeze()
     gc.enable()
     store.start()
+    lag = start_lag_watch(metrics.observe_loop_lag)
     dns = DnsServer(state.answers, udp, tcp)
     metrics.register_dns(state.answers, dns)
     await dns.start()
@@ -92,6 +94,7 @@ async def main(ctx: Context) -> None:
     try:
         await ctx.stopping.wait()
     finally:
+        lag.cancel()
         await server.stop(1.0)
         await dns.stop()
         await store.close()
