@@ -260,16 +260,30 @@ def test_every_batch_begins_with_the_lock_changes():
     assert later and all(s.batch.changes[0].action is Action.DELETE for s in later)
 
 
-def test_lock_changes_delete_exactly_what_was_seen_and_create_holder_and_expiry():
-    seen = RecordSet(lock_name("z.example"), RRType.TXT, 0, ("other 1234",))
-    renewed = RecordSet("_lock.z.example", RRType.TXT, 0, ("e1 1111",))
-    assert lock_changes("z.example", None, "e1", 1100.2, 10.0) == [create(renewed)]
+def test_lock_changes_delete_exactly_what_was_seen_and_create_holder_expiry_and_the_next_serial():
+    seen = RecordSet(lock_name("z.example"), RRType.TXT, 0, ("other 1234 41",))
+    first = RecordSet("_lock.z.example", RRType.TXT, 0, ("e1 1111 1",))
+    assert lock_changes("z.example", None, "e1", 1100.2, 10.0) == [create(first)]
+    renewed = RecordSet("_lock.z.example", RRType.TXT, 0, ("e1 1111 42",))
     assert lock_changes("z.example", seen, "e1", 1100.2, 10.0) == [delete(seen), create(renewed)]
-    assert Lock.parse(renewed) == Lock("e1", 1111)
+    assert Lock.parse(renewed) == Lock("e1", 1111, 42)
+    assert Lock.parse(RecordSet("_lock.z.example", RRType.TXT, 0, ("e1 1111",))) == Lock("e1", 1111, 0)
+
+
+def test_a_holder_renewing_within_the_same_second_writes_a_different_value():
+    """Same holder, same expiry: the serial still tells the two writes apart, so a batch built on a read
+    from before the renewal fails (the ABA the explorer found with every fix on, seed 17989)."""
+    zone = HostedZone("z.example")
+    zone.apply(lock_changes("z.example", None, "e3", 3.3, 1.0))
+    read_before = read_lock(zone.snapshot)[0]
+    zone.apply(lock_changes("z.example", read_before, "e3", 3.9, 1.0))  # renewed: expiry 5 again
+    assert read_lock(zone.snapshot)[0].values != read_before.values
+    with pytest.raises(BatchRejected):
+        zone.apply(lock_changes("z.example", read_before, "e1", 5.7, 1.0))
 
 
 @pytest.mark.parametrize("value", ["", "holder", "holder 12 extra", "holder abc", "holder -5", "holder 1.5",
-                                   "holder 12abc", "12"])
+                                   "holder 12abc", "12", "holder 12 3 4", "holder 12 -3"])
 def test_a_malformed_lock_value_parses_to_none(value):
     assert Lock.parse(RecordSet(lock_name("z.example"), RRType.TXT, 0, (value,))) is None
 
@@ -316,9 +330,9 @@ def test_a_lock_held_by_another_makes_the_enactor_back_off_until_it_expires():
     assert [s.seconds for s in sleeps] == delays
     first = world.submitted[0]
     assert first.at >= expiry  # nothing written while the other's lock was live
-    assert others_lock.values == (f"other {math.ceil(expiry)}",)
+    assert others_lock.values == (f"other {math.ceil(expiry)} 1",)
     assert first.batch.changes[:2] == (delete(others_lock), create(RecordSet(
-        lock_name(LEGACY.zone), RRType.TXT, 0, (f"e1 {math.ceil(first.at + CONFIG.lock_lease_seconds)}",))))
+        lock_name(LEGACY.zone), RRType.TXT, 0, (f"e1 {math.ceil(first.at + CONFIG.lock_lease_seconds)} 2",))))
     assert isinstance(first.result, Accepted)
 
 
