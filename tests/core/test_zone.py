@@ -565,3 +565,22 @@ def test_a_one_change_batch_on_a_large_zone_leaves_its_predecessor_whole():
     assert before.get("h7.example.com", A).values == ("192.0.2.1",)
     assert after.get("h7.example.com", A).values == ("192.0.2.9",)
     assert_indexes_as_rebuilt(after)
+
+
+def test_listing_order_is_route53s_labels_reversed_then_type_then_identifier():
+    names = ["example.com", "a.example.com", "b.a.example.com", "a-b.example.com", "aa.example.com", "z.example.com",
+             "x.z.example.com", "0.example.com"]
+    records = apex_records("example.com")
+    for n in names[1:]:
+        records += [RecordSet(n, RRType.A, 5, ("192.0.2.1",)), RecordSet(n, RRType.AAAA, 5, ("2001:db8::1",))]
+    records += [RecordSet("w.example.com", RRType.A, set_identifier=i, weight=1, alias_target="z.example.com")
+                for i in ("lb-2", "lb-10", "lb-1")]
+    snap = ZoneSnapshot.build("example.com", 1, records)
+    listed, following = snap.page((), 300)
+    expected = sorted(records, key=lambda rs: (tuple(reversed(rs.name.split("."))), rs.rtype.value, rs.set_identifier))
+    assert [rs.key for rs in listed] == [rs.key for rs in expected] and following is None
+    # a start name (and type) begins at the first record set at or after it
+    page, _ = snap.page(("a.example.com", RRType.AAAA), 2)
+    assert [rs.key for rs in page] == [("a.example.com", RRType.AAAA, ""), ("b.a.example.com", RRType.A, "")]
+    page, nxt = snap.page(("w.example.com", RRType.A, "lb-10"), 1)
+    assert [rs.key for rs in page] == [("w.example.com", RRType.A, "lb-10")] and nxt == ("w.example.com", RRType.A, "lb-2")
