@@ -39,23 +39,25 @@ class UnknownZone(KeyError):
     pass
 
 
-def initial_zones(scenario: Scenario) -> list[HostedZone]:
+def initial_zones(scenario: Scenario, present: frozenset[str] = frozenset()) -> list[HostedZone]:
     """One hosted zone per endpoint, the account zone whose wildcard CNAMEs the legacy name, and the
-    NLBs' zone when the scenario has NLBs (their records are written by the nlb service)."""
+    NLBs' zone when the scenario has NLBs (their records are written by the nlb service). Zones in
+    `present` (already recovered) are not built: the account zone can hold a million record sets."""
     dns = scenario.dns
 
     def apex(origin: str) -> list[RecordSet]:
         return apex_records(origin, soa_ttl=dns.soa_ttl_seconds, negative_ttl=dns.negative_ttl_seconds)
 
-    zones = {ep.zone: HostedZone(ep.zone, apex(ep.zone)) for ep in scenario.endpoints}
-    if ACCOUNT_ZONE not in zones:
+    zones = {ep.zone: HostedZone(ep.zone, apex(ep.zone)) for ep in scenario.endpoints if ep.zone not in present}
+    if ACCOUNT_ZONE not in zones and ACCOUNT_ZONE not in present and \
+            ACCOUNT_ZONE not in {ep.zone for ep in scenario.endpoints}:
         if dns.account_endpoints:  # one CNAME per account, as us-east-1 holds them
             accounts = [RecordSet(f"{a}.{ACCOUNT_ZONE}", RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))
                         for a in account_ids(scenario.workload.accounts, dns.account_endpoints)]
         else:
             accounts = [RecordSet(f"*.{ACCOUNT_ZONE}", RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))]
         zones[ACCOUNT_ZONE] = HostedZone(ACCOUNT_ZONE, apex(ACCOUNT_ZONE) + accounts)
-    if scenario.nlb.names and NLB_ZONE not in zones:
+    if scenario.nlb.names and NLB_ZONE not in zones and NLB_ZONE not in present:
         zones[NLB_ZONE] = HostedZone(NLB_ZONE, apex(NLB_ZONE))
     return list(zones.values())
 

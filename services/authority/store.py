@@ -193,15 +193,16 @@ class Store:
 
     # ---- start ----------------------------------------------------------
 
-    def recover(self, initial: Callable[[], list[HostedZone]]) -> tuple[dict[str, HostedZone], Recovery]:
-        """Zones as of the last acknowledged batch; creates the initial zones on first start."""
+    def recover(self, initial: Callable[[frozenset[str]], list[HostedZone]]) -> tuple[dict[str, HostedZone], Recovery]:
+        """Zones as of the last acknowledged batch; `initial(present)` makes the zones a first start
+        (or a scenario with new zones) needs besides those already `present`."""
         info = Recovery()
         zones = read_snapshot(self.snapshot_path)
         if zones is None:
             info.fresh = True
             zones = {}
         info.snapshot_zones = len(zones)
-        for zone in initial():
+        for zone in initial(frozenset(zones)):
             if zone.origin not in zones:
                 zones[zone.origin] = zone
                 if not info.fresh:

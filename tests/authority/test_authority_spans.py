@@ -27,7 +27,7 @@ def test_batch_spans(tmp_path):
 
     async def scenario_run():
         store = Store(tmp_path)
-        zones, _ = store.recover(lambda: initial_zones(scenario))
+        zones, _ = store.recover(lambda present: initial_zones(scenario, present))
         store.start()
         state = AuthorityState(zones, scenario, SimClock(scenario.schedule, scenario.epoch, 0.0), store,
                                provider.get_tracer("t"), EventPublisher(None, "authority"))
