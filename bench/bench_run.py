@@ -40,6 +40,7 @@ class Probe(threading.Thread):
         self.address, self.port = address, port
         self.times: list[float] = []
         self.unanswered = 0
+        self.missed_at: list[float] = []  # monotonic seconds of each unanswered query
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -52,17 +53,21 @@ class Probe(threading.Thread):
             except dns.exception.Timeout:
                 if started:
                     self.unanswered += 1
+                    self.missed_at.append(time.monotonic())
                 continue
             except OSError:
                 continue  # not listening yet, or gone: not a query the authority dropped
             started = True
             self.times.append(time.perf_counter() - t0)
 
-    def summary(self) -> dict:
+    def summary(self, started: float) -> dict:
         t = sorted(self.times)
         if not t:
             return {"answered": 0, "unanswered": self.unanswered}
-        return {"answered": len(t), "unanswered": self.unanswered,
+        per_10s: dict[int, int] = {}  # when in the run (wall seconds, by tens) the misses came
+        for m in self.missed_at:
+            per_10s[int((m - started) // 10) * 10] = per_10s.get(int((m - started) // 10) * 10, 0) + 1
+        return {"answered": len(t), "unanswered": self.unanswered, "misses_by_wall_10s": per_10s,
                 "p50_ms": round(statistics.median(t) * 1e3, 2), "p99_ms": round(t[int(0.99 * (len(t) - 1))] * 1e3, 2),
                 "max_ms": round(t[-1] * 1e3, 2)}
 
@@ -72,10 +77,12 @@ def one(base_port: int, seed: int, fixes: list[str], out: Path, scenario: str, w
            "--base-port", str(base_port), "--scenario", scenario] + [f"--fix={f}" for f in fixes] + \
         ([] if what_if else ["--no-what-if"])
     probe = Probe("127.0.0.1", base_port + 53)
+    udp_before = udp_counters()
     probe.start()
     started = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     wall = time.monotonic() - started
+    udp_after = udp_counters()
     probe.stop.set()
     probe.join()
     if done.returncode != 0:
@@ -88,13 +95,21 @@ def one(base_port: int, seed: int, fixes: list[str], out: Path, scenario: str, w
     phases = {name: f"{run} / {real} ({off}, {basis})" for name, real, run, off, basis in re.findall(
         r"<tr><td>([^<]+)</td><td>(\d+)</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]*)</td></tr>", durations)}
     return {"scenario": scenario, "seed": seed, "fixes": fixes, "command_wall_seconds": round(wall, 1),
-            "replica_wall_seconds": summary.get("wall_seconds"), "dns_probe": probe.summary(),
+            "replica_wall_seconds": summary.get("wall_seconds"), "dns_probe": probe.summary(started),
+            "kernel_udp_drops": {k: udp_after[k] - udp_before[k] for k in ("RcvbufErrors", "InErrors")},
             "startup_seconds": summary.get("startup_seconds"), "memory_rss_mib": round(
                 (summary.get("memory_rss_bytes") or 0) / 2**20), "spans": summary.get("spans"),
             "regional_name_emptied": summary.get("regional_name_emptied"),
             "emptied_endpoints": summary.get("emptied_endpoints"), "ended_at_pdt": summary.get("ended_at_pdt"),
             "measured_rows_reproduced": f"{seen}/{measured}", "phase_minutes_run_over_real": phases,
             "authority_loop_lag": loop_lag(out / "metrics.jsonl")}
+
+
+def udp_counters() -> dict[str, int]:
+    """The kernel's UDP counters (/proc/net/snmp): a datagram dropped because a socket's receive
+    buffer was full counts in RcvbufErrors (and InErrors), whoever's socket it was."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")]
+    return dict(zip(lines[0][1:], map(int, lines[1][1:])))
 
 
 def loop_lag(metrics: Path) -> dict:
