@@ -49,15 +49,15 @@ def initial_zones(scenario: Scenario, present: frozenset[str] = frozenset()) -> 
         return apex_records(origin, soa_ttl=dns.soa_ttl_seconds, negative_ttl=dns.negative_ttl_seconds)
 
     zones = {ep.zone: HostedZone(ep.zone, apex(ep.zone)) for ep in scenario.endpoints if ep.zone not in present}
-    if ACCOUNT_ZONE not in zones and ACCOUNT_ZONE not in present and \
-            ACCOUNT_ZONE not in {ep.zone for ep in scenario.endpoints}:
+    taken = present | {ep.zone for ep in scenario.endpoints}  # made above, or recovered
+    if ACCOUNT_ZONE not in taken:
         if dns.account_endpoints:  # one CNAME per account, as us-east-1 holds them
             accounts = [RecordSet(f"{a}.{ACCOUNT_ZONE}", RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))
                         for a in account_ids(scenario.workload.accounts, dns.account_endpoints)]
         else:
             accounts = [RecordSet(f"*.{ACCOUNT_ZONE}", RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))]
         zones[ACCOUNT_ZONE] = HostedZone(ACCOUNT_ZONE, apex(ACCOUNT_ZONE) + accounts)
-    if scenario.nlb.names and NLB_ZONE not in zones and NLB_ZONE not in present:
+    if scenario.nlb.names and NLB_ZONE not in taken:
         zones[NLB_ZONE] = HostedZone(NLB_ZONE, apex(NLB_ZONE))
     return list(zones.values())
 

@@ -94,8 +94,7 @@ class InvariantChecker:
             self._resolved[endpoint] = (after, last[1], last[2])
             return last[1]
         reads = _Reads(after)
-        empty = all(resolve_in(reads, endpoint, t).always_empty  # type: ignore[arg-type]
-                    for t in tree.address_types(dual_stack))
+        empty = resolves_empty(reads, endpoint, dual_stack)  # type: ignore[arg-type]
         self._resolved[endpoint] = (after, empty, reads)
         return empty
 

@@ -64,6 +64,28 @@ def _referent(rs: RecordSet) -> str | None:
     return None
 
 
+def _count_below(below, name: str, origin: str, delta: int) -> None:
+    """Count `delta` record sets at `name` and every name above it up to the origin (a dict, or a
+    map being mutated): a name with a count owns records or lies above some."""
+    while True:
+        count = below.get(name, 0) + delta
+        if count:
+            below[name] = count
+        else:
+            below.pop(name, None)
+        if name == origin:
+            return
+        dot = name.find(".")
+        if dot < 0:
+            return
+        name = name[dot + 1:]
+
+
+def _by_identifier(group: list[RecordSet]) -> tuple[RecordSet, ...]:
+    """A name and type's record sets as the zone keeps them: ordered by set identifier."""
+    return tuple(group) if len(group) == 1 else tuple(sorted(group, key=lambda r: r.set_identifier))
+
+
 @dataclass(frozen=True, eq=False)
 class ZoneSnapshot:
     """One committed state of a zone: immutable, and cheap to derive from its predecessor.
@@ -99,16 +121,8 @@ class ZoneSnapshot:
             if target is not None:
                 owners = referrers.setdefault(target, {})
                 owners[name] = owners.get(name, 0) + 1
-            while True:
-                below[name] = below.get(name, 0) + 1
-                if name == origin:
-                    break
-                dot = name.find(".")
-                if dot < 0:
-                    break
-                name = name[dot + 1:]
-        sets = {k: tuple(v) if len(v) == 1 else tuple(sorted(v, key=lambda r: r.set_identifier))
-                for k, v in rrsets.items()}
+            _count_below(below, name, origin, +1)
+        sets = {k: _by_identifier(v) for k, v in rrsets.items()}
         return cls(origin, version, Map(by_key), Map(sets), Map(below),
                    Map({t: Map(m) for t, m in of_type.items()}), Map({t: Map(o) for t, o in referrers.items()}))
 
@@ -124,14 +138,12 @@ class ZoneSnapshot:
             touched.setdefault((name, rtype), {})[key] = new
             if old is not None:
                 del records[key]
-                self._count_below(below, name, -1)
-                if old.alias_target or rtype is RRType.CNAME:
-                    self._refer(referrers, old, -1)
+                _count_below(below, name, self.origin, -1)
+                self._refer(referrers, old, -1)
             if new is not None:
                 records[key] = new
-                self._count_below(below, name, +1)
-                if new.alias_target or rtype is RRType.CNAME:
-                    self._refer(referrers, new, +1)
+                _count_below(below, name, self.origin, +1)
+                self._refer(referrers, new, +1)
         rrsets, of_type = self._rrsets.mutate(), self._of_type.mutate()
         by_type: dict[RRType, list[tuple[Key, RecordSet | None]]] = {}
         for name_type, group_writes in touched.items():
@@ -142,10 +154,8 @@ class ZoneSnapshot:
                 else:
                     group[key] = new
                 by_type.setdefault(name_type[1], []).append((key, new))
-            if len(group) == 1:
-                rrsets[name_type] = tuple(group.values())
-            elif group:
-                rrsets[name_type] = tuple(sorted(group.values(), key=lambda r: r.set_identifier))
+            if group:
+                rrsets[name_type] = _by_identifier(list(group.values()))
             else:
                 rrsets.pop(name_type, None)
         for rtype, type_writes in by_type.items():  # one nested map edit per type, not per write
@@ -161,21 +171,6 @@ class ZoneSnapshot:
                 of_type.pop(rtype, None)
         return ZoneSnapshot(self.origin, version, records.finish(), rrsets.finish(), below.finish(),
                             of_type.finish(), referrers.finish())
-
-    def _count_below(self, below, name: str, delta: int) -> None:
-        origin = self.origin
-        while True:
-            count = below.get(name, 0) + delta
-            if count:
-                below[name] = count
-            else:
-                below.pop(name, None)
-            if name == origin:
-                return
-            dot = name.find(".")
-            if dot < 0:
-                return
-            name = name[dot + 1:]
 
     @staticmethod
     def _refer(referrers, rs: RecordSet, delta: int) -> None:
@@ -229,8 +224,7 @@ class ZoneSnapshot:
     @cached_property
     def _listing(self) -> tuple[list[str], list[Key]]:
         """The keys in Route 53's order, sorted once per snapshot, when it is first listed."""
-        ordered = sorted([(_LABELS.join(reversed(name.split("."))) + _FIELDS + rtype.value + _FIELDS + ident,
-                           (name, rtype, ident)) for name, rtype, ident in self.records])
+        ordered = sorted([(list_order(*key), key) for key in self.records])
         return [o for o, _ in ordered], [k for _, k in ordered]
 
     @property
@@ -374,13 +368,9 @@ def _label(rs: RecordSet) -> str:
     return f"{rs.name} {rs.rtype.value}" + (f" [{rs.set_identifier}]" if rs.set_identifier else "")
 
 
-def batch_values(changes: Iterable[Change]) -> int:
-    """The ResourceRecord elements a batch counts against Route 53's quota (an UPSERT twice)."""
-    return sum((2 if c.action is Action.UPSERT else 1) * len(c.record_set.values) for c in changes)
-
-
-def _over_quota(changes: list[Change]) -> list[BatchError]:
-    """Route 53's InvalidChangeBatch for a request over its quotas (checked before anything else)."""
+def _quota_counts(changes: Iterable[Change]) -> tuple[int, int]:
+    """The ResourceRecord elements and the characters of their values a batch counts against Route
+    53's quotas (an UPSERT counts twice: it is a DELETE and a CREATE)."""
     records = chars = 0
     for c in changes:
         values = c.record_set.values
@@ -388,6 +378,17 @@ def _over_quota(changes: list[Change]) -> list[BatchError]:
         records += weight * len(values)
         for v in values:
             chars += weight * len(v)
+    return records, chars
+
+
+def batch_values(changes: Iterable[Change]) -> int:
+    """The ResourceRecord elements a batch counts against Route 53's quota (an UPSERT twice)."""
+    return _quota_counts(changes)[0]
+
+
+def _over_quota(changes: list[Change]) -> list[BatchError]:
+    """Route 53's InvalidChangeBatch for a request over its quotas (checked before anything else)."""
+    records, chars = _quota_counts(changes)
     errors = []
     if records > MAX_BATCH_RECORDS:
         errors.append(BatchError(-1, "LIMIT_EXCEEDED",

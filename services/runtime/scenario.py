@@ -130,7 +130,6 @@ class Scenario:
         return tuple(f for f in self.fitted if f.figure == figure)
 
     def with_overrides(self, *, seed: int | None = None, fixes: frozenset[Fix] | None = None) -> "Scenario":
-        from dataclasses import replace
         return replace(self, seed=self.seed if seed is None else seed, fixes=self.fixes if fixes is None else fixes)
 
 
