@@ -42,3 +42,23 @@ def test_the_verdict_says_why_a_run_as_in_2025_shows_no_outage(tmp_path):
     assert "the race did not empty the regional name this time" in _run_verdict(s)
     s = summary_of(tmp_path / "b", [violation(5.0, LEGACY_ENDPOINT, "endpoint-empty")])
     assert "did not empty" not in _run_verdict(s)
+
+
+def event(sim: float, kind: str, **attributes: str) -> str:
+    return json.dumps({"sim_time_seconds": sim, "kind": kind, "source": "enactor-az1", "attributes": attributes})
+
+
+def test_each_emptying_names_the_stale_flip_that_made_the_deleted_tree_active(tmp_path):
+    s = summary_of(tmp_path, [
+        event(100.0, "enactor.flip", endpoint=LEGACY_ENDPOINT, generation="140", replaced_generation="139",
+              stale="false"),
+        event(200.0, "enactor.flip", endpoint=LEGACY_ENDPOINT, generation="110", replaced_generation="145",
+              stale="true"),
+        event(201.0, "enactor.cleanup", endpoint=LEGACY_ENDPOINT, generation="145", deleted_generations="110",
+              deleted_active="true"),
+        event(202.0, "enactor.cleanup", endpoint=CELL, generation="145", deleted_generations="120",
+              deleted_active="false")])
+    (story,) = s["emptyings"]
+    assert (story["endpoint"], story["stale_generation"], story["over_generation"], story["behind"],
+            story["cleaner_generation"]) == (LEGACY_ENDPOINT, 110, 145, 35, 145)
+    assert story["at_pdt"].startswith("23:33:21")
