@@ -54,12 +54,13 @@ class DnsProbe(threading.Thread):
             self.done.wait(0.5)
 
 
-def run_replica(tmp: Path, seed: int, *fixes: str, scenario: str = "oct-2025") -> tuple[dict, DnsProbe]:
+def run_replica(tmp: Path, seed: int, *fixes: str, scenario: str = "oct-2025",
+                until: str = RACE_UNTIL) -> tuple[dict, DnsProbe]:
     out = tmp / f"seed{seed}{'-fixed' if fixes else ''}"
     probe = DnsProbe()
     probe.start()
     cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--scenario", scenario, "--seed", str(seed),
-           "--out", str(out), "--base-port", str(BASE_PORT), "--until", RACE_UNTIL, "--no-what-if"]
+           "--out", str(out), "--base-port", str(BASE_PORT), "--until", until, "--no-what-if"]
     cmd += [f"--fix={f}" for f in fixes]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
@@ -75,16 +76,23 @@ def legacy_batches(spans: list[dict]) -> list[dict]:
                    and s["attrs"].get("racelab.zone") == LEGACY_ENDPOINT), key=lambda s: int(s["endTimeUnixNano"]))
 
 
+# The outage is emergent, so a given seed may not show it. These seeds were never used to choose the
+# scenario; every one is run, and the test fails when fewer than MIN_EMPTIED of them empty the regional
+# name, so a change that made the race rarer fails here. bench/RESULTS-race.md measured 15 of 16 and
+# 36 of 44 live runs: at 36 of 44, fewer than 3 of 6 empty it about 1 time in 90; at 15 of 16, 1 in 1,000.
+RACE_SEEDS = (1001, 1002, 1003, 1004, 1005, 1006)
+MIN_EMPTIED = 3
+
+
 def test_the_race_empties_the_regional_name_and_the_automation_sticks(tmp_path):
-    # The outage is emergent, so a given seed may not show it (bench/RESULTS-race.md says how
-    # often it does). A few seeds are tried; nothing ever forces it.
-    for seed in (1, 2, 4, 5, 7):
-        summary, probe = run_replica(tmp_path, seed)
-        # As in 2025, the regional name (on a loaded machine the race sometimes empties a small endpoint first).
-        if any(w["endpoint"] == LEGACY_ENDPOINT for w in summary["empty_windows"]):
-            break
-    else:
-        pytest.fail("the race did not empty the regional name in 5 seeds")
+    runs = {seed: run_replica(tmp_path, seed) for seed in RACE_SEEDS}
+    emptied = [seed for seed, (summary, _) in runs.items()
+               if any(w["endpoint"] == LEGACY_ENDPOINT for w in summary["empty_windows"])]
+    report = {seed: summary["emptied_endpoints"] for seed, (summary, _) in runs.items()}
+    print(f"the race emptied {LEGACY_ENDPOINT} in {len(emptied)} of {len(RACE_SEEDS)} seeds: {report}")
+    assert len(emptied) >= MIN_EMPTIED, (f"the race emptied {LEGACY_ENDPOINT} in {len(emptied)} of "
+                                         f"{len(RACE_SEEDS)} seeds, fewer than {MIN_EMPTIED}: {report}")
+    summary, probe = runs[emptied[0]]
     run_dir = Path(summary["run_dir"])
     spans = read_spans(run_dir / "traces.jsonl")
 
@@ -139,10 +147,19 @@ def test_the_race_empties_the_regional_name_and_the_automation_sticks(tmp_path):
     assert ratios[-1][1] > 0.0, "legacy clients had not started to recover by the end of the run"
 
 
+FIXED_SEEDS = (1, 1001, 1002)  # the first through the repair; the others through the race window
+
+
 def test_with_the_race_fixes_the_same_conditions_never_empty_the_name(tmp_path):
-    summary, probe = run_replica(tmp_path, 1, "all")
+    for seed in FIXED_SEEDS:
+        summary, probe = run_replica(tmp_path, seed, "all", until=RACE_UNTIL if seed == FIXED_SEEDS[0] else "00:10")
+        assert_never_emptied(summary, probe)
+
+
+def assert_never_emptied(summary: dict, probe: DnsProbe) -> None:
     assert summary["fixes"] == ["fencing", "heal-rollback", "protect-active"]
-    assert not summary["endpoint_emptied"] and not summary["active_tree_deleted"] and not summary["stale_apply"]
+    assert not summary["endpoint_emptied"] and not summary["active_tree_deleted"] and not summary["stale_apply"], \
+        f"seed {summary['seed']}: {summary['emptied_endpoints']}, {summary['invariant_violations']}"
     a_answers = [count for _, qtype, rcode, count in probe.answers if qtype == "A"]
     assert 1 in a_answers
     # The zones start empty: from the moment the enactors first installed a plan, never again.
