@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Mapping
+from typing import Iterable, Mapping, Protocol
 
 
 class Action(StrEnum):
@@ -36,9 +36,20 @@ class NoParams:
     pass
 
 
+TOOLING = ("mended", "as-built")
+
+
 @dataclass(frozen=True)
 class RestoreDns:
     endpoint: str | None = None  # one endpoint only; None: every endpoint of the newest plan
+    # "as-built": the operators' tooling as it was on the night, assuming a working enactor - it points
+    # the rollback record at the tree that was active, as an enactor does, and fails as they do (INCIDENT.md
+    # §2: "their tooling assumed a working enactor, so they first had to mend the tooling").
+    tooling: str = "mended"
+
+    @property
+    def mended(self) -> bool:
+        return self.tooling == "mended"
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,20 @@ PARAMS: dict[Action, type] = {
 }
 
 
+class OperatorLike(Protocol):
+    at: float
+    action: "Action"
+    params: object
+
+
+def repair_time(operators: Iterable[OperatorLike]) -> float | None:
+    """When the operators' repair took effect: the first restore-dns with mended tooling (an attempt
+    with the tooling as built fails and changes nothing)."""
+    times = [o.at for o in operators if o.action == Action.RESTORE_DNS
+             and (not isinstance(o.params, RestoreDns) or o.params.mended)]
+    return min(times, default=None)
+
+
 def parse_action(name: str) -> Action:
     """"restore_dns" and "restore-dns" name the same action."""
     normal = str(name).strip().lower().replace("_", "-")
@@ -91,6 +116,10 @@ def parse_params(action: Action, raw: Mapping[str, object] | None) -> Params:
             values[name] = tuple(h.strip() for h in str(value).split(",") if h.strip())
         elif name == "endpoint":
             values[name] = str(value).rstrip(".").lower()
+        elif name == "tooling":
+            if str(value) not in TOOLING:
+                raise ActionError(f"{action}: params.tooling: one of {', '.join(TOOLING)}, got {value!r}")
+            values[name] = str(value)
         else:
             values[name] = _positive(action, name, value, integer=name == "count")
     return kind(**values)

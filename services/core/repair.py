@@ -11,7 +11,9 @@ functions, through the same control API the enactors use:
     the alias flip, with the rollback record pointed at the NEW tree as well
 
 The rollback record goes to the new tree because the one it would otherwise name - active when the
-endpoint emptied - is gone; pointing it there is what every enactor batch failed on. A batch that
+endpoint emptied - is gone; pointing it there is what every enactor batch failed on. The tooling as
+built (`mended=False`) did just that, as an enactor does, because it assumed a working enactor: its
+batch is rejected by the same rule, and the operators had to mend it first (INCIDENT.md §2, 01:15). A batch that
 loses the lock compare-and-swap is read and built again. An unexpired enactor lock is waited out
 for a few rounds, then overridden: a person with a runbook does not wait on a lock forever, and the
 compare-and-swap still keeps the zone consistent. An endpoint that still answers is left alone
@@ -89,6 +91,7 @@ class Repair:
     config: EnactorConfig  # the lock lease and record TTL the enactors use
     only: str | None = None  # one endpoint; None: every endpoint of the newest plan
     name: str = HOLDER
+    mended: bool = True  # False: the tooling as built, rollback to the tree that was active
     now: float = 0.0
     plan: Plan | None = None
     error: str | None = None  # set when the repair could not start at all
@@ -156,7 +159,8 @@ class Repair:
             changes = list(head)
             if install:
                 changes += tree.install_changes(ep, generation, self.config.record_ttl_seconds)
-            changes += tree.activation_changes(ep.endpoint, ep.dual_stack, root, root)
+            rollback = root if self.mended else tree.active_tree(snap, ep.endpoint)
+            changes += tree.activation_changes(ep.endpoint, ep.dual_stack, root, rollback)
             result = yield SubmitBatch(ep.zone, tuple(changes), Step.RESTORE, generation, ep.endpoint)
             if isinstance(result, Accepted):
                 self._emit(Restored(self.now, ep.endpoint, generation, result.zone_version, install, attempt))

@@ -184,7 +184,7 @@ class Operators:
 
     async def _restore_dns(self, params: RestoreDns) -> str:
         """The core's repair machine, its effects performed over gRPC, one span per endpoint."""
-        repair = Repair(self.scenario.enactor, params.endpoint)
+        repair = Repair(self.scenario.enactor, params.endpoint, mended=params.mended)
         control = ControlPlane(self.planner, self.authority, RPC_TIMEOUT, "operator restore-dns")
         spans: dict[str, trace.Span] = {}
         effect = repair.start(self.sim_unix())

@@ -79,6 +79,23 @@ def test_the_repair_installs_the_newest_tree_and_points_alias_and_rollback_at_it
     assert {e.step for e in effects if isinstance(e, SubmitBatch)} == {Step.RESTORE}
 
 
+def test_the_tooling_as_built_fails_as_the_enactors_do_and_changes_nothing():
+    """It assumed a working enactor: the rollback record at the tree that was active, which is gone."""
+    old, _, newest = plans(3)
+    zones = stuck(old)
+    versions = {name: zone.snapshot.version for name, zone in zones.items()}
+    repair = Repair(CONFIG, mended=False)
+    drive(repair, zones, newest)
+    assert [type(e) for e in repair.outcomes] == [RepairFailed, RepairFailed]
+    gone = {ep.endpoint: tree.tree_root(ep) for ep in old.endpoints}
+    assert all(e.rejected and f"targets {gone[e.endpoint]}" in e.reason and "does not exist" in e.reason
+               for e in repair.outcomes)
+    assert {name: zone.snapshot.version for name, zone in zones.items()} == versions
+    mended = Repair(CONFIG)
+    drive(mended, zones, newest)
+    assert [type(e) for e in mended.outcomes] == [Restored, Restored]
+
+
 def test_an_endpoint_that_answers_is_left_alone_and_one_endpoint_can_be_chosen():
     old, _, newest = plans(3)
     zones = stuck(old)

@@ -63,8 +63,9 @@ class LiveRun:
     def operator_time(self, action: str, done: bool = False) -> float:
         """When the operators' `action` started (or, `done`, had taken effect: its call returned),
         from the director's operator.action span."""
-        spans = self.named("operator.action", **{"racelab.operator.action": action})
-        assert len(spans) == 1, f"expected one operator.action span for {action}, found {len(spans)}"
+        spans = [s for s in self.named("operator.action", **{"racelab.operator.action": action})
+                 if s.get("status", {}).get("code") != 2]  # 2: ERROR; a failed attempt changed nothing
+        assert len(spans) == 1, f"expected one operator.action span for {action} that did not fail, found {len(spans)}"
         return self.sim_end(spans[0]) if done else self.sim(spans[0])
 
     def history(self, name: str, **labels: str) -> list[tuple[float, float]]:

@@ -42,8 +42,8 @@ def test_the_2025_outage_drives_the_cascade_in_its_order(as_in_2025):
     assert at("02:25") < collapse[0][0] < at("04:14") <= collapse[1][0]
     flapping = kinds(as_in_2025, "nlb.flapping")
     assert flapping and flapping[0][0] > collapse[1][0]
-    operators = [a["action"] for _, a in kinds(as_in_2025, "operator.action")]
-    assert operators[:2] == ["mitigate-internal", "restore-dns"]
+    operators = [(a["action"], a["result"]) for _, a in kinds(as_in_2025, "operator.action")]
+    assert operators[:3] == [("restore-dns", "failed"), ("mitigate-internal", "done"), ("restore-dns", "done")]
 
 
 def test_a_short_outage_costs_its_length_plus_at_most_the_negative_cache():

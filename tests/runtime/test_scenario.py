@@ -21,11 +21,12 @@ def test_builtin_oct_2025_loads_with_the_incidents_figures():
     assert s.dns.soa_ttl_seconds == 900
     # INCIDENT.md §3's operators' actions, at their times
     assert [op.action for op in s.operators] == [
-        "mitigate-internal", "restore-dns", "throttle-dwfm", "restart-dwfm-hosts", "restart-sqs-poller",
+        "restore-dns", "mitigate-internal", "restore-dns", "throttle-dwfm", "restart-dwfm-hosts", "restart-sqs-poller",
         "disable-dns-automation", "disable-nlb-failover", "relax-ec2-throttle", "enable-nlb-failover"]
     assert s.dwfm.droplets >= 1000  # "thousands"
     assert s.epoch.hour == 23 and s.epoch.minute == 30
-    assert s.operators[1].at == (2 * 60 + 55) * 60  # restore-dns at 02:25 PDT, the next day
+    assert not s.operators[0].params.mended  # the first attempt, with the tooling as built
+    assert s.operators[2].at == (2 * 60 + 55) * 60 and s.operators[2].params.mended  # 02:25 PDT, the next day
     assert s.schedule.sim_at(0) == 0
 
 

@@ -34,8 +34,10 @@ from services.core.operators import (
     Action,
     Params,
     RelaxEc2Throttle,
+    RestoreDns,
     RestartDwfmHosts,
     ThrottleDwfm,
+    repair_time,
 )
 from services.core.propagation import NEW, TERMINATED, Backlog, admission_room
 from services.core.seeds import derive
@@ -100,7 +102,7 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
     """The cascade stepped every `step` simulated seconds while the regional name is empty during
     `outages` (default: 2025's). An outage without an end lasts until the scenario's restore-dns."""
     end = parse_pdt(until, scenario.epoch) if isinstance(until, str) else float(until)
-    repair = next((o.at for o in scenario.operators if o.action == Action.RESTORE_DNS), None) if operators else None
+    repair = repair_time(scenario.operators) if operators else None
     windows = [(a, b if b is not None else repair if repair is not None else float("inf"))
                for a, b in (incident_outage(scenario) if outages is None else outages)]
     soa = scenario.dns.soa_ttl_seconds
@@ -133,7 +135,11 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
         while ops and ops[0].at <= t:
             op = ops.pop(0)
             mitigated = apply_operator(c, op.action, op.params, t) or mitigated
-            out.event(t, "operator.action", str(op.action), action=str(op.action), result="done")
+            # The tooling as built fails while the active tree is gone, as live (services/core/repair.py).
+            failed = isinstance(op.params, RestoreDns) and not op.params.mended and any(
+                a <= t < b for a, b in windows)
+            out.event(t, "operator.action", str(op.action), action=str(op.action),
+                      result="failed" if failed else "done")
         tick = c.fleet.advance(t)
         for r in tick.rounds:
             ok = dynamodb_ok(r.host, t)

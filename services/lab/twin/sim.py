@@ -42,6 +42,7 @@ from services.core.invariants import (
     Violation,
     stuck_endpoints,
 )
+from services.core.operators import repair_time
 from services.core.planner import Planner
 from services.core.plans import (
     DUALSTACK_ENDPOINT,
@@ -424,8 +425,7 @@ def world_from_scenario(scenario: "Scenario", latency_seconds: tuple[float, floa
     `through_repair`: the operators' restore-dns at its scenario time too, and plans for half an
     hour after it (a re-race after the repair shows as emptied-after-repair)."""
     conditions_end = max((c.end for c in scenario.conditions), default=0.0)
-    repair_at = next((o.at for o in scenario.operators if o.action == "restore-dns"), None) if through_repair \
-        else None
+    repair_at = repair_time(scenario.operators) if through_repair else None
     if repair_at is not None:
         conditions_end = max(conditions_end, repair_at + AFTER_REPAIR)
     interval = scenario.planner.plan_interval_seconds
