@@ -190,8 +190,8 @@ def main() -> int:
         nsd_version = subprocess.run(["nsd", "-v"], capture_output=True, text=True)
         nsd_version = (nsd_version.stdout or nsd_version.stderr).splitlines()[0]
         dnsperf_version = subprocess.run(["dnsperf", "-h"], capture_output=True, text=True)
-        dnsperf_version = next((l for l in (dnsperf_version.stdout + dnsperf_version.stderr).splitlines()
-                                if "DNS Performance" in l or "dnsperf" in l.lower()), "dnsperf")
+        dnsperf_version = next((line for line in (dnsperf_version.stdout + dnsperf_version.stderr).splitlines()
+                                if "DNS Performance" in line or "dnsperf" in line.lower()), "dnsperf")
         args.write.write_text(report(ours, theirs, ratio, rss_before, rss_after, query_lines(scenario),
                                      args.seconds, nsd_version, dnsperf_version))
         print(f"wrote {args.write}")

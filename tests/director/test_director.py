@@ -237,8 +237,8 @@ async def test_events_stored_streamed_and_reloaded(rig):
             assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     finally:
         await server.stop(None)
-    lines = [json.loads(l) for l in (rig.state / "events.jsonl").read_text().splitlines()]
-    assert [l["kind"] for l in lines] == ["enactor.flip", "plan.published", "clients.errors"]
+    lines = [json.loads(line) for line in (rig.state / "events.jsonl").read_text().splitlines()]
+    assert [e["kind"] for e in lines] == ["enactor.flip", "plan.published", "clients.errors"]
     assert rig.registry is not None
     assert rig.director.metrics.events.labels("plan.published")._value.get() == 1
     rig.director.close()
