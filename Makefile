@@ -120,3 +120,40 @@ k8s-down: k8s-tools
 
 k8s-render: setup
 	$(VENV)/bin/pytest tests/deploy -q
+
+# ---- The image without a registry: docs/kubernetes.md ----------------------------------------
+# make image-local   racelab:<version> built from deploy/Dockerfile with --network none: on a Debian
+#                    bookworm base made by mmdebstrap from this machine's apt sources (Debian's
+#                    Python 3.11.2 at /usr/bin/python3), its packages from deploy/wheelhouse/
+#                    (pip download of deploy/requirements-image.txt); with podman, else Docker.
+# tests/deploy/test_pods.py runs it, then the base overlay's pods under podman.
+IMAGE_ENGINE ?= $(if $(shell command -v podman),podman,docker)
+IMAGE_DIR    := build/image
+IMAGE_BASE   := localhost/racelab-base:bookworm
+APT_SOURCES  ?= /etc/apt/sources.list.d/debian.sources
+WHEELHOUSE   := deploy/wheelhouse
+# The wheels the base's Python takes: CPython 3.11, glibc 2.36 (bookworm) or older.
+WHEEL_ARCH    = $(shell uname -m)
+WHEEL_TAGS    = --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
+	$(foreach p,manylinux1 manylinux2010 manylinux2014 $(foreach v,$(shell seq 5 36),manylinux_2_$(v)),--platform $(p)_$(WHEEL_ARCH))
+.PHONY: image-local image-base
+image-local image-base: export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
+
+$(IMAGE_DIR)/base.tar: $(APT_SOURCES)
+	mkdir -p $(IMAGE_DIR)
+	mmdebstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm $(IMAGE_DIR)/part.tar - < $(APT_SOURCES)
+	mv $(IMAGE_DIR)/part.tar $@
+
+image-base: $(IMAGE_DIR)/base.tar
+	$(IMAGE_ENGINE) image inspect $(IMAGE_BASE) >/dev/null 2>&1 && [ $(IMAGE_DIR)/base.imported -nt $< ] || \
+		{ $(IMAGE_ENGINE) import --change 'CMD ["/bin/bash"]' $< $(IMAGE_BASE) && touch $(IMAGE_DIR)/base.imported; }
+
+$(WHEELHOUSE)/.complete: deploy/requirements-image.txt | setup
+	find $(WHEELHOUSE) -name '*.whl' -delete
+	$(PY) -m pip download --disable-pip-version-check --quiet --no-deps $(WHEEL_TAGS) -d $(WHEELHOUSE) -r $<
+	touch $@
+
+image-local: image-base $(WHEELHOUSE)/.complete
+	$(IMAGE_ENGINE) build --network none -f deploy/Dockerfile $(if $(filter podman,$(IMAGE_ENGINE)),--ignorefile deploy/Dockerfile.dockerignore) \
+		--build-arg BASE_IMAGE=$(IMAGE_BASE) --build-arg PYTHON=/usr/bin/python3 --build-arg PIP_FROM=wheelhouse \
+		-t $(K8S_IMAGE) .
