@@ -16,9 +16,17 @@ shrinks and goodput is zero. Throttling admissions alone does not help (the
 retries are already in flight); restarting a host drops them; both together
 let a few items at a time finish inside the timeout.
 
-Sans-IO: the shell calls `advance(now)`, writes what it returns to DynamoDB
-(one batch per host), and reports back with `record_writes`. No clock reads,
-no I/O here.
+The leases are kept in DynamoDB, one item per droplet under its host's
+partition (`LeaseItem`). A host's state check reads its lease items, renews the
+due leases the table still holds (a lease the table shows lapsed is lost and
+re-leased, whatever DWFM remembers), writes them back with the new leases, and
+only then counts them renewed: with DynamoDB out, neither the read nor the write
+goes through and the leases run out.
+
+Sans-IO: the shell calls `advance(now)`; for each host round it reads the host's
+lease items (`HostRound.host` is the partition), asks `check` which items to
+write, writes them (one batch per host) and reports back with `record_writes`.
+No clock reads, no I/O here.
 """
 
 from __future__ import annotations
@@ -46,6 +54,53 @@ class DwfmConfig:
     lease_work_seconds: float = 7.0  # host work to (re-)establish one lease, alone on the host
     lease_work_timeout_seconds: float = 600.0
     running_fraction: float = 0.5  # share of slots holding running instances at the start
+
+
+LEASE_TABLE = "droplet-leases"
+RENEWED, ESTABLISHED = "renewed", "established"
+
+
+@dataclass(frozen=True)
+class LeaseItem:
+    """One droplet's lease as DWFM keeps it in DynamoDB: partition key the host (one Query reads a
+    host's leases), sort key the droplet."""
+
+    host: str
+    droplet: int
+    expires_at: float  # simulated seconds
+    state: str  # RENEWED | ESTABLISHED
+
+    @property
+    def sort_key(self) -> str:
+        return f"droplet-{self.droplet:05d}"
+
+    def attributes(self) -> dict[str, str]:
+        return {"expires_at": f"{self.expires_at:.0f}", "state": self.state}
+
+    @classmethod
+    def parse(cls, host: str, sort_key: str, attributes: dict[str, str]) -> "LeaseItem":
+        """The item as read back; ValueError naming what is wrong with a malformed one."""
+        prefix, _, number = sort_key.partition("-")
+        if prefix != "droplet" or not number.isdigit():
+            raise ValueError(f"lease item {host}/{sort_key}: sort key is not droplet-<number>")
+        try:
+            expires_at = float(attributes["expires_at"])
+        except (KeyError, ValueError):
+            raise ValueError(f"lease item {host}/{sort_key}: expires_at missing or not a number") from None
+        state = attributes.get("state", "")
+        if state not in (RENEWED, ESTABLISHED):
+            raise ValueError(f"lease item {host}/{sort_key}: state {state!r} is not {RENEWED} or {ESTABLISHED}")
+        return cls(host, int(number), expires_at, state)
+
+
+@dataclass
+class LeaseWrite:
+    """What one host's state check writes back: the items, and the droplets they renew or establish."""
+
+    host: str
+    renewed: list[int]
+    established: list[int]
+    items: list[LeaseItem]
 
 
 class InsufficientCapacity(Exception):
@@ -84,7 +139,8 @@ class Host:
 
 @dataclass
 class HostRound:
-    """What one host must write to DynamoDB now: lease renewals and newly established leases."""
+    """One host's state-check round: its droplets due a check (`checked`) and the leases its lease work
+    has newly established; `check` turns it into the lease items to write."""
 
     host: str
     checked: list[int]
@@ -224,6 +280,26 @@ class Fleet:
                 h.in_flight.popleft()
                 h.awaiting_write.append(head.droplet)
         return timed_out
+
+    def check(self, r: HostRound, now: float, stored: Iterable[LeaseItem]) -> LeaseWrite:
+        """A host's state check, given the lease items read from its partition: which items to write.
+        A due droplet whose item shows its lease lapsed has lost it (the table is the record) and is
+        queued for lease work; a droplet with no item yet gets one (the table starts empty)."""
+        h = self._host(r.host)
+        table = {item.droplet: item for item in stored if item.host == r.host}
+        expires = now + self.config.lease_seconds
+        renewed = []
+        for d in r.checked:
+            item = table.get(d)
+            if item is not None and item.expires_at <= now and not self.needs_lease[d]:
+                self.needs_lease[d] = True
+                h.backlog.append(d)
+                self.expired_total += 1
+            elif not self.needs_lease[d]:
+                renewed.append(d)
+        items = [LeaseItem(r.host, d, expires, RENEWED) for d in renewed]
+        items += [LeaseItem(r.host, d, expires, ESTABLISHED) for d in r.established]
+        return LeaseWrite(r.host, renewed, list(r.established), items)
 
     def record_writes(self, host: str, now: float, checked: Iterable[int], established: Iterable[int],
                       ok: bool) -> list[str]:

@@ -2,12 +2,13 @@
 
 Wired as services/lab/twin/cascade.py wires the twin, except that DynamoDB's
 reachability is not an input: every tick the fleet advances in simulated time,
-and for each host's state-check round that host writes its lease renewals and
-newly established leases to DynamoDB in ONE BatchWriteItem, to a load balancer
-it finds by resolving the regional name through the authority with its own
-resolver (its own cache: hosts' negative answers expire at different times).
-Whether that write went through is what `record_writes` gets. Terminations the
-fleet releases, launches and terminations go to Network Manager.
+and each host's state-check round reads that host's lease items from DynamoDB
+(Query on its partition), lets the core decide which to write (`Fleet.check`)
+and writes them in BatchWriteItem calls, each call to a load balancer it finds
+by resolving the regional name through the authority with its own resolver
+(its own cache: hosts' negative answers expire at different times). Whether
+the read and the writes went through is what `record_writes` gets. Terminations
+the fleet releases, launches and terminations go to Network Manager.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from racelab.v1 import common_pb2, dwfm_pb2, dwfm_pb2_grpc, dynamodb_pb2, netmgr_pb2, netmgr_pb2_grpc
 from services.core.cascade import Watches, build_fleet
-from services.core.leases import HostRound, InsufficientCapacity, RequestLimitExceeded
+from services.core.leases import LEASE_TABLE, HostRound, InsufficientCapacity, LeaseItem, LeaseWrite, \
+    RequestLimitExceeded
 from services.core.plans import LEGACY_ENDPOINT
 from services.core.propagation import admission_room
 from services.runtime.ddbcall import OK, LoadBalancers, call_dynamodb
@@ -34,8 +36,8 @@ from services.runtime.telemetry import unsampled
 
 log = logging.getLogger("racelab.dwfm")
 
-TABLE = "droplet-leases"
 MAX_BATCH = 1000  # items per BatchWriteItem
+QUERY_PAGE = 1000  # lease items per Query page (the server's maximum)
 WRITE_TIMEOUT = 1.0  # wall seconds: DynamoDB down shows as NODATA or a refused connection, not as slowness
 NETMGR_TIMEOUT = 2.0
 OK_ROUND_SAMPLE = 0.1  # share of plain renewal rounds traced (failed and establishing rounds: all)
@@ -54,8 +56,11 @@ class Metrics:
         self.established = Counter("racelab_dwfm_leases_established", "Leases (re-)established", registry=registry)
         self.expired = Counter("racelab_dwfm_leases_expired", "Leases that timed out", registry=registry)
         self.state_checks = Counter("racelab_dwfm_state_checks",
-                                    "Hosts' state-check rounds (one DynamoDB write each), by result", ["result"],
-                                    registry=registry)
+                                    "Hosts' state-check rounds (a read and a write of its lease items in DynamoDB), "
+                                    "by result", ["result"], registry=registry)
+        self.lease_items = Counter("racelab_dwfm_lease_items",
+                                   "Lease items read from and written to DynamoDB by state checks that got that far",
+                                   ["operation"], registry=registry)
         self.run_instances = Counter("racelab_dwfm_run_instances", "RunInstances calls by result", ["result"],
                                      registry=registry)
         self.throttle = Gauge("racelab_dwfm_throttle_requests_per_second",
@@ -66,6 +71,8 @@ class Metrics:
                                      registry=registry)
         for result in ("ok", "failed"):
             self.state_checks.labels(result)
+        for operation in ("read", "written"):
+            self.lease_items.labels(operation)
         for result in ("ok", "insufficient_capacity", "request_limit_exceeded"):
             self.run_instances.labels(result)
 
@@ -131,9 +138,9 @@ class Dwfm:
             with self.tracer.start_as_current_span("dwfm.work_timeout", context=None) as span:
                 span.set_attribute("racelab.dwfm.host", host)
                 span.set_attribute("racelab.work.count", n)
-        results = await asyncio.gather(*(self._write_round(r, now) for r in tick.rounds))
-        for r, ok in zip(tick.rounds, results):
-            released = self.fleet.record_writes(r.host, now, r.checked, r.established, ok)
+        results = await asyncio.gather(*(self._state_check(r, now) for r in tick.rounds))
+        for r, (write, ok) in zip(tick.rounds, results):
+            released = self.fleet.record_writes(r.host, now, write.renewed, write.established, ok)
             if ok and r.established:
                 with self.tracer.start_as_current_span("dwfm.leases_established", context=None) as span:
                     span.set_attribute("racelab.dwfm.host", r.host)
@@ -156,33 +163,24 @@ class Dwfm:
             return
         self.netmgr_waiting = b.pending_new + b.pending_terminated
 
-    async def _write_round(self, r: HostRound, now: float) -> bool:
-        """One host's state-check round: its renewals, new leases and a heartbeat, written in one call."""
+    async def _state_check(self, r: HostRound, now: float) -> tuple[LeaseWrite, bool]:
+        """One host's state-check round: read its lease items, write what the core decides, in DynamoDB."""
         traced = bool(r.established) or not self.reachable.get(r.host, True) or self.rng.random() < OK_ROUND_SAMPLE
         if not traced:
             with unsampled():
-                return await self._write(r, now, None)
+                return await self._check(r, now, None)
         with self.tracer.start_as_current_span("dwfm.state_check", context=None) as span:
             span.set_attribute("racelab.dwfm.host", r.host)
             span.set_attribute("racelab.droplets.count", len(r.checked) + len(r.established))
-            return await self._write(r, now, span)
+            return await self._check(r, now, span)
 
-    async def _write(self, r: HostRound, now: float, span: trace.Span | None) -> bool:
-        expires = f"{now + self.fleet.config.lease_seconds:.0f}"
-        puts = [_put(f"droplet-{d:05d}", {"host": r.host, "expires_at": expires, "state": "renewed"})
-                for d in r.checked]
-        puts += [_put(f"droplet-{d:05d}", {"host": r.host, "expires_at": expires, "state": "established"})
-                 for d in r.established]
-        puts.append(_put(f"host-{r.host}", {"checked": str(len(r.checked)), "established": str(len(r.established)),
-                                            "at": f"{now:.0f}"}, sort_key="heartbeat"))
-        outcome, detail = OK, ""
-        for start in range(0, len(puts), MAX_BATCH):
-            request = dynamodb_pb2.BatchWriteItemRequest(table=TABLE, puts=puts[start:start + MAX_BATCH])
-            outcome, detail = await call_dynamodb(
-                self.resolvers[r.host], self.lbs, LEGACY_ENDPOINT, self.rng,
-                lambda stub: stub.BatchWriteItem(request, timeout=WRITE_TIMEOUT))
-            if outcome != OK:
-                break
+    async def _check(self, r: HostRound, now: float, span: trace.Span | None) -> tuple[LeaseWrite, bool]:
+        stored, (outcome, detail) = await self._read_leases(r.host)
+        if outcome == OK:
+            write = self.fleet.check(r, now, stored)
+            outcome, detail = await self._write_leases(r.host, write.items)
+        else:  # nothing read, nothing decided: the round fails as a whole
+            write = LeaseWrite(r.host, [], list(r.established), [])
         ok = self.reachable[r.host] = outcome == OK
         self.metrics.state_checks.labels("ok" if ok else "failed").inc()
         if span is not None:
@@ -190,7 +188,46 @@ class Dwfm:
             if not ok:
                 span.set_attribute("error.type", outcome)
                 span.set_status(trace.Status(trace.StatusCode.ERROR, detail))
-        return ok
+        return write, ok
+
+    async def _read_leases(self, host: str) -> tuple[list[LeaseItem], tuple[str, str]]:
+        """The host's lease items, a Query page at a time; a malformed item is logged and left out (the
+        check then writes a good one)."""
+        items: list[LeaseItem] = []
+        start = ""
+        while True:
+            request = dynamodb_pb2.QueryRequest(table=LEASE_TABLE, partition_key=host, limit=QUERY_PAGE,
+                                                start_after_sort_key=start)
+            pages: list[dynamodb_pb2.QueryResponse] = []
+
+            async def query(stub, request=request, pages=pages):
+                pages.append(await stub.Query(request, timeout=WRITE_TIMEOUT))
+
+            outcome = await call_dynamodb(self.resolvers[host], self.lbs, LEGACY_ENDPOINT, self.rng, query)
+            if outcome[0] != OK:
+                return items, outcome
+            for it in pages[0].items:
+                try:
+                    items.append(LeaseItem.parse(host, it.key.sort_key, dict(it.attributes)))
+                except ValueError as exc:
+                    log.warning("%s", exc)
+            self.metrics.lease_items.labels("read").inc(len(pages[0].items))
+            start = pages[0].last_evaluated_sort_key
+            if not start:
+                return items, outcome
+
+    async def _write_leases(self, host: str, items: list[LeaseItem]) -> tuple[str, str]:
+        puts = [dynamodb_pb2.PutRequest(key=dynamodb_pb2.ItemKey(partition_key=host, sort_key=i.sort_key),
+                                        attributes=i.attributes()) for i in items]
+        outcome = (OK, "")
+        for start in range(0, len(puts), MAX_BATCH):
+            request = dynamodb_pb2.BatchWriteItemRequest(table=LEASE_TABLE, puts=puts[start:start + MAX_BATCH])
+            outcome = await call_dynamodb(self.resolvers[host], self.lbs, LEGACY_ENDPOINT, self.rng,
+                                          lambda stub: stub.BatchWriteItem(request, timeout=WRITE_TIMEOUT))
+            if outcome[0] != OK:
+                break
+            self.metrics.lease_items.labels("written").inc(len(request.puts))
+        return outcome
 
     async def flush_propagations(self) -> None:
         """Send what Network Manager has not taken yet."""
@@ -284,11 +321,6 @@ class Dwfm:
     def throttle(self) -> common_pb2.Throttle:
         rate = self.fleet.admit_rate
         return common_pb2.Throttle(enabled=rate is not None, requests_per_second=rate or 0.0)
-
-
-def _put(pk: str, attributes: dict[str, str], sort_key: str = "lease") -> dynamodb_pb2.PutRequest:
-    return dynamodb_pb2.PutRequest(key=dynamodb_pb2.ItemKey(partition_key=pk, sort_key=sort_key),
-                                   attributes=attributes)
 
 
 class DwfmServicer(dwfm_pb2_grpc.DropletWorkflowServicer):

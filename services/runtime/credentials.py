@@ -41,15 +41,18 @@ def run_grants(scenario: Scenario) -> dict[str, dict[str, list[str]]]:
                                  "racelab.v1.LoadBalancing/*", "racelab.v1.Workload/*"],
                      "zones": ["*"]},
         "dynamodb": {"methods": ["racelab.v1.Planner/RegisterLoadBalancer", "racelab.v1.Planner/ReportHealth"]},
-        # The dependents: DynamoDB's clients, EC2 launches and terminations, an app behind an NLB.
+        # The dependents: DynamoDB's clients, EC2 launches and terminations, an app behind an NLB (and
+        # its ECS tasks' target health).
         "workload": {"methods": ["racelab.v1.DynamoDB/GetItem", "racelab.v1.DynamoDB/PutItem",
                                  "racelab.v1.DropletWorkflow/RunInstances", "racelab.v1.DropletWorkflow/DescribeFleet",
                                  "racelab.v1.DropletWorkflow/TerminateInstances", "racelab.v1.LoadBalancing/Connect",
                                  "racelab.v1.LoadBalancing/RegisterTarget", "racelab.v1.LoadBalancing/DeregisterTarget",
-                                 PUBLISH_EVENT]},
-        # Leases in DynamoDB (one BatchWriteItem per host round); launches and terminations to Network Manager.
+                                 "racelab.v1.LoadBalancing/DescribeTargetHealth", PUBLISH_EVENT]},
+        # Leases in DynamoDB (each host round reads its lease items with Query and writes them with
+        # BatchWriteItem); launches and terminations to Network Manager.
         # With queue-throttle, launches are admitted by Network Manager's queue (DescribeBacklog).
-        "dwfm": {"methods": ["racelab.v1.DynamoDB/BatchWriteItem", "racelab.v1.NetworkManager/PropagateInstance",
+        "dwfm": {"methods": ["racelab.v1.DynamoDB/Query", "racelab.v1.DynamoDB/BatchWriteItem",
+                             "racelab.v1.NetworkManager/PropagateInstance",
                              "racelab.v1.NetworkManager/DescribeBacklog", PUBLISH_EVENT]},
         "netmgr": {"methods": [PUBLISH_EVENT]},
         # Health checks ask Network Manager which targets have network; failover rewrites the NLBs' names.
