@@ -15,7 +15,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from services.core.dependents import Customers, DependentsConfig, SqsPoller
+from services.core.dependents import Customers, DependentsConfig, RedshiftClusters, SqsPoller, SupportCenter, \
+    TaskLaunches
 from services.core.detectors import CollapseWatch, FlapWatch, LeaseWatch
 from services.core.fixes import Fix
 from services.core.healthcheck import HealthChecker, Nlb, NlbConfig
@@ -40,6 +41,19 @@ def build_checker(config: NlbConfig, zones: tuple[str, ...], fixes: frozenset[Fi
 
 def build_poller(config: DependentsConfig) -> SqsPoller:
     return SqsPoller(config.sqs_wedge_after)
+
+
+def build_redshift(config: DependentsConfig, seed: int, now: float) -> RedshiftClusters:
+    return RedshiftClusters(config.redshift_clusters, config.redshift_replacements_per_hour, config.launch_batch,
+                            derive(seed, "customers", "redshift"), now)
+
+
+def build_support_center(fixes: frozenset[Fix]) -> SupportCenter:
+    return SupportCenter(validates=Fix.VALIDATING_FALLBACK in fixes)
+
+
+def build_tasks(config: DependentsConfig) -> TaskLaunches:
+    return TaskLaunches(config.task_start_grace_seconds)
 
 
 @dataclass

@@ -7,12 +7,27 @@
   hour and want each one replaced, and their NLB-backed apps scale out; what
   cannot be launched is retried later, so demand piles up while launches fail
   and arrives all at once when they work again.
+- `RedshiftClusters`: now and then a node's host fails and its cluster is
+  "modifying" until a replacement host launches; while launches fail, clusters
+  pile up stuck modifying.
+- `SupportCenter`: its backend reads DynamoDB; a NODATA answer (NOERROR, no
+  addresses) comes back as an empty record with a success status: an invalid
+  response. The fallback triggers on failed responses only, so it was not taken
+  (with the validating-fallback fix it checks the answer too).
+- `TaskLaunches`: ECS/EKS/Fargate tasks of the NLB-backed apps, one per new
+  instance; a task is stopped unless its target passes the NLB's health checks
+  by the end of its start grace period, so tasks fail while launches fail and
+  while new instances lack network.
+- `internal_reachable`: STS and IAM console sign-in are internal callers: after
+  the operators' mitigate-internal they reach DynamoDB another way.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 
 @dataclass(frozen=True)
@@ -24,6 +39,9 @@ class DependentsConfig:
     app_targets_per_zone: int = 15  # per NLB app at the start
     app_churn_per_hour: float = 0.03
     launch_batch: int = 10  # instances asked for per RunInstances call, at most one call per LAUNCH_PERIOD
+    redshift_clusters: int = 40
+    redshift_replacements_per_hour: float = 0.5  # per cluster: a node's host fails and is replaced
+    task_start_grace_seconds: float = 300.0  # an ECS task's target must be healthy by then, or it is stopped
 
 
 LAUNCH_PERIOD = 30.0  # simulated seconds: a group of customers makes at most one RunInstances call this often
@@ -93,3 +111,110 @@ class Customers:
 
     def launched(self, count: int) -> None:
         self.wanted = max(0.0, self.wanted - count)
+
+
+def internal_reachable(mitigated: bool, dynamodb_ok: Callable[[], bool]) -> bool:
+    """Whether an internal caller (STS, IAM sign-in) reaches DynamoDB: through the regional name until
+    the operators' mitigate-internal reconnects it another way (the dual-stack name, never emptied)."""
+    return mitigated or dynamodb_ok()
+
+
+AVAILABLE, MODIFYING = "available", "modifying"
+
+
+class RedshiftClusters:
+    """Clusters whose nodes' hosts fail now and then (`replacements_per_hour` per cluster, Poisson). A
+    cluster with a failed host is MODIFYING and asks for one replacement host per LAUNCH_PERIOD until
+    a launch succeeds; nothing else ends the modification. Requests go out `batch` hosts a call."""
+
+    def __init__(self, count: int, replacements_per_hour: float, batch: int, rng: random.Random, now: float = 0.0):
+        if count < 1:
+            raise ValueError(f"redshift_clusters must be at least 1, got {count}")
+        if batch < 1:
+            raise ValueError(f"launch_batch must be at least 1, got {batch}")
+        self.count = count
+        self.batch = batch
+        self.rate = replacements_per_hour / 3600.0
+        self.rng = rng
+        self.now = now
+        self.modifying: dict[int, float] = {}  # cluster -> when it may ask for a host again
+        self.replaced_total = 0
+
+    def advance(self, now: float) -> list[list[int]]:
+        """Hosts fail over the time since the last call; returns the clusters that ask for a
+        replacement host now, a batch per RunInstances call (one host each; report with `launched`)."""
+        dt = max(0.0, now - self.now)
+        self.now = now
+        p = 1.0 - math.exp(-self.rate * dt)
+        for c in range(self.count):
+            if c not in self.modifying and self.rng.random() < p:
+                self.modifying[c] = now
+        asking = [c for c, at in self.modifying.items() if at <= now]
+        for c in asking:
+            self.modifying[c] = now + LAUNCH_PERIOD
+        return [asking[i:i + self.batch] for i in range(0, len(asking), self.batch)]
+
+    def launched(self, cluster: int) -> None:
+        """The cluster's replacement host is up: it is available again."""
+        if self.modifying.pop(cluster, None) is not None:
+            self.replaced_total += 1
+
+    def available(self) -> int:
+        return self.count - len(self.modifying)
+
+    def describe(self, cluster: int) -> str:
+        """A customer's look at a cluster: AVAILABLE or MODIFYING."""
+        if not 0 <= cluster < self.count:
+            raise ValueError(f"no cluster {cluster}; clusters 0..{self.count - 1}")
+        return MODIFYING if cluster in self.modifying else AVAILABLE
+
+
+OK_RESPONSE, INVALID, FAILED = "ok", "invalid", "failed"
+
+
+def backend_response(outcome: str) -> str:
+    """Support Center's backend answer for one DynamoDB read (outcomes as in services/runtime/ddbcall.py).
+    NODATA is NOERROR with no answers: the backend returns an empty record with a success status."""
+    if outcome == "ok":
+        return OK_RESPONSE
+    return INVALID if outcome == "dns_nodata" else FAILED
+
+
+@dataclass(frozen=True)
+class SupportCenter:
+    validates: bool = False  # the validating-fallback fix: an invalid answer counts as a failure
+
+    def falls_back(self, response: str) -> bool:
+        """As built, the fallback triggers on failed responses only; an invalid one is served."""
+        return response == FAILED or (self.validates and response == INVALID)
+
+
+@dataclass
+class TaskLaunches:
+    """ECS/EKS/Fargate tasks waiting to start: each on its own new instance, started if its NLB target
+    is healthy when the start grace period ends, stopped if not."""
+
+    grace_seconds: float
+    pending: dict[str, float] = field(default_factory=dict)  # instance -> end of its grace period
+
+    def launched(self, instances: Iterable[str], now: float) -> None:
+        for iid in instances:
+            self.pending[iid] = now + self.grace_seconds
+
+    def due(self, now: float) -> list[str]:
+        """Tasks whose grace period is over: look up their targets' health and `settle` them."""
+        return [iid for iid, end in self.pending.items() if end <= now]
+
+    def settle(self, instances: Iterable[str], healthy: Callable[[str], bool | None]) -> tuple[int, int]:
+        """Settle due tasks: `healthy(instance)` is whether its target is healthy now, None if it is no
+        longer a target (scaled in before it started: no longer a task). Returns (started, stopped)."""
+        started = stopped = 0
+        for iid in instances:
+            if self.pending.pop(iid, None) is None:
+                continue
+            verdict = healthy(iid)
+            if verdict is True:
+                started += 1
+            elif verdict is False:
+                stopped += 1
+        return started, stopped

@@ -14,6 +14,7 @@ class Fix(enum.Enum):
     # The cascade (INCIDENT.md §4)
     NLB_VELOCITY = "nlb-velocity-control"  # cap the capacity one NLB may remove by AZ failover
     QUEUE_THROTTLE = "queue-throttle"  # DWFM and propagation admit work by the size of the waiting queue
+    VALIDATING_FALLBACK = "validating-fallback"  # a fallback that tests correctness, not only failure
 
     @property
     def summary(self) -> str:
@@ -26,10 +27,11 @@ _SUMMARIES = {
     Fix.HEAL_ROLLBACK: "a missing rollback target is healed instead of failing every batch",
     Fix.NLB_VELOCITY: "velocity control: one NLB may take at most one zone out of DNS by failover",
     Fix.QUEUE_THROTTLE: "DWFM admits lease work, and EC2 admits launches, by the size of the waiting queue",
+    Fix.VALIDATING_FALLBACK: "Support Center falls back on invalid responses too, not only on failed ones",
 }
 
 RACE_FIXES = frozenset({Fix.FENCING, Fix.PROTECT_ACTIVE, Fix.HEAL_ROLLBACK})
-CASCADE_FIXES = frozenset({Fix.NLB_VELOCITY, Fix.QUEUE_THROTTLE})
+CASCADE_FIXES = frozenset({Fix.NLB_VELOCITY, Fix.QUEUE_THROTTLE, Fix.VALIDATING_FALLBACK})
 
 
 class UnknownFix(ValueError):

@@ -14,6 +14,15 @@ cache, negative answers included) and really calls.
   dual-stack name. STS's front door is behind an NLB (sts-nlb): resolve its
   name, connect through one of its nodes.
 - app: a customer app behind app-nlb: resolve, connect.
+- support_center: its backend reads DynamoDB through the regional name; the
+  core decides whether its answer falls back to the dual-stack name (on failed
+  responses only, as built: a NODATA answer is served as an invalid one).
+- redshift: a customer looks at one of the Redshift clusters: ok unless it is
+  stuck "modifying". Clusters whose host failed ask DWFM for replacement hosts
+  (`launch_batch` hosts a RunInstances call).
+- ecs_task: each new instance of an NLB app runs an ECS task, started if its
+  target is healthy at the end of its start grace period (DescribeTargetHealth),
+  stopped if not; a refused launch is a task that never ran. Counted per task.
 - ec2_launch: EC2 customers: churn (terminations) and the launches that replace
   them, and each NLB app's own churn and growth, whose instances are registered
   with (and deregistered from) the NLB. The app targets of the start stand for
@@ -37,7 +46,8 @@ from opentelemetry import trace
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from racelab.v1 import dwfm_pb2, dwfm_pb2_grpc, dynamodb_pb2, nlb_pb2, nlb_pb2_grpc, workload_pb2
-from services.core.cascade import Ec2Customers, build_poller
+from services.core.cascade import Ec2Customers, build_poller, build_redshift, build_support_center, build_tasks
+from services.core.dependents import OK_RESPONSE, backend_response
 from services.core.nlbdns import nlb_name
 from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT
 from services.runtime.ddbcall import OK, LoadBalancers, call_dynamodb
@@ -48,14 +58,20 @@ from services.workload.clients import OUTCOME_WORDS, WINDOW_SECONDS, KindStats, 
 
 log = logging.getLogger("racelab.workload")
 
-DEPENDENTS = ("lambda_update", "lambda_sqs", "sts", "iam_signin", "app", "ec2_launch")
+DEPENDENTS = ("lambda_update", "lambda_sqs", "sts", "iam_signin", "app", "ec2_launch", "support_center", "redshift",
+              "ecs_task")
 DESCRIPTIONS = {"lambda_update": "Lambda function updates", "lambda_sqs": "Lambda's SQS poller", "sts": "STS",
                 "iam_signin": "IAM console sign-in", "app": "the customer app behind app-nlb",
-                "ec2_launch": "EC2 launches"}
+                "ec2_launch": "EC2 launches", "support_center": "Support Center", "redshift": "Redshift clusters",
+                "ecs_task": "ECS/EKS/Fargate task launches"}
+NOT_CALLED = ("ec2_launch", "ecs_task")  # acted on by the launch tick, not by a call loop
+NO_DNS = ("ec2_launch", "redshift", "ecs_task")  # never resolve DynamoDB's names
 RESULTS = ("ok", "dns_nodata", "dns_nxdomain", "dns_error", "connect_error", "timeout", "error", "stuck",
-           "insufficient_capacity", "request_limit_exceeded")
+           "insufficient_capacity", "request_limit_exceeded", "invalid", "modifying", "task_stopped")
 WORDS = {**OUTCOME_WORDS, "stuck": "poller stuck", "insufficient_capacity": "insufficient capacity",
-         "request_limit_exceeded": "request limit exceeded"}
+         "request_limit_exceeded": "request limit exceeded", "invalid": "invalid responses",
+         "modifying": "stuck modifying", "task_stopped": "tasks stopped unhealthy"}
+REDSHIFT = "redshift"  # the DWFM group of Redshift's replacement hosts
 CALLS_PER_SECOND = 4.0  # wall, per calling dependent: real load on 2 shared cores
 LAUNCH_TICK_SECONDS = 0.25  # wall: EC2 customers act this often
 MAX_IN_FLIGHT = 20  # per dependent
@@ -77,6 +93,14 @@ class Metrics:
         self.success_ratio = Gauge("racelab_dependent_success_ratio",
                                    f"Share of a dependent's requests that succeeded over the last "
                                    f"{WINDOW_SECONDS:g} wall seconds", ["dependent"], registry=registry)
+        self.support_responses = Counter("racelab_support_center_backend_responses",
+                                         "Support Center's backend answers by kind (ok, invalid, failed) and "
+                                         "whether its fallback was taken", ["response", "fallback"],
+                                         registry=registry)
+        self.redshift = Gauge("racelab_redshift_clusters", "Redshift clusters by state (available, modifying)",
+                              ["state"], registry=registry)
+        self.tasks_starting = Gauge("racelab_ecs_tasks_starting",
+                                    "ECS tasks launched and still in their start grace period", registry=registry)
 
 
 class Dependents:
@@ -101,11 +125,15 @@ class Dependents:
         nlbs = set(scenario.nlb.names)
         # A dependent runs when what it calls is there: the NLB apps need the nlb service and their NLB.
         self.active = [d for d in DEPENDENTS if not (
-            (d == "app" and (nlb is None or APP_NLB not in nlbs)) or (d == "ec2_launch" and dwfm is None))]
-        self.resolvers = {d: resolver_for(d) for d in self.active if d != "ec2_launch"}
+            (d == "app" and (nlb is None or APP_NLB not in nlbs)) or (d in ("ec2_launch", "redshift") and dwfm is None)
+            or (d == "ecs_task" and (dwfm is None or nlb is None or not nlbs)))]
+        self.resolvers = {d: resolver_for(d) for d in self.active if d not in NO_DNS}
         self.sts_front_door = nlb is not None and STS_NLB in nlbs
         self.stats = {d: KindStats() for d in self.active}
         self.poller = build_poller(scenario.dependents)
+        self.support = build_support_center(scenario.fixes)
+        self.redshift = build_redshift(scenario.dependents, scenario.seed, sim_now())
+        self.tasks = build_tasks(scenario.dependents)
         self.mitigated = False  # internal callers use the dual-stack name
         self.app_nlbs = [n for n in scenario.nlb.names if nlb is not None and dwfm is not None]
         # The EC2 customers' decisions (churn, launches, where targets go) are the core's, as in the twin.
@@ -115,6 +143,13 @@ class Dependents:
         for d in self.active:
             for result in RESULTS:
                 self.metrics.requests.labels(d, result)
+        m = self.metrics
+        for response in (OK_RESPONSE, "invalid", "failed"):
+            for taken in ("taken", "not_taken"):
+                m.support_responses.labels(response, taken)
+        m.redshift.labels("available").set_function(self.redshift.available)
+        m.redshift.labels("modifying").set_function(lambda: self.redshift.count - self.redshift.available())
+        m.tasks_starting.set_function(lambda: len(self.tasks.pending))
 
     # ---- start ----
 
@@ -150,7 +185,7 @@ class Dependents:
     # ---- running ----
 
     async def run(self, stopping: asyncio.Event) -> None:
-        loops = [self._call_loop(d, stopping) for d in self.active if d != "ec2_launch"]
+        loops = [self._call_loop(d, stopping) for d in self.active if d not in NOT_CALLED]
         if "ec2_launch" in self.active:
             loops.append(self._launch_loop(stopping))
         loops.append(self._ratio_loop(stopping))
@@ -182,7 +217,8 @@ class Dependents:
     async def call(self, dependent: str) -> str:
         """One call of a dependent, as a `dependent.call` span of its own trace; returns the result."""
         work = {"lambda_update": self._lambda_update, "lambda_sqs": self._lambda_sqs, "sts": self._sts,
-                "iam_signin": self._iam_signin, "app": self._app}[dependent]
+                "iam_signin": self._iam_signin, "app": self._app, "support_center": self._support_center,
+                "redshift": self._redshift}[dependent]
         return await self._traced(dependent, work)
 
     async def _traced(self, dependent: str, work: Callable[[], Awaitable[tuple[str, str]]]) -> str:
@@ -204,6 +240,14 @@ class Dependents:
         self.metrics.duration.labels(dependent).observe(time.perf_counter() - start, exemplar={"trace_id": trace_id})
         self.stats[dependent].record(result, detail, self.wall(), self.sim_now())
         return result
+
+    def _outcome(self, dependent: str, result: str, detail: str = "", n: int = 1) -> None:
+        """`n` outcomes a tick settled rather than a call made (ECS tasks)."""
+        if n <= 0:
+            return
+        self.metrics.requests.labels(dependent, result).inc(n)
+        for _ in range(n):
+            self.stats[dependent].record(result, detail, self.wall(), self.sim_now())
 
     def call_timeout(self) -> float:
         rate = self.sim_rate()
@@ -246,6 +290,24 @@ class Dependents:
 
     async def _iam_signin(self) -> tuple[str, str]:
         return await self._read("iam_signin", self._internal_endpoint())
+
+    async def _support_center(self) -> tuple[str, str]:
+        result, detail = await self._read("support_center", LEGACY_ENDPOINT)
+        response = backend_response(result)
+        taken = self.support.falls_back(response)
+        self.metrics.support_responses.labels(response, "taken" if taken else "not_taken").inc()
+        if taken:
+            return await self._read("support_center", DUALSTACK_ENDPOINT)
+        if response == OK_RESPONSE:
+            return OK, ""
+        return "invalid", f"served an empty record ({detail}): the fallback triggers on failed responses only"
+
+    async def _redshift(self) -> tuple[str, str]:
+        cluster = self.rng.randrange(self.redshift.count)
+        state = self.redshift.describe(cluster)
+        if state == "available":
+            return OK, ""
+        return state, f"cluster {cluster} is modifying: its replacement host has not launched"
 
     async def _app(self) -> tuple[str, str]:
         return await self._connect("app", APP_NLB)
@@ -298,6 +360,52 @@ class Dependents:
         wants = step.launches
         for group, count in wants:
             await self._traced("ec2_launch", lambda: self._launch(group, count))
+        if "redshift" in self.active:
+            await self._replace_redshift_hosts(now)
+        if "ecs_task" in self.active:
+            await self._settle_tasks(now)
+
+    async def _replace_redshift_hosts(self, now: float) -> None:
+        """The replacement hosts of every cluster that asks now, a batch a RunInstances call."""
+        for asking in self.redshift.advance(now):
+            await self._replace_hosts(asking)
+
+    async def _replace_hosts(self, asking: list[int]) -> None:
+        with self.tracer.start_as_current_span("redshift.replace_hosts", context=otel_context.Context()) as span:
+            span.set_attribute("racelab.instances.count", len(asking))
+            try:
+                reply = await self.dwfm.RunInstances(dwfm_pb2.RunInstancesRequest(count=len(asking), group=REDSHIFT),
+                                                     timeout=2)
+            except grpc.RpcError as exc:
+                result, message = "error", f"dwfm: {_text(exc)}"
+            else:
+                result = RUN_ERRORS.get(reply.error, "error") if reply.error else OK
+                message = reply.error_message
+                for cluster, _iid in zip(asking, reply.instance_ids):
+                    self.redshift.launched(cluster)
+            span.set_attribute("racelab.result", result)
+            if result != OK:
+                span.set_attribute("error.type", result)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, message))
+
+    async def _settle_tasks(self, now: float) -> None:
+        """Tasks past their start grace period: started if their target is healthy now, stopped if not."""
+        due = self.tasks.due(now)
+        if not due:
+            return
+        healthy: dict[str, bool] = {}
+        for name in self.app_nlbs:
+            try:
+                reply = await self.nlb.DescribeTargetHealth(nlb_pb2.DescribeTargetHealthRequest(nlb_id=name),
+                                                            timeout=2)
+            except grpc.RpcError as exc:
+                log.warning("ECS tasks: %s's target health unknown (%s); settled next tick", name, _text(exc))
+                return
+            healthy.update((t.instance_id, t.state == nlb_pb2.HEALTHY) for t in reply.targets)
+        started, stopped = self.tasks.settle(due, healthy.get)
+        self._outcome("ecs_task", OK, n=started)
+        self._outcome("ecs_task", "task_stopped", "its target was not healthy when the start grace period ended",
+                      n=stopped)
 
     async def _launch(self, group: str | None, count: int) -> tuple[str, str]:
         try:
@@ -306,11 +414,14 @@ class Dependents:
         except grpc.RpcError as exc:
             return "error", f"dwfm: {_text(exc)}"
         if reply.error:
+            if group is not None and "ecs_task" in self.active:  # tasks that never ran
+                self._outcome("ecs_task", RUN_ERRORS.get(reply.error, "error"), reply.error_message, n=count)
             return RUN_ERRORS.get(reply.error, "error"), reply.error_message
         self.customers.launched(group, len(reply.instance_ids))
         if group is not None:
             for iid in reply.instance_ids:
                 await self._register(group, iid)
+            self.tasks.launched(reply.instance_ids, self.sim_now())
         return OK, ""
 
     # ---- the success ratio and its events ----

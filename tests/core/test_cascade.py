@@ -260,3 +260,21 @@ def test_customers_pile_up_demand_while_launches_fail():
     # One call per LAUNCH_PERIOD of simulated time, however often the caller asks.
     assert c.advance(3600 + LAUNCH_PERIOD / 2, running=0).launches == []
     assert c.advance(3600 + LAUNCH_PERIOD * 3, running=0).launches == [5] * 3
+
+
+def test_a_state_check_renews_what_the_lease_table_holds_and_re_leases_what_it_shows_lapsed():
+    from services.core.leases import LeaseItem
+    fleet = Fleet(SMALL, rng=random.Random(3))
+    t = 0.0
+    while True:
+        t += 30
+        rounds = [r for r in fleet.advance(t).rounds if len(r.checked) >= 2]
+        if rounds:
+            break
+    r = rounds[0]
+    first, second = r.checked[:2]
+    stored = [LeaseItem(r.host, first, t - 1, "renewed"), LeaseItem(r.host, second, t + 600, "renewed")]
+    write = fleet.check(r, t, stored)
+    assert first not in write.renewed and fleet.needs_lease[first]  # lapsed in the table: lost
+    assert second in write.renewed and all(i.expires_at == t + SMALL.lease_seconds for i in write.items)
+    assert {i.droplet for i in write.items} == set(r.checked) - {first}  # no item yet: written

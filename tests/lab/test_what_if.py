@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.core.fixes import Fix
 from services.lab.twin.cascade import STEP, run_twin
 from services.lab.report.fidelity import impact_minutes, what_if
 from services.runtime.clock import parse_pdt
@@ -65,3 +66,33 @@ def test_the_table_rows_come_from_the_race_twin_and_this_runs_outage():
     for fix in ("fencing", "protect-active", "all race fixes"):
         assert "emptied in 0 of 1" in rows[fix].source and rows[fix].minutes["legacy"] == 0, fix
     assert not rows["no DWFM throttle and restart (ran 48 h)"].dwfm_recovered
+
+
+def test_the_other_dependents_fail_and_recover_by_their_mechanisms(as_in_2025):
+    """Support Center serves invalid answers through the outage (no fallback) and is back once the
+    cached NODATA runs out after the repair; IAM sign-in is back with the internal callers at 01:15;
+    Redshift clusters stay modifying until replacement hosts launch after the lease recovery; ECS
+    tasks fail while launches fail and while new instances lack network."""
+    ratio = lambda d: as_in_2025.series[f"racelab_dependent_success_ratio:{d}"]  # noqa: E731
+    bad = lambda d, a, b: [v for t, v in ratio(d) if at(a) <= t < at(b)]  # noqa: E731
+    assert max(bad("support_center", "23:50", "02:25")) == 0
+    assert min(v for t, v in ratio("support_center") if t >= at("02:25") + SCENARIO.dns.soa_ttl_seconds + STEP) == 1
+    assert max(bad("iam_signin", "23:50", "01:15")) == 0 and min(bad("iam_signin", "01:15", "02:00")) == 1
+    modifying = as_in_2025.series["racelab_redshift_clusters:modifying"]
+    assert max(v for t, v in modifying if t < at("05:28")) > SCENARIO.dependents.redshift_clusters / 2
+    assert max(bad("redshift", "01:00", "04:14")) < 0.9 and min(bad("redshift", "06:00", "14:00")) >= 0.9
+    assert max(bad("ecs_task", "01:00", "04:14")) == 0
+    ecs_after_network = [v for t, v in ratio("ecs_task") if t >= at("11:00")]
+    assert ecs_after_network and min(ecs_after_network) == 1
+
+
+def test_support_center_with_a_validating_fallback_never_fails():
+    fixed = SCENARIO.with_overrides(fixes=frozenset({Fix.VALIDATING_FALLBACK}))
+    run = run_twin(fixed, until="03:00")
+    assert impact_minutes(run.series["racelab_dependent_success_ratio:support_center"], STEP) == 0
+
+
+def test_without_launch_failures_redshift_and_ecs_never_fail():
+    run = run_twin(SCENARIO, outages=[], until="04:00")
+    for dependent in ("redshift", "ecs_task", "support_center", "iam_signin"):
+        assert impact_minutes(run.series[f"racelab_dependent_success_ratio:{dependent}"], STEP) == 0, dependent

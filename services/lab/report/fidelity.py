@@ -22,7 +22,8 @@ Points = list[tuple[float, float]]
 Lookup = Callable[[str], Points]
 
 OK = 0.9  # a dependent at or above this success ratio is counted as working
-DEPENDENTS = ("legacy", "lambda_update", "lambda_sqs", "sts", "app", "ec2_launch")
+DEPENDENTS = ("legacy", "lambda_update", "lambda_sqs", "sts", "app", "ec2_launch", "iam_signin", "support_center",
+              "redshift", "ecs_task")
 
 
 @dataclass
@@ -177,12 +178,27 @@ def fidelity(scenario: Scenario, read: Lookup, operator_times: dict[str, float],
     ec2_back = _latest(_over(ratio("ec2_launch"), lambda v: v < 0.99, late),
                        _over(get("racelab_dwfm_throttle_launches_per_second"), lambda v: v > 0, late))
     over = _latest(*(_over(ratio(d), bad, late) for d in DEPENDENTS), ec2_back)
+    # The other dependents (INCIDENT.md §3, "Others"): each back when it works again after it first failed.
+    iam = ratio("iam_signin")
+    iam_back = _first(iam, good, _first(iam, bad)) if _first(iam, bad) is not None else None
+    support = ratio("support_center")
+    support_fails = _first(support, bad)
+    support_back = _first(support, good, support_fails) if support_fails is not None else None
+    redshift, ecs = ratio("redshift"), ratio("ecs_task")
+    redshift_back = _at(_over(redshift, bad, float("-inf")))
+    ecs_back = _at(_over(ecs, bad, float("-inf")))
     rows = [
         Row("23:48", "regional endpoint emptied", empty[0], "measured", key="emptied"),
         Row("23:51", "Lambda and STS errors begin", start_errors, "measured", key="errors-begin"),
         Row("00:38", "DNS identified as the source", None, "not modelled (people diagnosing)"),
         Row("01:15", "mitigations reconnect internal services", op("mitigate-internal"), "operators (input)"),
         Row("01:19", "STS recovers (first window)", sts1_end, "measured", _before(sts, sts1_end), key="sts-first-end"),
+        Row("01:25", "IAM console sign-in recovers", iam_back, "measured", _before(iam, iam_back),
+            key="iam-signin-back"),
+        Row("23:48", "Support Center serves invalid responses (its fallback does not trigger)", support_fails,
+            "measured", _before(support, support_fails), key="support-center-invalid"),
+        Row("02:40", "Support Center recovers (clients' cached answers expired)", support_back, "measured",
+            _before(support, support_back), key="support-center-back"),
         Row("02:25", "DNS restored by hand", restored, "operators (input)" if empty[0] is not None else "measured",
             key="" if empty[0] is not None else "dns-restored"),
         Row("02:40", "clients recovered (cached answers expired)", clients_back, "measured",
@@ -193,6 +209,8 @@ def fidelity(scenario: Scenario, read: Lookup, operator_times: dict[str, float],
         Row("04:40", "Lambda SQS poller restored by hand", op("restart-sqs-poller"), "operators (input)"),
         Row("05:28", "every droplet has a lease", all_leased, "measured", _before(expired, all_leased),
             key="all-leased"),
+        Row("05:28", "Redshift clusters leave \"modifying\" (replacement hosts launch)", redshift_back, "measured",
+            _before(redshift, redshift_back), key="redshift-available"),
         Row("05:30", "NLB health-check failures begin", hc_fail, "measured", _before(unhealthy, hc_fail),
             key="hc-fail"),
         Row("05:38", "DNS automation disabled", op("disable-dns-automation"), "operators (input)"),
@@ -205,6 +223,8 @@ def fidelity(scenario: Scenario, read: Lookup, operator_times: dict[str, float],
         Row("09:59", "STS second window ends", sts2[1], "measured", _before(sts, sts2[1]), key="sts-second-end"),
         Row("10:36", "network propagation normal", propagation_normal, "measured",
             _before(delay, propagation_normal), key="propagation-normal"),
+        Row("10:36", "ECS/EKS/Fargate tasks start again (new instances have network)", ecs_back, "measured",
+            _before(ecs, ecs_back), key="ecs-tasks-start"),
         Row("11:23", "EC2 throttles begin to relax", op("relax-ec2-throttle"), "operators (input)"),
         Row("13:50", "EC2 fully recovered: launch throttle lifted, launches succeed", _at(ec2_back),
             "measured (the throttle's end follows the operators' ramp)", key="ec2-recovered"),
@@ -222,6 +242,8 @@ def fidelity(scenario: Scenario, read: Lookup, operator_times: dict[str, float],
                combined_basis(of["errors-begin"], of["sts-first-end"])),
         Window("DWFM: restore to every droplet leased", ("02:25", "05:28"), (collapse, all_leased),
                combined_basis(of["collapse"], of["all-leased"])),
+        Window("Support Center invalid responses", ("23:48", "02:40"), (support_fails, support_back),
+               combined_basis(of["support-center-invalid"], of["support-center-back"])),
         Window("instances without network", ("06:21", "10:36"), (no_network, propagation_normal),
                combined_basis(of["no-network"], of["propagation-normal"])),
         Window("STS second window", ("08:31", "09:59"), sts2,

@@ -26,10 +26,15 @@ from services.core.cascade import (
     build_checker,
     build_fleet,
     build_poller,
+    build_redshift,
+    build_support_center,
+    build_tasks,
 )
-from services.core.dependents import SqsPoller
-from services.core.healthcheck import HealthChecker
-from services.core.leases import Fleet, InsufficientCapacity, RequestLimitExceeded
+from services.core.dependents import RedshiftClusters, SqsPoller, SupportCenter, TaskLaunches, AVAILABLE, \
+    OK_RESPONSE, backend_response, internal_reachable
+from services.core.healthcheck import HEALTHY, HealthChecker
+from services.core.leases import LEASE_TABLE, Fleet, HostRound, InsufficientCapacity, LeaseItem, LeaseWrite, \
+    RequestLimitExceeded
 from services.core.operators import (
     Action,
     Params,
@@ -41,6 +46,7 @@ from services.core.operators import (
 )
 from services.core.propagation import NEW, TERMINATED, Backlog, admission_room
 from services.core.seeds import derive
+from services.dynamodb.store import TableStore
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import Scenario
 
@@ -73,6 +79,11 @@ class Cascade:
     customers: Ec2Customers
     poller: SqsPoller
     watches: Watches
+    leases: TableStore  # DWFM's lease items, in the store the live DynamoDB fleet serves
+    redshift: RedshiftClusters
+    support: SupportCenter
+    tasks: TaskLaunches
+    redshift_hosts: set[str] = field(default_factory=set)  # grouped instances: not the general customers'
 
     @classmethod
     def build(cls, scenario: Scenario, now: float = 0.0) -> "Cascade":
@@ -86,7 +97,9 @@ class Cascade:
                 backlog.ready_at[iid] = now
                 checker.register(n, iid, customers.place(n, iid), "", in_service=True)
         return cls(scenario, fleet, backlog, checker, customers, build_poller(scenario.dependents),
-                   Watches.build(scenario.dwfm, scenario.nlb))
+                   Watches.build(scenario.dwfm, scenario.nlb), TableStore(),
+                   build_redshift(scenario.dependents, scenario.seed, now), build_support_center(scenario.fixes),
+                   build_tasks(scenario.dependents))
 
 
 Outage = tuple[float, float | None]  # the regional name empty from, until (simulated s); None: not by itself
@@ -143,7 +156,8 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
         tick = c.fleet.advance(t)
         for r in tick.rounds:
             ok = dynamodb_ok(r.host, t)
-            released = c.fleet.record_writes(r.host, t, r.checked, r.established, ok)
+            write = state_check(c, r, t, ok)
+            released = c.fleet.record_writes(r.host, t, write.renewed, write.established, ok)
             count("dwfm_state_check", ok)
             if released:
                 c.backlog.add(released, TERMINATED, t)
@@ -155,7 +169,8 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
         # EC2 customers: the core's decisions, performed on the objects (the live workload performs them over gRPC).
         step_ = c.customers.step(t, len(c.fleet.instances))
         app_ids = {i for ids in c.customers.targets.values() for i in ids}
-        general = [i for i in c.fleet.instances if i not in app_ids] if step_.terminate_general else []
+        general = [i for i in c.fleet.instances if i not in app_ids and i not in c.redshift_hosts] \
+            if step_.terminate_general else []
         gone = rng.sample(general, min(step_.terminate_general, len(general)))  # DWFM picks, live
         for name, targets in step_.terminate_targets.items():
             for iid in targets:
@@ -169,8 +184,22 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
             if group is not None:
                 for iid in new:
                     c.checker.register(group, iid, c.customers.place(group, iid), "")
+                # Each new instance of an NLB app runs one ECS task; a launch refused is a task that never ran.
+                c.tasks.launched(new, t)
+                for _ in range(n - len(new)):
+                    count("ecs_task", False)
+        for asking in c.redshift.advance(t):  # replacement hosts, a batch a call, as live
+            new = launch(c, len(asking), t, lambda *_: None)
+            c.redshift_hosts.update(new)
+            for cluster, _iid in zip(asking, new):
+                c.redshift.launched(cluster)
         c.backlog.advance(t)
         rnd = c.checker.advance(t, c.backlog.ready)
+        targets = {iid: x.state == HEALTHY for n in c.checker.nlbs.values() for iid, x in n.targets.items()}
+        started, stopped = c.tasks.settle(c.tasks.due(t), targets.get)
+        for ok, n in ((True, started), (False, stopped)):
+            for _ in range(n):
+                count("ecs_task", ok)
         for f in rnd.failovers:
             out.event(t, "nlb.failover", f"{f.nlb} {f.zone} {f.action}", nlb=f.nlb, zone=f.zone, action=f.action)
         for x in rnd.transitions:
@@ -186,13 +215,32 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
         if c.poller.record(poll_ok):
             out.event(t, "dependent.errors", "lambda SQS poller wedged", dependent="lambda_sqs", state="wedged")
         count("lambda_sqs", poll_ok)
-        sts_backend = mitigated or dynamodb_ok("sts", t)
+        sts_backend = internal_reachable(mitigated, lambda: dynamodb_ok("sts", t))
         count("sts", sts_backend and c.checker.connect("sts-nlb", None, c.backlog.ready, rng) == "ok")
+        count("iam_signin", internal_reachable(mitigated, lambda: dynamodb_ok("iam_signin", t)))
+        # Support Center: the backend's answer to the emptied name is an empty record (NODATA); its
+        # fallback, through the dual-stack name, works whenever it is taken.
+        response = backend_response("ok" if dynamodb_ok("support_center", t) else "dns_nodata")
+        count("support_center", response == OK_RESPONSE or c.support.falls_back(response))
+        for cluster in range(c.redshift.count):  # a look at every cluster
+            count("redshift", c.redshift.describe(cluster) == AVAILABLE)
         count("app", c.checker.connect("app-nlb", None, c.backlog.ready, rng) == "ok")
         record(out, c, t, stats)
         stats.clear()
         t += step
     return out
+
+
+def state_check(c: Cascade, r: HostRound, t: float, reachable: bool) -> LeaseWrite:
+    """A host's state check against the twin's DynamoDB: read the due droplets' lease items and write
+    what the core decides when it is reachable; when not, nothing is read, decided or written."""
+    if not reachable:
+        return LeaseWrite(r.host, [], list(r.established), [])
+    stored = [LeaseItem.parse(r.host, it.sort_key, it.attributes) for it in
+              (c.leases.get(LEASE_TABLE, r.host, f"droplet-{d:05d}") for d in r.checked) if it is not None]
+    write = c.fleet.check(r, t, stored)
+    c.leases.put_many(LEASE_TABLE, [(r.host, i.sort_key, i.attributes()) for i in write.items])
+    return write
 
 
 def launch(c: Cascade, count_wanted: int, t: float, count) -> list[str]:
@@ -232,6 +280,7 @@ def record(out: TwinRun, c: Cascade, t: float, stats) -> None:
     out.add("racelab_dwfm_work_in_flight", t, f.in_flight())
     out.add("racelab_dwfm_work_timeouts_total", t, f.timeouts_total)
     out.add("racelab_dwfm_throttle_launches_per_second", t, f.launch_rate or 0.0)
+    out.add("racelab_redshift_clusters:modifying", t, c.redshift.count - c.redshift.available())
     out.add("racelab_netmgr_backlog:new", t, c.backlog.pending(NEW))
     out.add("racelab_netmgr_backlog:terminated", t, c.backlog.pending(TERMINATED))
     out.add("racelab_netmgr_delay_seconds", t, c.backlog.delay())
