@@ -25,11 +25,13 @@ class SleepReason(enum.Enum):
     RUN_COMPLETE = "run complete"
     LOCK_BUSY = "lock held"
     LOCK_LOST = "lost the lock"
+    ZONE_CHANGING = "zone changed under every read"
     BATCH_FAILED = "batch failed"
 
     @property
     def backoff(self) -> bool:
-        return self in (SleepReason.LOCK_BUSY, SleepReason.LOCK_LOST, SleepReason.BATCH_FAILED)
+        return self in (SleepReason.LOCK_BUSY, SleepReason.LOCK_LOST, SleepReason.ZONE_CHANGING,
+                        SleepReason.BATCH_FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,7 @@ class FetchLatestPlan:
 
 @dataclass(frozen=True, slots=True)
 class ReadZone:
-    """Result: a ZoneSnapshot read through the control API, or Unavailable."""
+    """Result: a ZoneSnapshot read through the control API, ZoneChanging, or Unavailable."""
     zone: str
 
 
@@ -74,3 +76,10 @@ class Accepted:
 class Unavailable:
     """The driver could not reach the plan store or the control API."""
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneChanging(Unavailable):
+    """A zone read page by page kept changing under the read (batches landed between pages every
+    time): contention, like a lost lock, not an outage. To a machine that does not tell them apart,
+    the zone is unavailable."""

@@ -30,7 +30,7 @@ from typing import Generator, Union
 
 from . import tree
 from .effects import (Accepted, Effect, FetchLatestPlan, ReadZone, Sleep, SleepReason, Step, SubmitBatch,
-                      Unavailable)
+                      Unavailable, ZoneChanging)
 from .fixes import Fix
 from .lock import LOCK_VALUES, lock_changes, read_lock
 from .plans import EndpointPlan, Plan
@@ -60,7 +60,7 @@ class RunStarted:
 class LockBusy:
     at: float
     zone: str
-    holder: str
+    holder: str  # "": no holder; the zone changed under every read of it
     backoff_seconds: float
     attempt: int
 
@@ -226,6 +226,14 @@ class Enactor:
         attempt = failures = 0
         while True:
             snap = yield ReadZone(ep.zone)
+            if isinstance(snap, ZoneChanging):
+                # Others kept writing the zone while it was read page by page: contention, as a
+                # lost lock is. Back off and read again; never a reason to give the endpoint up.
+                attempt += 1
+                delay = self._backoff(attempt)
+                self._emit(LockBusy(self.now, ep.zone, "", delay, attempt))
+                yield Sleep(delay, SleepReason.ZONE_CHANGING)
+                continue
             if isinstance(snap, Unavailable):
                 failures += 1
                 yield from self._fail(ep, step, plan, snap.message, frozenset({"UNAVAILABLE"}), failures)

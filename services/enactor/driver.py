@@ -7,7 +7,8 @@ Time handed to the enactor is simulated Unix seconds (the lock's expiry is
 written in them), so every enactor of a run agrees on whether a lock expired.
 
 Scenario conditions ("unusually high delays") are applied here, as extra
-simulated delay before each control-API call this enactor makes.
+simulated delay before each control-API call this enactor makes: every page
+of a zone read and every batch (ControlPlane.before_call).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from services.core.seeds import derive
 from services.core.zone import ZoneSnapshot
 from services.runtime.effects import ControlPlane
 from services.runtime.events import EventPublisher
+from services.runtime.scenario import condition_delay
 from services.runtime.service import Context, channel
 
 log = logging.getLogger("racelab.enactor")
@@ -65,7 +67,8 @@ PHASE = Gauge("racelab_enactor_phase", "1 for the enactor's current phase, 0 for
 BATCHES = Counter("racelab_enactor_batches_total", "Change batches submitted, by endpoint, step and outcome",
                   ["enactor", "endpoint", "step", "result"])
 LOCK_CONTENTION = Counter("racelab_enactor_lock_contention_total",
-                          "Lock found held by another (busy) or lost between read and write (lost)",
+                          "Lock found held by another (busy), lost between read and write (lost), or the zone "
+                          "changed under every paged read of it (zone_changing)",
                           ["enactor", "outcome"])
 BACKOFF = Histogram("racelab_enactor_backoff_seconds", "Back-off sleeps, in simulated seconds", ["enactor"],
                     buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
@@ -103,7 +106,8 @@ class EnactorDriver:
         self._planner_channel = channel(planner)
         self._authority_channel = channel(authority)
         self.control = ControlPlane(planner_pb2_grpc.PlannerStub(self._planner_channel),
-                                    authority_pb2_grpc.RouteControlStub(self._authority_channel), rpc_timeout, self.id)
+                                    authority_pb2_grpc.RouteControlStub(self._authority_channel), rpc_timeout, self.id,
+                                    before_call=self._condition_delay)
         self.events = EventPublisher(director, self.id, ctx.clock.now)
         self._last_event: dict[tuple[str, str], float] = {}
         self.fetched: Plan | None = None  # the newest plan seen
@@ -170,13 +174,11 @@ class EnactorDriver:
         if isinstance(effect, FetchLatestPlan):
             return await self._stoppable(self._fetch())
         if isinstance(effect, ReadZone):
-            await self._condition_delay()
             return await self._stoppable(self._read(effect.zone))
         raise TypeError(f"unknown effect {effect!r}")
 
     async def _condition_delay(self) -> None:
-        now = self.clock.now()
-        extra = sum(self._delay_rng.uniform(*c.delay_seconds) for c in self.conditions if c.start <= now < c.end)
+        extra = condition_delay(self.conditions, self.id, self.clock.now(), self._delay_rng)
         if extra > 0:
             await self._stoppable(self.clock.sleep(extra))
 
@@ -208,7 +210,6 @@ class EnactorDriver:
             "racelab.tree.id": self._tree_id(effect), "racelab.batch.changes": len(effect.changes)})
         try:
             with trace.use_span(span, end_on_exit=False):
-                await self._condition_delay()
                 result = await self._stoppable(self.control.submit(effect))
             nxt = self.enactor.advance(result, self.clock.unix())
             events = self.enactor.drain_events()
@@ -265,7 +266,7 @@ class EnactorDriver:
             for step in Step:
                 for result in BATCH_RESULTS:
                     BATCHES.labels(self.id, endpoint.name, step.value, result)
-        for outcome in ("busy", "lost"):
+        for outcome in ("busy", "lost", "zone_changing"):
             LOCK_CONTENTION.labels(self.id, outcome)
         BACKOFF.labels(self.id)
 
@@ -296,7 +297,7 @@ class EnactorDriver:
             if isinstance(ev, RunStarted):
                 self._start_run(ev)
             elif isinstance(ev, LockBusy):
-                LOCK_CONTENTION.labels(self.id, "busy").inc()
+                LOCK_CONTENTION.labels(self.id, "busy" if ev.holder else "zone_changing").inc()
                 self._span_event("lock.busy", {"racelab.zone": ev.zone, "racelab.lock.holder": ev.holder,
                                                "racelab.backoff_seconds": ev.backoff_seconds,
                                                "racelab.lock.attempt": ev.attempt})

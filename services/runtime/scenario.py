@@ -9,6 +9,7 @@ falls back to a default.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from importlib import resources
@@ -43,6 +44,13 @@ class Condition:
     start: float
     end: float
     delay_seconds: tuple[float, float]
+
+
+def condition_delay(conditions: "tuple[Condition, ...] | list[Condition]", who: str, now: float,
+                    rng: random.Random) -> float:
+    """The extra seconds one control-API call (a zone read or a change batch) by `who` takes at `now`:
+    the live enactor driver and the twin both ask here, drawing from the enactor's own stream."""
+    return sum(rng.uniform(*c.delay_seconds) for c in conditions if c.enactor == who and c.start <= now < c.end)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ class WireError(ValueError):
     """A message that does not describe a valid core object (INVALID_ARGUMENT)."""
 
 
+class ZoneKeptChanging(WireError):
+    """Every listing of a zone was overtaken by a batch between its pages."""
+
+
 _RRTYPE_TO_WIRE = {t: common_pb2.RRType.Value(t.value) for t in RRType}
 _RRTYPE_FROM_WIRE = {v: k for k, v in _RRTYPE_TO_WIRE.items()}
 _ACTION_TO_WIRE = {a: authority_pb2.ChangeAction.Value(a.value) for a in Action}
@@ -95,13 +99,21 @@ def page_to_wire(snap: ZoneSnapshot, request: authority_pb2.ListResourceRecordSe
     return response
 
 
+LISTING_ATTEMPTS = 5  # listings of a zone that keeps changing between pages before a reader gives up
+
+
+def pages_of(record_sets: int, max_items: int = MAX_ITEMS) -> int:
+    """How many ListResourceRecordSets calls read a zone of this many record sets whole."""
+    return max(1, -(-record_sets // max_items))
+
+
 class ZoneListing:
     """Reads a whole zone page by page, sans-IO: send next_request() until it is None, feeding each
     response to add(). Pages are read at the zone's current version, so when the version moves
     between pages the listing starts again (a batch landed mid-read); after `attempts` listings that
-    never held still, add() raises WireError: the caller sees the zone as unreadable, never torn."""
+    never held still, add() raises ZoneKeptChanging: the caller sees the zone as unreadable, never torn."""
 
-    def __init__(self, zone: str, max_items: int = MAX_ITEMS, attempts: int = 5):
+    def __init__(self, zone: str, max_items: int = MAX_ITEMS, attempts: int = LISTING_ATTEMPTS):
         self.zone, self.max_items, self.attempts = zone, max_items, attempts
         self.records: list[RecordSet] = []
         self.version: int | None = None
@@ -119,7 +131,7 @@ class ZoneListing:
         if self.version is not None and response.zone_version != self.version:
             self.attempts -= 1
             if self.attempts <= 0:
-                raise WireError(f"{self.zone} changed under every listing (version {self.version} -> "
+                raise ZoneKeptChanging(f"{self.zone} changed under every listing (version {self.version} -> "
                                 f"{response.zone_version}); not read")
             self.records, self.version, self._next = [], None, self._first()
             return

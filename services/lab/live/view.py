@@ -61,7 +61,8 @@ def _enactors(series: Series) -> Table:
     for e in ENACTORS:
         phases = series.values("racelab_enactor_phase", enactor=e)
         phase = next((dict(ls).get("phase", "") for ls, v in phases.items() if v == 1), "")
-        busy = series.total("racelab_enactor_lock_contention_total", enactor=e, outcome="busy")
+        busy = sum(series.total("racelab_enactor_lock_contention_total", enactor=e, outcome=o)
+                   for o in ("busy", "zone_changing"))
         lost = series.total("racelab_enactor_lock_contention_total", enactor=e, outcome="lost")
         ok = series.total("racelab_enactor_batches_total", enactor=e, result="committed")
         bad = series.total("racelab_enactor_batches_total", enactor=e, result="rejected")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from services.core import tree
 from services.core.enactor import (
@@ -35,6 +35,7 @@ from services.core.enactor import (
     Step,
     SubmitBatch,
 )
+from services.core.effects import ZoneChanging
 from services.core.fixes import Fix
 from services.core.invariants import (
     Finding,
@@ -64,20 +65,8 @@ from services.core.repair import (
 from services.core.seeds import derive
 from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
 from services.runtime.clock import Schedule
-
-if TYPE_CHECKING:
-    from services.runtime.scenario import Scenario
-
-
-@dataclass(frozen=True)
-class Delay:
-    """A scenario condition: every zone read `enactor` makes in [start, end) takes `seconds` longer
-    (drawn uniformly from the range per read), as the live enactor driver applies it."""
-
-    enactor: str
-    start: float
-    end: float
-    seconds: tuple[float, float]
+from services.runtime.wire import LISTING_ATTEMPTS, pages_of
+from services.runtime.scenario import Condition, Scenario, condition_delay
 
 
 @dataclass(frozen=True)
@@ -100,7 +89,7 @@ class WorldConfig:
     # takes that much longer.
     stall_probability: float = 0.5
     stall_seconds: tuple[float, float] = (1.0, 20.0)
-    delays: tuple[Delay, ...] = ()  # fixed conditions, as a live scenario sets them
+    delays: tuple[Condition, ...] = ()  # the scenario's conditions, as the live enactor driver applies them
     # Route 53 takes longer over bigger batches: server-side time per change.
     change_seconds: float = 0.0
     shared_load_balancers: int = 0  # as FleetSettings: LBs beyond this serve only the legacy name
@@ -123,6 +112,23 @@ class Entry:
     zone: str = ""
 
 
+@dataclass(frozen=True)
+class Emptying:
+    """An endpoint emptied: the stale flip that made an old tree active (`behind`: how many generations
+    older than the one it replaced; 2025: 110 over 145) and the clean-up that deleted it."""
+
+    endpoint: str
+    at: float
+    stale_generation: int | None
+    over_generation: int | None
+    stale_flip_at: float | None
+    cleaner_generation: int
+
+    @property
+    def behind(self) -> int | None:
+        return None if self.over_generation is None else self.over_generation - self.stale_generation
+
+
 @dataclass
 class ScheduleResult:
     seed: int
@@ -136,6 +142,8 @@ class ScheduleResult:
     events: int = 0
     conditions: dict[str, str] = field(default_factory=dict)
     ended_at: float = 0.0
+    # Each emptying with the stale flip behind it, as a live run's summary.json lists them.
+    emptyings: list[Emptying] = field(default_factory=list)
 
     @property
     def violations(self) -> set[Violation]:
@@ -152,6 +160,7 @@ class World:
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = 0
         self.zones = {ep.zone: HostedZone(ep.zone) for ep in config.endpoints}
+        self._zone_busy = {ep.zone: 0.0 for ep in config.endpoints}  # when Route 53 is done with its batches
         self.dual_stack = {ep.zone: ep.dual_stack for ep in config.endpoints}
         # The live planner's and enactors' own paths of the seed tree: the same tree ids and the same
         # enactor draws as a live run of this seed.
@@ -165,6 +174,8 @@ class World:
         self.plans: list[Plan] = []
         self.checker = InvariantChecker()
         self.findings: list[Finding] = []
+        self.emptyings: list[Emptying] = []
+        self._stale_flips: dict[str, tuple[float, int, int]] = {}  # endpoint -> last stale flip: at, generation, over
         self.timeline: list[Entry] = []
         self.committed = self.failed = self.events = 0
         self.conditions: dict[str, str] = {}
@@ -250,7 +261,8 @@ class World:
             self._log("checker", "violation", f"VIOLATION {finding.violation.value}: {endpoint}: {finding.detail}",
                       endpoint)
         return ScheduleResult(self.seed, self.fixes, self.findings, self.timeline, self.checker.empty_windows,
-                              latest, self.committed, self.failed, self.events, self.conditions, self.now)
+                              latest, self.committed, self.failed, self.events, self.conditions, self.now,
+                              self.emptyings)
 
     def _converged(self) -> bool:
         """Nothing more can happen: every plan is out, applied everywhere, cleaned up (and the
@@ -273,10 +285,9 @@ class World:
         return d
 
     def _condition_delay(self, who: str) -> float:
-        """The scenario's conditions on `who`, before a zone read (services/enactor/driver.py)."""
+        """The scenario's conditions on `who`, before a zone read or a batch (services/enactor/driver.py)."""
         rng = self._condition_rng.get(who)
-        return sum(rng.uniform(*c.seconds) for c in self.config.delays
-                   if c.enactor == who and c.start <= self.now < c.end) if rng else 0.0
+        return condition_delay(self.config.delays, who, self.now, rng) if rng else 0.0
 
     def _starter(self, e: Machine) -> Callable[[], None]:
         return lambda: self._perform(e, e.start(self.now))
@@ -294,11 +305,17 @@ class World:
         if isinstance(effect, Sleep):
             self._at(self.now + effect.seconds, self._resume(e, None))
             return
-        there = self.now + self._delay(who)
         if isinstance(effect, ReadZone):
+            self._read_page(e, who, effect.zone, 0, None, LISTING_ATTEMPTS)
+            return
+        there = self.now + self._delay(who)
+        if isinstance(effect, SubmitBatch):
             there += self._condition_delay(who)
         if isinstance(effect, SubmitBatch):
-            there += len(effect.changes) * self.config.change_seconds
+            # Route 53 works through a zone's batches one at a time, a big one longer than a small one
+            # (services/authority/state.py): a batch waits for those ahead of it, then is checked.
+            there = self._zone_busy[effect.zone] = (max(there, self._zone_busy[effect.zone])
+                                                   + len(effect.changes) * self.config.change_seconds)
         back = self._delay(who)
 
         def serve() -> None:
@@ -306,11 +323,30 @@ class World:
             self._at(self.now + back, self._resume(e, result))
         self._at(there, serve)
 
+    def _read_page(self, e: Machine, who: str, zone: str, page: int, version: int | None, listings: int) -> None:
+        """One ListResourceRecordSets call of a paged read, as services/runtime/wire.ZoneListing reads:
+        a page at another version than the first starts the listing again, and after LISTING_ATTEMPTS
+        such listings the reader gets ZoneChanging. Each page is a call, with its latency and the
+        scenario's conditions, as in the live enactor."""
+        there = self.now + self._delay(who) + self._condition_delay(who)
+
+        def serve() -> None:
+            snap = self.zones[zone].snapshot
+            back = self.now + self._delay(who)
+            if version is not None and snap.version != version:
+                if listings <= 1:
+                    self._at(back, self._resume(e, ZoneChanging(f"{zone} changed under every listing")))
+                else:
+                    self._at(back, lambda: self._read_page(e, who, zone, 0, None, listings - 1))
+            elif page + 1 >= pages_of(len(snap.records)):
+                self._at(back, self._resume(e, snap))
+            else:
+                self._at(back, lambda: self._read_page(e, who, zone, page + 1, snap.version, listings))
+        self._at(there, serve)
+
     def _serve(self, writer: str, effect: object) -> object:
         if isinstance(effect, FetchLatestPlan):
             return self.plans[-1] if self.plans else None
-        if isinstance(effect, ReadZone):
-            return self.zones[effect.zone].snapshot
         assert isinstance(effect, SubmitBatch), effect
         zone = self.zones[effect.zone]
         before = zone.snapshot
@@ -321,6 +357,10 @@ class World:
             return rejected
         self.committed += 1
         self._log_commit(writer, effect, before)
+        if effect.step is Step.FLIP:
+            was = tree.active_generation(before, effect.endpoint)
+            if was is not None and effect.generation < was:
+                self._stale_flips[effect.endpoint] = (self.now, effect.generation, was)
         if effect.step is Step.RESTORE and self.repaired_at is None:
             self.repaired_at = self.now
         written = frozenset(normalize_name(c.record_set.name) for c in effect.changes)
@@ -331,6 +371,9 @@ class World:
                                  f"empty again {f.at - self.repaired_at:.0f}s after the operators' repair")
                          for f in findings if f.violation is Violation.ENDPOINT_EMPTY]
         for finding in findings:
+            if finding.violation is Violation.ENDPOINT_EMPTY:
+                at, stale, over = self._stale_flips.get(finding.endpoint, (None, None, None))
+                self.emptyings.append(Emptying(finding.endpoint, self.now, stale, over, at, effect.generation))
             self.findings.append(finding)
             self._log("checker", "violation", f"VIOLATION {finding.violation.value}: {finding.endpoint}: "
                       f"{finding.detail}", effect.zone)
@@ -359,8 +402,8 @@ class World:
             self._log(who, "run", f"took generation {ev.generation}: freshness check passed "
                                   f"({ev.generation} > {ev.previously_applied} applied); not checked again this run")
         elif isinstance(ev, LockBusy):
-            self._log(who, "lock", f"lock on {ev.zone} held by {ev.holder}; backing off "
-                                   f"{ev.backoff_seconds:.2f}s (attempt {ev.attempt})", ev.zone)
+            why = f"lock on {ev.zone} held by {ev.holder}" if ev.holder else f"{ev.zone} changed under every read"
+            self._log(who, "lock", f"{why}; backing off {ev.backoff_seconds:.2f}s (attempt {ev.attempt})", ev.zone)
         elif isinstance(ev, LockLost):
             self._log(who, "lock", f"lost the lock on {ev.zone} during {ev.step.value} of generation "
                                    f"{ev.generation}; backing off {ev.backoff_seconds:.2f}s (attempt {ev.attempt})",
@@ -417,7 +460,7 @@ AFTER_REPAIR = 1800.0  # simulated seconds the planner goes on publishing after 
 LIVE_CALL_SECONDS = (0.00125, 0.0075)
 
 
-def world_from_scenario(scenario: "Scenario", latency_seconds: tuple[float, float] = LIVE_CALL_SECONDS,
+def world_from_scenario(scenario: Scenario, latency_seconds: tuple[float, float] = LIVE_CALL_SECONDS,
                         settle_seconds: float = 60.0, through_repair: bool = False) -> WorldConfig:
     """The simulator's twin of a live scenario's race phase: same endpoints, fleet, enactor
     settings, plan churn, Route 53 cost and conditions; latency stands in for the real network,
@@ -435,7 +478,7 @@ def world_from_scenario(scenario: "Scenario", latency_seconds: tuple[float, floa
         start_generation=scenario.planner.start_generation,
         plans=max(1, int(conditions_end / interval)), plan_interval_seconds=(interval * 0.8, interval * 1.2),
         settle_seconds=settle_seconds, latency_seconds=latency_seconds, stall_probability=0.0,
-        delays=tuple(Delay(c.enactor, c.start, c.end, c.delay_seconds) for c in scenario.conditions),
+        delays=scenario.conditions,
         change_seconds=scenario.dns.change_seconds_per_change, enactor=scenario.enactor, repair_at=repair_at,
         clock=scenario.schedule)
 
@@ -449,4 +492,4 @@ def with_overrides(config: WorldConfig, **enactor_overrides: object) -> WorldCon
     return replace(config, enactor=replace(config.enactor, **enactor_overrides))
 
 
-__all__ = ["Delay", "world_from_scenario", "World", "WorldConfig", "ScheduleResult", "Entry", "run_schedule", "with_overrides"]
+__all__ = ["Emptying", "world_from_scenario", "World", "WorldConfig", "ScheduleResult", "Entry", "run_schedule", "with_overrides"]
