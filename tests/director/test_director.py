@@ -197,7 +197,7 @@ async def test_status(rig):
     assert status.phase.startswith("02:25")
     assert status.scenario == "oct-2025" and status.seed == 1
     assert dict(status.fixes) == {"fencing": False, "protect-active": False, "heal-rollback": False,
-                                  "nlb-velocity-control": False, "queue-throttle": False}
+                                  "nlb-velocity-control": False, "queue-throttle": False, "validating-fallback": False}
     assert status.speed == pytest.approx((at("02:45") - at("02:20")) / 15)
     assert rig.director.metrics.phase.labels(status.phase)._value.get() == 1
     assert rig.director.metrics.phase.labels(BEFORE)._value.get() == 0
