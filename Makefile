@@ -157,3 +157,24 @@ image-local: image-base $(WHEELHOUSE)/.complete
 	$(IMAGE_ENGINE) build --network none -f deploy/Dockerfile $(if $(filter podman,$(IMAGE_ENGINE)),--ignorefile deploy/Dockerfile.dockerignore) \
 		--build-arg BASE_IMAGE=$(IMAGE_BASE) --build-arg PYTHON=/usr/bin/python3 --build-arg PIP_FROM=wheelhouse \
 		-t $(K8S_IMAGE) .
+
+# ---- The base's pods under podman, no cluster (deploy/podman/kubelet.py; as root) --------------
+# make pods-up     image-local, a new clock (PODS_LEAD s ahead) and credentials, the base rendered,
+#                  every pod played on the podman network racelab-pods and probed until ready
+# make pods-run    the scenario Job's output (racelab follow) to its end
+# make pods-down   every pod and the network removed
+PODS_DIR  := build/pods
+PODS_LEAD ?= 120
+.PHONY: pods-up pods-run pods-down
+pods-up: export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
+pods-up: image-local
+	$(PY) deploy/podman/kubelet.py down --workdir $(PODS_DIR)
+	$(MAKE) --no-print-directory k8s-generate K8S_LEAD=$(PODS_LEAD)
+	mkdir -p $(PODS_DIR) && $(K8S_RENDER) deploy/k8s/base > $(PODS_DIR)/base.yaml
+	$(PY) deploy/podman/kubelet.py up $(PODS_DIR)/base.yaml --workdir $(PODS_DIR) --timeout $(PODS_LEAD)
+
+pods-run:
+	$(PY) deploy/podman/kubelet.py logs --follow --workdir $(PODS_DIR) scenario
+
+pods-down:
+	$(PY) deploy/podman/kubelet.py down --workdir $(PODS_DIR)
