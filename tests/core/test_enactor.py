@@ -14,7 +14,7 @@ from services.core import tree
 from services.core.enactor import (BatchCommitted, BatchFailed, Accepted, Effect, Enactor, EnactorConfig,
                                    FetchLatestPlan, LockBusy, LockLost, ReadZone, RollbackHealed, EndpointAbandoned,
                                    RunFinished, RunStarted, Sleep, StalePlanSkipped, Step, SubmitBatch, Unavailable)
-from services.core.effects import SleepReason
+from services.core.effects import SleepReason, ZoneChanging
 from services.core.fixes import Fix
 from services.core.lock import Lock, lock_changes, lock_name, read_lock
 from services.core.planner import Planner
@@ -59,6 +59,7 @@ class World:
         self.sleeps: list[tuple[str, Sleep]] = []
         self.fetches: Counter[str] = Counter()
         self.control_api_down = False
+        self.zone_changing_reads = 0  # this many reads next answer ZoneChanging (batches landed between pages)
         self.before_submit: Callable[[str, SubmitBatch], None] | None = None
         self._last_read: dict[tuple[str, str], ZoneSnapshot] = {}
         self._pending: dict[str, Effect] = {}
@@ -108,6 +109,9 @@ class World:
         if isinstance(effect, ReadZone):
             if self.control_api_down:
                 return Unavailable("control API unreachable")
+            if self.zone_changing_reads:
+                self.zone_changing_reads -= 1
+                return ZoneChanging(f"{effect.zone} changed under every listing")
             snap = self._last_read[who, effect.zone] = self.zones[effect.zone].snapshot
             return snap
         if isinstance(effect, SubmitBatch):
@@ -334,6 +338,25 @@ def test_a_lock_held_by_another_makes_the_enactor_back_off_until_it_expires():
     assert first.batch.changes[:2] == (delete(others_lock), create(RecordSet(
         lock_name(LEGACY.zone), RRType.TXT, 0, (f"e1 {math.ceil(first.at + CONFIG.lock_lease_seconds)} 2",))))
     assert isinstance(first.result, Accepted)
+
+
+def test_a_zone_that_changes_under_every_read_is_contention_backed_off_never_given_up():
+    """A paged read overtaken by batches again and again: the enactor backs off as after a lost lock,
+    longer each time, and goes on once a read holds still; failures would give the endpoint up after 5."""
+    world = World(endpoints=(LEGACY,))
+    world.bootstrap(1)
+    e = world.enactor("e1")
+    plan = world.publish()
+    world.zone_changing_reads = CONFIG.abandon_after_failures + 3
+    world.run(e)
+    events = e.drain_events()
+    busy = of_type(events, LockBusy)
+    assert [ev.attempt for ev in busy] == list(range(1, CONFIG.abandon_after_failures + 4))
+    assert all(ev.holder == "" and ev.zone == LEGACY.zone for ev in busy)
+    assert [s.reason for _, s in world.sleeps if s.reason.backoff] == [SleepReason.ZONE_CHANGING] * len(busy)
+    assert [s.seconds for _, s in world.sleeps if s.reason.backoff] == [ev.backoff_seconds for ev in busy]
+    assert not of_type(events, EndpointAbandoned) and not of_type(events, BatchFailed)
+    assert world.active_generation(LEGACY) == plan.generation
 
 
 def test_a_write_between_read_and_submit_loses_the_lock_and_the_same_batch_is_retried():

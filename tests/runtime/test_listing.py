@@ -7,7 +7,9 @@ import pytest
 from racelab.v1 import authority_pb2
 from services.core.records import RecordSet, RRType, create
 from services.core.zone import HostedZone
-from services.runtime.wire import WireError, ZoneListing, page_to_wire
+from services.core.effects import Accepted, SubmitBatch, Step, ZoneChanging
+from services.runtime.effects import ControlPlane
+from services.runtime.wire import WireError, ZoneKeptChanging, ZoneListing, page_to_wire, pages_of
 
 ORIGIN = "ddb.example"
 
@@ -45,7 +47,7 @@ def test_a_batch_landing_between_pages_restarts_the_listing_and_never_tears_it()
 def test_a_zone_that_never_holds_still_is_unreadable_not_torn():
     zone = zone_of(700)
     listing = ZoneListing(ORIGIN, max_items=300, attempts=3)
-    with pytest.raises(WireError, match="changed under every listing"):
+    with pytest.raises(ZoneKeptChanging, match="changed under every listing"):
         for i in range(10):
             listing.add(page_to_wire(zone.snapshot, listing.next_request()))
             zone.apply([create(RecordSet(f"n{i}.{ORIGIN}", RRType.A, 60, ("10.9.9.9",)))])
@@ -55,3 +57,52 @@ def test_a_start_type_without_a_start_name_is_refused():
     with pytest.raises(WireError, match="need start_record_name"):
         page_to_wire(zone_of(1).snapshot, authority_pb2.ListResourceRecordSetsRequest(
             hosted_zone=ORIGIN, start_record_type=1))
+
+
+@pytest.mark.parametrize("record_sets, pages", [(0, 1), (1, 1), (300, 1), (301, 2), (700, 3)])
+def test_pages_of_is_the_number_of_calls_a_listing_makes(record_sets, pages):
+    assert pages_of(record_sets) == pages
+    if record_sets > 2:
+        zone, listing = zone_of(record_sets - 2), ZoneListing(ORIGIN)  # + the apex SOA and NS
+        while (request := listing.next_request()) is not None:
+            listing.add(page_to_wire(zone.snapshot, request))
+        assert len(zone.snapshot.records) == record_sets and listing.pages == pages
+
+
+class FakeAuthority:
+    """The control API's two calls over one HostedZone; `between_pages` runs after every page served."""
+
+    def __init__(self, zone: HostedZone, between_pages=lambda: None):
+        self.zone, self.between_pages = zone, between_pages
+
+    async def ListResourceRecordSets(self, request, timeout=None):
+        page = page_to_wire(self.zone.snapshot, request)
+        self.between_pages()
+        return page
+
+    async def ChangeResourceRecordSets(self, request, timeout=None):
+        return authority_pb2.ChangeResourceRecordSetsResponse(zone_version=self.zone.version)
+
+
+@pytest.mark.asyncio
+async def test_a_condition_is_paid_before_every_page_and_every_batch():
+    """ControlPlane.before_call is where a slow enactor's delay goes: a 3-page read costs it 3 times."""
+    calls = []
+
+    async def before_call():
+        calls.append("call")
+    control = ControlPlane(None, FakeAuthority(zone_of(700)), 1.0, "e1", before_call=before_call)
+    await control.read(ORIGIN)
+    assert len(calls) == 3
+    result = await control.submit(SubmitBatch(ORIGIN, (), Step.INSTALL, 1, ORIGIN))
+    assert isinstance(result, Accepted) and len(calls) == 4
+
+
+@pytest.mark.asyncio
+async def test_a_zone_written_between_every_page_reads_as_zone_changing_contention():
+    zone = zone_of(700)
+    written = iter(range(1000))
+    control = ControlPlane(None, FakeAuthority(zone, lambda: zone.apply([create(RecordSet(
+        f"n{next(written)}.{ORIGIN}", RRType.A, 60, ("10.9.9.9",)))])), 1.0, "e1")
+    result = await control.read(ORIGIN)
+    assert isinstance(result, ZoneChanging) and "changed under every listing" in result.message
