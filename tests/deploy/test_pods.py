@@ -11,6 +11,7 @@ Traffic goes only to the network's own addresses (this machine's) and to loopbac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -93,20 +94,31 @@ def broken(rendered: str) -> str:
     return rendered.replace(was, now, 1)
 
 
-@pytest.fixture(scope="module")
-def cluster(image, tmp_path_factory):
+@contextlib.contextmanager
+def pods(tmp_path_factory, seed: int | None = None):
+    """The base's pods played on a network of their own, a new clock LEAD s ahead; removed after."""
     root = copy_tree(tmp_path_factory.mktemp("repo"))
     wall_start = time.time() + LEAD
     generate_run_files(root, wall_start=wall_start)
+    if seed is not None:  # as `make k8s-generate K8S_SEED=...` writes it
+        with (root / "deploy/k8s/base/generated/run.env").open("a") as env:
+            env.write(f"RACELAB_SEED={seed}\n")
     rendered = broken(render(root, "base"))
     workdir = tmp_path_factory.mktemp("pods")
     began = time.monotonic()
     try:
         played = kubelet.up(rendered, workdir, f"racelab-test-{os.getpid()}", SUBNET, ready_timeout=LEAD)
         played.ready_after, played.ready_early = time.monotonic() - began, wall_start - time.time()
+        played.workdir = workdir
         yield played
     finally:
         kubelet.down(workdir)
+
+
+@pytest.fixture(scope="module")
+def cluster(image, tmp_path_factory):
+    with pods(tmp_path_factory) as played:
+        yield played
 
 
 def test_every_service_ready_as_non_root_with_read_only_root(cluster):
@@ -171,20 +183,45 @@ def lb_requests(plan) -> float:
     return sum(v for (name, _), v in metrics(plan.ip, 17907).items() if name == "racelab_dynamodb_requests_total")
 
 
-def test_scenario_job_shows_the_race(cluster):
-    job = cluster.pod("scenario")
+# The race in the Job's output is the replica's own: no seed is certain to empty the name (in the pods
+# here the default seed did in 2 of 3 runs of the current race code, seed 2 in 0 of 1, seed 3 in 1 of 1). Like tests/integration/test_live_race.py, the test says
+# how many seeds it tried: the default first, then fresh clusters on the next ones.
+RACE_SEEDS = (1, 2, 3, 4)
+
+
+def follow_job(played) -> tuple[int | None, str, dict]:
+    """The scenario Job's exit code, its output and the summary it printed."""
+    job = played.pod("scenario")
     deadline = time.monotonic() + LEAD + 150 + 240  # the lead, the schedule's 150 s, slack for 2 cores
     while (code := kubelet.exited(job, "racelab")) is None:
         assert time.monotonic() < deadline, "the scenario Job did not finish"
         time.sleep(2)
     out = kubelet.logs(job, "racelab")
-    print(out[-4000:])
     assert code == 0, f"racelab follow exited {code}: {kubelet.tail(out)}"
-    summary = json.loads(out[out.index("\n{") + 1:])
     assert any("applied generation" in line for line in out.splitlines()), "no enactor event was printed"
-    assert summary["stale_apply"], "no stale plan was applied"
-    assert summary["endpoint_emptied"], f"{LEGACY} never emptied"
+    return code, out, json.loads(out[out.index("\n{") + 1:])
+
+
+def crashed(played) -> dict[str, str]:
+    return {p.name: kubelet.tail(kubelet.logs(p, c)) for p in played.pods if p.owner.split("/")[0] != "Job"
+            for c in p.container_names() if kubelet.exited(p, c) is not None}
+
+
+def test_scenario_job_shows_the_race(cluster, tmp_path_factory):
+    _, out, summary = follow_job(cluster)
+    assert not crashed(cluster), f"containers exited during the run: {crashed(cluster)}"
+    tried = [(RACE_SEEDS[0], summary)]
+    for seed in RACE_SEEDS[1:]:
+        if summary["regional_name_emptied"]:
+            break
+        kubelet.down(cluster.workdir)  # one cluster at a time: the next takes its network and cores
+        with pods(tmp_path_factory, seed) as played:
+            _, out, summary = follow_job(played)
+            assert not crashed(played), f"seed {seed}: containers exited during the run: {crashed(played)}"
+        tried.append((seed, summary))
+    print(out[-4000:])
+    print(f"seeds tried: {[(s, t['regional_name_emptied']) for s, t in tried]}")
+    assert all(t["stale_apply"] for _, t in tried), f"a run with no stale plan applied: {tried}"
+    assert summary["regional_name_emptied"], f"{LEGACY} emptied on none of seeds {RACE_SEEDS}: {tried}"
     assert summary["enactors_stuck"], "the enactors never got stuck"
-    crashed = {p.name: kubelet.tail(kubelet.logs(p, c)) for p in cluster.pods if p.owner.split("/")[0] != "Job"
-               for c in p.container_names() if kubelet.exited(p, c) is not None}
-    assert not crashed, f"containers exited during the run: {crashed}"
+    assert summary["seed"] == tried[-1][0]
