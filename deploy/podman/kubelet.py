@@ -11,11 +11,12 @@ one Pod per replica, played with `podman kube play` on a podman network of its o
 
 - Pods and Deployments as they are; a StatefulSet's template once per ordinal (`name-0`, `name-1`,
   with the `apps.kubernetes.io/pod-index` label); a Job's template once (with `job-name`).
-- ConfigMaps go to podman as they are (`--configmap`): envFrom and configMap volumes are podman's.
+- ConfigMaps go to podman as they are (`--configmap`) for envFrom; configMap volumes are written here.
 - What podman 4.3 does not do is done here, before a pod is played, as a kubelet would: the downward
-  API (metadata.name, labels, status.podIP: the address given to the pod), Secret volumes (files
-  written with their items and modes, group fsGroup, mounted read-only: podman 4.3's own neither
-  decode nor pick items), volume claims (a directory per pod), `runAsNonRoot` (refused if the
+  API (metadata.name, labels, status.podIP: the address given to the pod), Secret and ConfigMap
+  volumes (files written per pod with their items and modes, group fsGroup, mounted read-only:
+  podman 4.3's Secret volumes neither decode nor pick items, and it rewrites a configMap volume, one
+  named volume shared by every pod, on each play, under pods already reading it), volume claims (a directory per pod), `runAsNonRoot` (refused if the
   container would run as root), Service names (hostAliases: a Service's names -> its pods' addresses).
 - kube-proxy's part: an `ADDRESS:PORT` of a Service in an env value or an argument (its ClusterIP or
   name) is rewritten to the selected pod's address and target port, since no virtual IP exists here.
@@ -261,12 +262,26 @@ def resolve_env(container: dict, plan: PodPlan, cluster: Cluster, rules: dict[st
             container[key] = [proxied(str(a), rules) for a in container[key]]
 
 
-def write_secret_volume(volume: dict, plan: PodPlan, cluster: Cluster, workdir: Path) -> dict:
-    source = volume["secret"]
-    name = source["secretName"]
-    if name not in cluster.secrets:
-        raise KubeletError(f"pod {plan.name}: volume {volume['name']}: no Secret {name!r}")
-    data = secret_bytes(cluster.secrets[name])
+def configmap_bytes(configmap: dict) -> dict[str, bytes]:
+    data = {k: str(v).encode() for k, v in (configmap.get("data") or {}).items()}
+    data.update({k: base64.b64decode(v) for k, v in (configmap.get("binaryData") or {}).items()})
+    return data
+
+
+def write_projected_volume(volume: dict, plan: PodPlan, cluster: Cluster, workdir: Path) -> dict:
+    """A Secret or ConfigMap volume: its files written into a directory of the pod's own, as a kubelet
+    projects them. (podman 4.3 keeps a configMap volume as one named volume and rewrites it on every
+    `kube play`, so a pod started earlier could read a half-written file; its Secret volumes neither
+    decode nor pick items.)"""
+    if "secret" in volume:
+        source, kind, name = volume["secret"], "Secret", volume["secret"]["secretName"]
+        objects, decode = cluster.secrets, secret_bytes
+    else:
+        source, kind, name = volume["configMap"], "ConfigMap", volume["configMap"]["name"]
+        objects, decode = cluster.configmaps, configmap_bytes
+    if name not in objects:
+        raise KubeletError(f"pod {plan.name}: volume {volume['name']}: no {kind} {name!r}")
+    data = decode(objects[name])
     items = source.get("items") or [{"key": k, "path": k} for k in sorted(data)]
     group = plan.spec.get("securityContext", {}).get("fsGroup", 0)
     root = workdir / "volumes" / plan.name / volume["name"]
@@ -277,7 +292,7 @@ def write_secret_volume(volume: dict, plan: PodPlan, cluster: Cluster, workdir: 
     root.chmod(0o755)
     for item in items:
         if item["key"] not in data:
-            raise KubeletError(f"pod {plan.name}: volume {volume['name']}: Secret {name} has no key {item['key']!r}")
+            raise KubeletError(f"pod {plan.name}: volume {volume['name']}: {kind} {name} has no key {item['key']!r}")
         path = root / item["path"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data[item["key"]])
@@ -339,12 +354,8 @@ def pod_manifest(plan: PodPlan, cluster: Cluster, workdir: Path, aliases: list[d
         spec.pop(key, None)
     volumes = []
     for volume in spec.get("volumes", []):
-        if "secret" in volume:
-            volumes.append(write_secret_volume(volume, plan, cluster, workdir))
-        elif "configMap" in volume:
-            if volume["configMap"]["name"] not in cluster.configmaps:
-                raise KubeletError(f"pod {plan.name}: volume {volume['name']}: no ConfigMap {volume['configMap']['name']!r}")
-            volumes.append(volume)
+        if "secret" in volume or "configMap" in volume:
+            volumes.append(write_projected_volume(volume, plan, cluster, workdir))
         elif "emptyDir" in volume:
             volumes.append(empty_dir(volume, plan, workdir))
         elif "hostPath" in volume:

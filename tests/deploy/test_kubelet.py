@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -69,6 +70,18 @@ def test_secret_volume_holds_only_its_items_with_their_mode(base, tmp_path):
     assert token.read_text().strip() and "\n" not in token.read_text().strip()
 
 
+def test_configmap_volume_is_written_for_each_pod_on_its_own(base, tmp_path):
+    """Not podman's shared named volume, which each later `kube play` rewrites under running pods."""
+    lb0, lb1 = played(base, "dynamodb-lb-0", tmp_path), played(base, "dynamodb-lb-1", tmp_path)
+    paths = [v["hostPath"]["path"] for pod in (lb0, lb1) for v in pod["spec"]["volumes"] if v["name"] == "scenario"]
+    assert paths == [str(tmp_path / "volumes/dynamodb-lb-0/scenario"), str(tmp_path / "volumes/dynamodb-lb-1/scenario")]
+    [source] = [v["configMap"]["name"] for v in base.pod("dynamodb-lb-0").spec["volumes"] if v["name"] == "scenario"]
+    data = base.configmaps[source]["data"]
+    for path in paths:
+        files = {f.name: f.read_text() for f in Path(path).iterdir()}
+        assert files == {k: str(v) for k, v in data.items()} and yaml.safe_load(files["oct-2025.yaml"])["name"]
+
+
 def test_claims_become_a_directory_of_the_pods_own(base, tmp_path):
     pod = played(base, "planner-0", tmp_path)
     [state] = [v for v in pod["spec"]["volumes"] if v["name"] == "state"]
@@ -87,6 +100,7 @@ def test_probes_are_not_handed_to_podman_and_nothing_restarts(base, tmp_path):
     (lambda s: s["containers"][0]["env"].append({"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.x"}}}),
      "fieldRef spec.x"),
     (lambda s: s["volumes"].append({"name": "v", "secret": {"secretName": "missing"}}), "no Secret 'missing'"),
+    (lambda s: s["volumes"].append({"name": "v", "configMap": {"name": "missing"}}), "no ConfigMap 'missing'"),
     (lambda s: s["securityContext"].update(runAsUser=0), "would run as root"),
 ])
 def test_a_pod_a_kubelet_would_refuse_is_refused_before_anything_starts(base, tmp_path, break_it, says):
