@@ -90,11 +90,26 @@ def run_until_the_regional_name_empties(base: Path) -> UserRun:
     for seed in SEEDS:
         run = run_as_user(["make", "run", f"RUN_ARGS=--seed {seed} --no-what-if"], cwd=ROOT, timeout=900)
         assert "Prometheus: http://" in run.output, "the run did not start its Prometheus:\n" + run.output[-2000:]
-        emptied[seed] = json.loads((run.run_dir / "summary.json").read_text())["emptied_endpoints"]
-        if LEGACY_ENDPOINT in emptied[seed]:
+        summary = json.loads((run.run_dir / "summary.json").read_text())
+        emptied[seed] = summary["emptied_endpoints"]
+        again = emptied_again(summary)
+        if LEGACY_ENDPOINT in emptied[seed] and not again:
             return run
+        if again:
+            emptied[seed] = f"{LEGACY_ENDPOINT} again from {again} PDT, after the operators' repair"
+            warnings.warn(f"seed {seed}: {emptied[seed]}; trying the next seed")
         shutil.move(str(run.run_dir), str(base / f"seed{seed}"))  # out of the repository, kept for a look
-    pytest.fail(f"the race did not empty {LEGACY_ENDPOINT} with seeds {SEEDS}; it emptied {emptied}")
+    pytest.fail(f"the race did not empty {LEGACY_ENDPOINT} once with seeds {SEEDS}; it emptied {emptied}")
+
+
+def emptied_again(summary: dict) -> str | None:
+    """When the regional name went empty again after the operators' 02:25 repair, if it did: enactors
+    still holding older plans raced once more before the 05:38 freeze (1 of 12 runs that emptied it,
+    bench/RESULTS-race.md). That night is not 2025's: DynamoDB stays out, so DWFM never collapses."""
+    repaired = summary["operator_times"].get("restore-dns")
+    later = [w["from_pdt"] for w in summary["empty_windows"]
+             if repaired is not None and w["endpoint"] == LEGACY_ENDPOINT and w["from_sim"] > repaired]
+    return later[0] if later else None
 
 
 def read_events(out: Path) -> list[dict]:
