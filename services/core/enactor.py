@@ -230,9 +230,7 @@ class Enactor:
                 # Others kept writing the zone while it was read page by page: contention, as a
                 # lost lock is. Back off and read again; never a reason to give the endpoint up.
                 attempt += 1
-                delay = self._backoff(attempt)
-                self._emit(LockBusy(self.now, ep.zone, "", delay, attempt))
-                yield Sleep(delay, SleepReason.ZONE_CHANGING)
+                yield from self._contended(ep.zone, "", attempt, SleepReason.ZONE_CHANGING)
                 continue
             if isinstance(snap, Unavailable):
                 failures += 1
@@ -242,9 +240,7 @@ class Enactor:
             seen, lock = read_lock(snap)
             if lock is not None and lock.blocks(self.enactor_id, self.now):
                 attempt += 1
-                delay = self._backoff(attempt)
-                self._emit(LockBusy(self.now, ep.zone, lock.holder, delay, attempt))
-                yield Sleep(delay, SleepReason.LOCK_BUSY, lock.holder)
+                yield from self._contended(ep.zone, lock.holder, attempt, SleepReason.LOCK_BUSY)
                 continue
             built = self._build(snap, ep, step, plan)
             if built is None:
@@ -267,6 +263,12 @@ class Enactor:
             reason = str(result) if isinstance(result, BatchRejected) else getattr(result, "message", repr(result))
             codes = result.codes if isinstance(result, BatchRejected) else frozenset({"UNAVAILABLE"})
             yield from self._fail(ep, step, plan, reason, frozenset(codes), failures)
+
+    def _contended(self, zone: str, holder: str, attempt: int, why: SleepReason) -> Generator[Effect, object, None]:
+        """Someone else is writing the zone (`holder`: the lock's, or "" when only its version moved)."""
+        delay = self._backoff(attempt)
+        self._emit(LockBusy(self.now, zone, holder, delay, attempt))
+        yield Sleep(delay, why, holder)
 
     def _fail(self, ep: EndpointPlan, step: Step, plan: Plan, reason: str, codes: frozenset[str],
               failures: int) -> Generator[Effect, object, None]:

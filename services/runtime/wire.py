@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import grpc
 
 from racelab.v1 import authority_pb2, common_pb2, planner_pb2
@@ -99,6 +101,7 @@ def page_to_wire(snap: ZoneSnapshot, request: authority_pb2.ListResourceRecordSe
     return response
 
 
+NEXT_PAGE, START_AGAIN, DONE = "next page", "start again", "done"  # what a listing does after a page
 LISTING_ATTEMPTS = 5  # listings of a zone that keeps changing between pages before a reader gives up
 
 
@@ -127,22 +130,29 @@ class ZoneListing:
         return self._next
 
     def add(self, response: authority_pb2.ListResourceRecordSetsResponse) -> None:
-        self.pages += 1
-        if self.version is not None and response.zone_version != self.version:
-            self.attempts -= 1
-            if self.attempts <= 0:
-                raise ZoneKeptChanging(f"{self.zone} changed under every listing (version {self.version} -> "
-                                f"{response.zone_version}); not read")
-            self.records, self.version, self._next = [], None, self._first()
-            return
-        self.version = response.zone_version
-        self.records.extend(map(record_from_wire, response.record_sets))
-        if not response.is_truncated:
-            self._next = None
+        records = map(record_from_wire, response.record_sets)
+        if self.accept(response.zone_version, records, response.is_truncated) != NEXT_PAGE:
+            self._next = None if self.version is not None else self._first()
             return
         self._next = authority_pb2.ListResourceRecordSetsRequest(
             hosted_zone=self.zone, max_items=self.max_items, start_record_name=response.next_record_name,
             start_record_type=response.next_record_type, start_record_identifier=response.next_record_identifier)
+
+    def accept(self, version: int, records: Iterable[RecordSet], truncated: bool) -> str:
+        """One page, wire aside (the race twin pages through its zones with this too): NEXT_PAGE,
+        START_AGAIN (the zone's version moved since the first page) or DONE. Raises ZoneKeptChanging
+        after `attempts` listings that never held still."""
+        self.pages += 1
+        if self.version is not None and version != self.version:
+            self.attempts -= 1
+            if self.attempts <= 0:
+                raise ZoneKeptChanging(f"{self.zone} changed under every listing (version {self.version} -> "
+                                       f"{version}); not read")
+            self.records, self.version = [], None
+            return START_AGAIN
+        self.version = version
+        self.records.extend(records)
+        return NEXT_PAGE if truncated else DONE
 
     def snapshot(self) -> ZoneSnapshot:
         return ZoneSnapshot.build(normalize_name(self.zone), self.version or 0, self.records)

@@ -65,7 +65,7 @@ from services.core.repair import (
 from services.core.seeds import derive
 from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
 from services.runtime.clock import Schedule
-from services.runtime.wire import LISTING_ATTEMPTS, pages_of
+from services.runtime.wire import DONE, NEXT_PAGE, ZoneKeptChanging, ZoneListing, pages_of
 from services.runtime.scenario import Condition, Scenario, condition_delay
 
 
@@ -306,7 +306,7 @@ class World:
             self._at(self.now + effect.seconds, self._resume(e, None))
             return
         if isinstance(effect, ReadZone):
-            self._read_page(e, who, effect.zone, 0, None, LISTING_ATTEMPTS)
+            self._read_page(e, who, effect.zone, ZoneListing(effect.zone))
             return
         there = self.now + self._delay(who)
         if isinstance(effect, SubmitBatch):
@@ -323,25 +323,28 @@ class World:
             self._at(self.now + back, self._resume(e, result))
         self._at(there, serve)
 
-    def _read_page(self, e: Machine, who: str, zone: str, page: int, version: int | None, listings: int) -> None:
-        """One ListResourceRecordSets call of a paged read, as services/runtime/wire.ZoneListing reads:
-        a page at another version than the first starts the listing again, and after LISTING_ATTEMPTS
-        such listings the reader gets ZoneChanging. Each page is a call, with its latency and the
-        scenario's conditions, as in the live enactor."""
+    def _read_page(self, e: Machine, who: str, zone: str, listing: ZoneListing, page: int = 0) -> None:
+        """One ListResourceRecordSets call of a paged read, the listing's rule deciding what comes next
+        (services/runtime/wire.ZoneListing, as the live enactor reads): a page at another version than
+        the first starts it again, and a zone that never holds still reads as ZoneChanging. Each page
+        is a call, with its latency and the scenario's conditions, as in the live enactor."""
         there = self.now + self._delay(who) + self._condition_delay(who)
 
         def serve() -> None:
             snap = self.zones[zone].snapshot
             back = self.now + self._delay(who)
-            if version is not None and snap.version != version:
-                if listings <= 1:
-                    self._at(back, self._resume(e, ZoneChanging(f"{zone} changed under every listing")))
-                else:
-                    self._at(back, lambda: self._read_page(e, who, zone, 0, None, listings - 1))
-            elif page + 1 >= pages_of(len(snap.records)):
+            last = page + 1 >= pages_of(len(snap.records))
+            try:
+                # Records are not copied page by page: a listing that ends whole is this very snapshot.
+                then = listing.accept(snap.version, (), truncated=not last)
+            except ZoneKeptChanging as exc:
+                self._at(back, self._resume(e, ZoneChanging(str(exc))))
+                return
+            if then == DONE:
                 self._at(back, self._resume(e, snap))
             else:
-                self._at(back, lambda: self._read_page(e, who, zone, page + 1, snap.version, listings))
+                following = page + 1 if then == NEXT_PAGE else 0
+                self._at(back, lambda: self._read_page(e, who, zone, listing, following))
         self._at(there, serve)
 
     def _serve(self, writer: str, effect: object) -> object:
