@@ -35,6 +35,24 @@ class Finding:
     detail: str
 
 
+@dataclass(frozen=True)
+class Emptying:
+    """An endpoint emptied: the stale flip that made an old tree active (`behind`: how many generations
+    older than the one it replaced; 2025: 110 over 145, 35) and the clean-up that deleted it. The
+    race twin records these as it goes; a live run's summary.json lists them from the enactors' events."""
+
+    endpoint: str
+    at: float
+    stale_generation: int | None
+    over_generation: int | None
+    stale_flip_at: float | None
+    cleaner_generation: int
+
+    @property
+    def behind(self) -> int | None:
+        return None if self.over_generation is None else self.over_generation - self.stale_generation
+
+
 def resolves_empty(snap: ZoneSnapshot, endpoint: str, dual_stack: bool) -> bool:
     """True when no query type the endpoint serves can get an address."""
     return all(resolve_in(snap, endpoint, t).always_empty for t in tree.address_types(dual_stack))

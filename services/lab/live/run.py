@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from racelab.v1 import director_pb2, director_pb2_grpc
+from services.core.invariants import Emptying
 from services.core.plans import LEGACY_ENDPOINT
 from services.lab.live.chaos import Kill, run_chaos
 from services.lab.report.fidelity import operator_times
@@ -324,26 +325,22 @@ def _emptied_endpoints(events: Events) -> list[str]:
 
 
 def emptyings(events: Events, clock: SimClock) -> list[dict]:
-    """Each clean-up that deleted an endpoint's active tree, with the stale flip that made it active.
-
-    `behind` is how many generations older the stale plan was than the one it replaced (2025: 110 over
-    145, 35); `cleaner_generation` the plan of the clean-up that deleted it."""
-    last_stale: dict[str, dict] = {}
+    """Each clean-up that deleted an endpoint's active tree, with the stale flip that made it active
+    (core Emptying, as the race twin records them), for summary.json."""
+    last_stale: dict[str, tuple[float, int, int]] = {}
     found = []
     for at, kind, a in sorted(events, key=lambda e: e[0]):
         endpoint = a.get("endpoint", "")
         if kind == "enactor.flip" and a.get("stale") == "true":
-            last_stale[endpoint] = {"at": at, "generation": int(a["generation"]),
-                                    "replaced": int(a["replaced_generation"] or 0)}
+            last_stale[endpoint] = (at, int(a["generation"]), int(a["replaced_generation"] or 0))
         elif kind == "enactor.cleanup" and a.get("deleted_active") == "true":
-            flip = last_stale.get(endpoint)
+            flip_at, stale, over = last_stale.get(endpoint, (None, None, None))
+            e = Emptying(endpoint, at, stale, over, flip_at, int(a.get("generation", 0)))
             found.append({
-                "endpoint": endpoint, "at_pdt": clock.pdt(at), "at_sim": at,
-                "stale_generation": flip["generation"] if flip else None,
-                "over_generation": flip["replaced"] if flip else None,
-                "behind": flip["replaced"] - flip["generation"] if flip else None,
-                "stale_flip_at_pdt": clock.pdt(flip["at"]) if flip else None,
-                "cleaner_generation": int(a.get("generation", 0))})
+                "endpoint": e.endpoint, "at_pdt": clock.pdt(e.at), "at_sim": e.at,
+                "stale_generation": e.stale_generation, "over_generation": e.over_generation, "behind": e.behind,
+                "stale_flip_at_pdt": clock.pdt(e.stale_flip_at) if e.stale_flip_at is not None else None,
+                "cleaner_generation": e.cleaner_generation})
     return found
 
 

@@ -38,6 +38,7 @@ from services.core.enactor import (
 from services.core.effects import ZoneChanging
 from services.core.fixes import Fix
 from services.core.invariants import (
+    Emptying,
     Finding,
     InvariantChecker,
     Violation,
@@ -110,23 +111,6 @@ class Entry:
     kind: str
     text: str
     zone: str = ""
-
-
-@dataclass(frozen=True)
-class Emptying:
-    """An endpoint emptied: the stale flip that made an old tree active (`behind`: how many generations
-    older than the one it replaced; 2025: 110 over 145) and the clean-up that deleted it."""
-
-    endpoint: str
-    at: float
-    stale_generation: int | None
-    over_generation: int | None
-    stale_flip_at: float | None
-    cleaner_generation: int
-
-    @property
-    def behind(self) -> int | None:
-        return None if self.over_generation is None else self.over_generation - self.stale_generation
 
 
 @dataclass
