@@ -202,6 +202,19 @@ class Fleet:
     def in_flight(self) -> int:
         return sum(len(h.in_flight) for h in self.hosts)
 
+    def stuck(self) -> bool:
+        """A congestive collapse that cannot end by itself. With no admission throttle, every host that
+        has lease work has so much of it in flight that each item gets less than `lease_work_seconds`
+        of the host before its timeout (n x lease_work_seconds > lease_work_timeout_seconds); a timed-out
+        item is retried in place, so n never shrinks and nothing ever finishes. Only an operator breaks
+        it: a throttle with restarts that drop what is in flight."""
+        if self.admit_rate is not None or self.queue_throttle:
+            return False
+        cfg = self.config
+        busy = [h for h in self.hosts if h.in_flight or h.backlog]
+        return bool(busy) and all(len(h.in_flight) * cfg.lease_work_seconds > cfg.lease_work_timeout_seconds
+                                  for h in busy)
+
     # ---- time ----
 
     def advance(self, now: float) -> Tick:

@@ -278,3 +278,24 @@ def test_a_state_check_renews_what_the_lease_table_holds_and_re_leases_what_it_s
     assert first not in write.renewed and fleet.needs_lease[first]  # lapsed in the table: lost
     assert second in write.renewed and all(i.expires_at == t + SMALL.lease_seconds for i in write.items)
     assert {i.droplet for i in write.items} == set(r.checked) - {first}  # no item yet: written
+
+
+def test_a_collapse_is_stuck_only_while_it_cannot_end_by_itself():
+    """Fleet.stuck: more lease work in flight on every busy host than can finish inside the timeout, and
+    nothing throttling admissions. A throttle, or few enough items, and it is not."""
+    fleet = Fleet(DwfmConfig(droplets=400, hosts=2))
+    assert not fleet.stuck()  # no lease work at all
+    for h in fleet.hosts:
+        h.backlog.extend(h.droplets)
+    assert not fleet.stuck()  # waiting, not yet admitted: a small enough backlog would finish
+    fleet.advance(1.0)
+    assert all(len(h.in_flight) == 200 for h in fleet.hosts) and fleet.stuck()  # 200 x 7 s > 600 s
+    fleet.advance(3600.0)
+    assert fleet.stuck() and fleet.established_total == 0  # an hour on: still nothing finished
+    fleet.throttle(0.1, None)
+    assert not fleet.stuck()
+    small = Fleet(DwfmConfig(droplets=100, hosts=2))
+    for h in small.hosts:
+        h.backlog.extend(h.droplets)
+    small.advance(1.0)
+    assert not small.stuck()  # 50 x 7 s < 600 s: they finish

@@ -65,7 +65,9 @@ def test_the_table_rows_come_from_the_race_twin_and_this_runs_outage():
     assert heal.minutes["legacy"] > 0
     for fix in ("fencing", "protect-active", "all race fixes"):
         assert "emptied in 0 of 1" in rows[fix].source and rows[fix].minutes["legacy"] == 0, fix
-    assert not rows["no DWFM throttle and restart (ran 48 h)"].dwfm_recovered
+    without = rows["no DWFM throttle and restart"]
+    assert not without.dwfm_recovered and without.never and "stuck for good from 02:" in without.source
+    assert rows["as in October 2025"].dwfm_recovered and not rows["as in October 2025"].never
 
 
 def test_the_other_dependents_fail_and_recover_by_their_mechanisms(as_in_2025):

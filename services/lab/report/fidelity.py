@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 from services.core.fixes import RACE_FIXES, Fix
 from services.core.operators import Action
 from services.core.plans import LEGACY_ENDPOINT
-from services.runtime.clock import parse_pdt
+from services.runtime.clock import SimClock, parse_pdt
 from services.runtime.scenario import Scenario
 
 Points = list[tuple[float, float]]
@@ -265,6 +265,7 @@ class WhatIf:
     minutes: dict[str, float]  # dependent -> minutes of impact (a mean, over the race twin's schedules)
     dwfm_recovered: bool  # in every schedule the row ran
     source: str  # where the row's outage came from
+    never: bool = False  # DWFM was left in a collapse that would never end by itself (Fleet.stuck)
 
 
 RACE_TWIN_SCHEDULES = 3  # per race-fix row: the run's seed and the next ones
@@ -283,23 +284,27 @@ def _race_outage(scenario: Scenario, fixes: frozenset[Fix], seed: int) -> list[t
     return [(a, None if b >= r.ended_at else b) for endpoint, a, b in r.empty_windows if endpoint == LEGACY_ENDPOINT]
 
 
-def _cascade_minutes(sc: Scenario, outages, end: str | float) -> tuple[dict[str, float], bool]:
+def _cascade_minutes(sc: Scenario, outages, end: str | float) -> tuple[dict[str, float], bool, float | None]:
+    """Minutes of impact per dependent, whether every droplet was leased again by the end, and since
+    when DWFM's collapse had been a fixed point (Fleet.stuck) if it still was at the end."""
     from services.lab.twin.cascade import STEP, run_twin
     out = run_twin(sc, outages=outages, until=end)
     minutes = {d: impact_minutes(out.series.get(f"racelab_dependent_success_ratio:{d}", []), STEP)
                for d in DEPENDENTS}
     expired = out.series.get("racelab_dwfm_droplets:expired", [])
-    return minutes, bool(expired) and expired[-1][1] == 0
+    return minutes, bool(expired) and expired[-1][1] == 0, out.stuck_since
 
 
 def what_if(scenario: Scenario, outage: list[tuple[float, float | None]] | None = None, *, until: str = "14:30",
-            no_operators_hours: float = 48.0, schedules: int = RACE_TWIN_SCHEDULES,
-            workers: int = 1) -> list[WhatIf]:
+            schedules: int = RACE_TWIN_SCHEDULES, workers: int = 1) -> list[WhatIf]:
     """Minutes of impact per dependent, every row from the same core. The cascade rows start and end
     the outage where this run measured it (`outage`; None: 2025's 23:48-02:25). Each race-fix row
     runs the race twin with that fix over `schedules` seeds from the run's, and feeds the cascade
-    twin the outages each schedule produced. The twins' runs are independent and deterministic:
-    `workers` processes share them, and the same outages are run through the cascade twin once."""
+    twin the outages each schedule produced. Every row covers the same night, to `until`; the row
+    without the operators' DWFM throttle and restarts says whether DWFM was left in a collapse that
+    is a fixed point (Fleet.stuck: it would never end), not merely unfinished at `until`. The twins'
+    runs are independent and deterministic: `workers` processes share them, and the same outages are
+    run through the cascade twin once."""
     import concurrent.futures
     base = scenario.with_overrides(fixes=frozenset())
     measured = "this run's outage" if outage is not None else "2025's outage (23:48-02:25)"
@@ -310,7 +315,7 @@ def what_if(scenario: Scenario, outage: list[tuple[float, float | None]] | None 
         Action.THROTTLE_DWFM, Action.RESTART_DWFM_HOSTS)))
     cascade_rows = [(base, outage, until)] + \
         [(base.with_overrides(fixes=frozenset({fix})), outage, until) for fix in (Fix.QUEUE_THROTTLE, Fix.NLB_VELOCITY)] + \
-        [(without, outage, no_operators_hours * 3600)]
+        [(without, outage, until)]
     pool = concurrent.futures.ProcessPoolExecutor(workers) if workers > 1 else None
     submit = pool.submit if pool else _Now
 
@@ -325,19 +330,24 @@ def what_if(scenario: Scenario, outage: list[tuple[float, float | None]] | None 
 
         first = [cascade(*row) for row in cascade_rows]  # start the long ones while the race twin runs
         produced = {label: [submit(_race_outage, base, fixes, seed) for seed in seeds] for label, fixes in race_rows}
-        rows = [WhatIf("as in October 2025", *first[0].result(), measured)]
+        minutes, recovered, _ = first[0].result()
+        rows = [WhatIf("as in October 2025", minutes, recovered, measured)]
         for label, _ in race_rows:
             windows = [f.result() for f in produced[label]]
             runs = [r.result() for r in [cascade(base, o, until) for o in windows]]  # race fixes change nothing downstream of DNS
             emptied = sum(1 for o in windows if o)
-            rows.append(WhatIf(label, {d: sum(m[d] for m, _ in runs) / len(runs) for d in DEPENDENTS},
-                               all(ok for _, ok in runs),
+            rows.append(WhatIf(label, {d: sum(m[d] for m, _, _ in runs) / len(runs) for d in DEPENDENTS},
+                               all(ok for _, ok, _ in runs),
                                f"race twin, seeds {seeds.start}-{seeds.stop - 1}: the name emptied in {emptied} of "
                                f"{len(windows)} ({sum(len(o) for o in windows)} windows)"))
         for fix, future in zip((Fix.QUEUE_THROTTLE, Fix.NLB_VELOCITY), first[1:3]):
-            rows.append(WhatIf(f"{fix.value}: {fix.summary}", *future.result(), measured))
-        rows.append(WhatIf(f"no DWFM throttle and restart (ran {no_operators_hours:g} h)", *first[3].result(),
-                           measured))
+            minutes, recovered, _ = future.result()
+            rows.append(WhatIf(f"{fix.value}: {fix.summary}", minutes, recovered, measured))
+        minutes, recovered, stuck_since = first[3].result()
+        stuck = "" if stuck_since is None else (
+            f"; stuck for good from {SimClock(scenario.schedule, scenario.epoch, 0).pdt(stuck_since)[:5]} PDT: every busy DWFM host had more lease work in "
+            f"flight than can finish inside the timeout, retried in place, so it never shrinks")
+        rows.append(WhatIf("no DWFM throttle and restart", minutes, recovered, measured + stuck, never=stuck_since is not None))
         return rows
     finally:
         if pool is not None:

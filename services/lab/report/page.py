@@ -245,7 +245,8 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
                    + "<th>DWFM recovered</th><th>outage from</th></tr>")
         for w in what_if:
             out.append(f"<tr><td>{html.escape(w.label)}</td>" + "".join(f"<td>{w.minutes[d]:.0f}</td>" for d in deps)
-                       + f"<td>{'yes' if w.dwfm_recovered else 'NEVER'}</td><td>{html.escape(w.source)}</td></tr>")
+                       + f"<td>{'yes' if w.dwfm_recovered else 'NEVER (stuck)' if w.never else 'not by 14:30'}</td>"
+                       f"<td>{html.escape(w.source)}</td></tr>")
         out.append("</table><p>Impact: simulated minutes under a 90% success ratio, 23:30-14:30 PDT. The cascade's "
                    "twin (services/lab/twin/cascade.py) runs the same core objects as the live dwfm, netmgr, nlb and "
                    "workload processes, built by services/core/cascade.py, and takes the regional name's outage as "

@@ -59,6 +59,7 @@ class TwinRun:
 
     series: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
     events: list[tuple[float, str, dict]] = field(default_factory=list)
+    stuck_since: float | None = None  # DWFM's collapse a fixed point (Fleet.stuck) from then to the end
 
     def add(self, name: str, sim: float, value: float) -> None:
         self.series[name].append((sim, value))
@@ -163,6 +164,10 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
             count("dwfm_state_check", ok)
             if released:
                 c.backlog.add(released, TERMINATED, t)
+        if c.fleet.stuck():
+            out.stuck_since = t if out.stuck_since is None else out.stuck_since
+        else:
+            out.stuck_since = None
         for change in (c.watches.leases.observe(c.fleet.leased(), c.fleet.config.droplets),
                        c.watches.collapse.observe(t, c.fleet.timeouts_total, c.fleet.established_total,
                                                   c.fleet.queue_depth())):
