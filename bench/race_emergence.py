@@ -35,6 +35,12 @@ def run_once(seed: int, fixes: list[str], base_port: int, until: str | None = No
             "failed_process": f"did not start: {reason}"}
 
 
+def minutes_after_2330(pdt: str) -> float:
+    """'23:48:10 PDT' -> 18.2 (minutes after 23:30 on the first night; 00:05 -> 35)."""
+    h, m, sec = (int(x) for x in pdt[:8].split(":"))
+    return ((h * 60 + m - 23 * 60 - 30) % (24 * 60)) + sec / 60
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20)
@@ -53,21 +59,26 @@ def main() -> None:
             began = time.monotonic()
             s = run_once(seed, fixes, args.base_port, args.until)
             window = s["empty_windows"][0] if s["empty_windows"] else None
+            regional = [e for e in s.get("emptyings", []) if e["endpoint"] == LEGACY_ENDPOINT]
             row = (label, seed, s["stale_apply"], s.get("regional_name_emptied"), s["enactors_stuck"],
                    window["from_pdt"] if window else "-", s["failed_process"] or "-",
                    ", ".join(e for e in s.get("emptied_endpoints", []) if e != LEGACY_ENDPOINT) or "-",
-                   time.monotonic() - began)
+                   regional[0]["behind"] if regional else "-", time.monotonic() - began)
             rows.append(row)
             print("%-15s seed %3d  stale %-5s emptied %-5s stuck %-5s from %-13s failed %s  other names emptied: %s"
-                  "  (%.0fs)" % row,
+                  "  behind %s  (%.0fs)" % row,
                   flush=True)
     lines = ["| fixes | seed | stale apply | regional name emptied | enactors stuck | empty from | failed process "
-             "| other names emptied |", "| --- | ---: | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]} |" for r in rows]
+             "| other names emptied | stale plan behind |", "| --- | ---: | --- | --- | --- | --- | --- | --- | ---: |"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]} | {r[8]} |" for r in rows]
     for label, _ in halves:
         mine = [r for r in rows if r[0] == label]
-        lines.append(f"\n{label}: emptied in {sum(bool(r[3]) for r in mine)}/{len(mine)} runs, "
-                     f"stale apply in {sum(bool(r[2]) for r in mine)}/{len(mine)}")
+        near = sum(1 for r in mine if r[3] and r[5] != "-" and abs(minutes_after_2330(r[5]) - 18) <= 10)
+        lines.append(f"\n{label}: regional name emptied in {sum(bool(r[3]) for r in mine)}/{len(mine)} runs, "
+                     f"stale apply in {sum(bool(r[2]) for r in mine)}/{len(mine)}, another name emptied in "
+                     f"{sum(r[7] != '-' for r in mine)}/{len(mine)}, the regional name empty at 23:48 +-10 min in "
+                     f"{near}/{len(mine)}, its stale plan >= 20 generations behind in "
+                     f"{sum(1 for r in mine if isinstance(r[8], int) and r[8] >= 20)}/{len(mine)}")
     text = "\n".join(lines)
     print(text)
     if args.out:
