@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -51,10 +52,18 @@ def test_as_in_2025_live_and_from_files(racelab_run):
             live_out, live_err = live.communicate(timeout=120)
         # As in 2025: the regional name emptied (under CPU contention the race sometimes empties a small
         # endpoint no client resolves instead; that is another night).
-        if any(w["endpoint"] == LEGACY_ENDPOINT for w in run.summary["empty_windows"]):
+        emptied = any(w["endpoint"] == LEGACY_ENDPOINT for w in run.summary["empty_windows"])
+        # The run counts what its forward could not hand over (a receiver too slow on a loaded machine):
+        # every span is either received live or counted as not forwarded.
+        lost = run.summary["spans_not_forwarded"]
+        assert json.loads(live_out)["spans"] + lost == len(run.spans), (lost, len(run.spans))
+        if emptied and not lost:
             break
+        if emptied:
+            warnings.warn(f"seed {seed}: {lost} of {len(run.spans)} spans did not reach the live receiver in "
+                          "time; the live and file verdicts are compared on a run that lost none")
     else:
-        pytest.fail("the race did not empty the regional name in 4 seeds")
+        pytest.fail("no run of 4 seeds both emptied the regional name and forwarded every span")
     files = subprocess.run([sys.executable, "-m", "services.lab.cli", "assert", "incident", "--json", "--traces",
                             str(run.run_dir)], capture_output=True, text=True)
     assert files.returncode == 1, files.stderr

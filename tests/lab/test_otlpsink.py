@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -45,3 +46,33 @@ def test_exported_spans_are_written_as_otlp_json(tmp_path, free_port):
     assert child["service"] == "racelab-test" and child["instance"] == "t1"
     assert isinstance(child["kind"], int)
     assert isinstance(child["startTimeUnixNano"], str)
+
+
+def test_spans_a_forward_receiver_does_not_take_are_counted(tmp_path, free_port):
+    """A receiver that is down loses spans, never the run's own file; the sink counts what it lost."""
+    path = tmp_path / "traces.jsonl"
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+
+    async def scenario():
+        server, sink = await start_sink(f"127.0.0.1:{free_port}", path, forward=[dead])
+        provider = TracerProvider(resource=Resource.create({"service.name": "racelab-test"}))
+        provider.add_span_processor(SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=f"127.0.0.1:{free_port}", insecure=True)))
+        tracer = provider.get_tracer("t")
+
+        def make_spans():
+            for name in ("a", "b", "c"):
+                with tracer.start_as_current_span(name):
+                    pass
+            provider.shutdown()
+        await asyncio.to_thread(make_spans)
+        await server.stop(None)
+        sink.close()
+        return sink
+
+    sink = asyncio.run(scenario())
+    assert sink.forwarding and sink.spans == 3
+    assert sink.spans_not_forwarded == 3 and sink.forward_failures == 3
+    assert {s["name"] for s in read_spans(path)} == {"a", "b", "c"}

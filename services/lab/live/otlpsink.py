@@ -55,6 +55,7 @@ class TraceSink(trace_service_pb2_grpc.TraceServiceServicer):
         self.exports = 0
         self.spans = 0
         self.forward_failures = 0
+        self.spans_not_forwarded = 0  # spans of exports a forward receiver did not take (down, slow, stopping)
         self._on_export = on_export
         self._forward = [trace_service_pb2_grpc.TraceServiceStub(grpc.aio.insecure_channel(target))
                          for target in forward]
@@ -66,20 +67,31 @@ class TraceSink(trace_service_pb2_grpc.TraceServiceServicer):
                 self._file.write(json.dumps(data, separators=(",", ":")) + "\n")
                 self._file.flush()
             self.exports += 1
-            self.spans += sum(len(ss.get("spans", [])) for rs in data.get("resourceSpans", [])
-                              for ss in rs.get("scopeSpans", []))
+            count = sum(len(ss.get("spans", [])) for rs in data.get("resourceSpans", [])
+                        for ss in rs.get("scopeSpans", []))
+            self.spans += count
         if self._on_export:
             self._on_export(data)
         if self._forward:
-            await asyncio.gather(*(self._send(stub, request) for stub in self._forward))
+            await asyncio.gather(*(self._send(stub, request, count) for stub in self._forward))
         return trace_service_pb2.ExportTraceServiceResponse()
 
-    async def _send(self, stub: trace_service_pb2_grpc.TraceServiceStub, request) -> None:
-        # A receiver that is down or slow loses spans; the run and its own file never wait long for it.
+    @property
+    def forwarding(self) -> bool:
+        return bool(self._forward)
+
+    async def _send(self, stub: trace_service_pb2_grpc.TraceServiceStub, request, count: int) -> None:
+        # A receiver that is down or slow loses spans; the run and its own file never wait long for it,
+        # but what it lost is counted (summary.json: spans_not_forwarded).
         try:
             await stub.Export(request, timeout=FORWARD_TIMEOUT_SECONDS)
         except grpc.RpcError:
             self.forward_failures += 1
+            self.spans_not_forwarded += count
+        except asyncio.CancelledError:  # the sink stopped before the receiver answered
+            self.forward_failures += 1
+            self.spans_not_forwarded += count
+            raise
 
     def close(self) -> None:
         with self._lock:

@@ -26,7 +26,7 @@ from services.core.invariants import Emptying
 from services.core.plans import LEGACY_ENDPOINT
 from services.lab.live.chaos import Kill, run_chaos
 from services.lab.report.fidelity import operator_times
-from services.lab.live.otlpsink import start_sink
+from services.lab.live.otlpsink import FORWARD_TIMEOUT_SECONDS, start_sink
 from services.lab.live.prometheus import INSTALL_HINT, PrometheusError, RunPrometheus, binary
 from services.lab.live.scrape import Series, scrape
 from services.lab.live.supervisor import ProcessFailed, Supervisor
@@ -130,7 +130,8 @@ async def run(opts: RunOptions, console: Console) -> dict:
                 task.cancel()
         supervisor.stop_all()
         await asyncio.sleep(0.5)  # last span exports arrive as processes stop
-        await sink_server.stop(grace=1.0)
+        # A forward receiver (RACELAB_OTLP_FORWARD) gets as long as one forward may take for the last exports.
+        await sink_server.stop(grace=FORWARD_TIMEOUT_SECONDS + 1.0 if sink.forwarding else 1.0)
         sink.close()
         if prometheus:
             await asyncio.to_thread(prometheus.finish, run_dir, topology, clock, ended, console)
@@ -146,6 +147,11 @@ async def run(opts: RunOptions, console: Console) -> dict:
     summary = build_summary(scenario, series, run_dir, wall_seconds=time.time() - began, wall_start=wall_start,
                             ready=ready, rss=rss,
                             failure=failure, spans=sink.spans)
+    if sink.forwarding:
+        summary["spans_not_forwarded"] = sink.spans_not_forwarded
+        if sink.spans_not_forwarded:
+            console.print(f"[yellow]{sink.spans_not_forwarded} of {sink.spans} spans did not reach "
+                          f"RACELAB_OTLP_FORWARD (its receiver was down, slow or stopping)[/yellow]")
     if opts.chaos:
         summary["chaos"] = chaos_task.result() if chaos_task and chaos_task.done() and not chaos_task.cancelled() \
             and not chaos_task.exception() else "not completed"
