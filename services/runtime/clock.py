@@ -79,8 +79,11 @@ class SimClock:
         self._wall = wall
 
     def now(self) -> float:
-        """Simulated seconds since the epoch."""
-        return self.schedule.sim_at(self._wall() - self.wall_start)
+        """Simulated seconds since the epoch; the epoch itself until the run's wall-clock start. Processes
+        started ahead of the clock (pods given a lead to come up, a local run's few seconds) wait at
+        23:30 instead of living through a prelude at the first segment's pace: 100 s ahead is an hour
+        of simulated time, in which pods once ran the whole race before 23:30."""
+        return max(0.0, self.schedule.sim_at(self._wall() - self.wall_start))
 
     def unix(self, sim: float | None = None) -> float:
         """Simulated time as Unix epoch seconds (what the lock's expiry is written in)."""

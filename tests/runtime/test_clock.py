@@ -43,3 +43,13 @@ def test_clock_reads_injected_wall_time():
     assert clock.pdt() == "23:33:00 PDT"
     assert clock.unix() == EPOCH.timestamp() + 180
     assert clock.wall_until(300) == pytest.approx(2.0)
+
+
+def test_before_the_start_the_clock_stands_at_the_epoch_and_sleeps_wait_for_it():
+    """A process started ahead of the run (a pod given a lead) does nothing of the night before 23:30."""
+    wall = [990.0]
+    clock = SimClock(Schedule(((0, 0), (10, 600))), EPOCH, wall_start=1000.0, wall=lambda: wall[0])
+    assert clock.now() == 0 and clock.pdt() == "23:30:00 PDT"  # not 23:20, at the first segment's pace
+    assert clock.wall_until(60) == pytest.approx(11.0)  # the lead, then a simulated minute
+    wall[0] = 1001.0
+    assert clock.now() == 60
