@@ -88,6 +88,7 @@ class Cluster:
     services: list[dict]
     configmaps: dict[str, dict]
     secrets: dict[str, dict]
+    ready_at: dict[str, float] = field(default_factory=dict)  # pod -> Unix time its readiness probes passed
 
     @classmethod
     def from_yaml(cls, text: str, default_namespace: str = "default") -> "Cluster":
@@ -430,7 +431,8 @@ def up(rendered: str, workdir: Path, network: str, subnet: str, ready_timeout: f
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=podman_env())
                 if done.returncode != 0:
                     raise KubeletError(f"pod {plan.name}: podman kube play: {done.stderr.strip()}")
-        wait_ready(cluster, ready_timeout, waiting)
+        began = time.time()
+        cluster.ready_at = {name: began + seconds for name, seconds in wait_ready(cluster, ready_timeout, waiting).items()}
     except BaseException:
         stop_players([proc.pid for _, proc in waiting])  # they hold their pods' locks
         raise
