@@ -32,7 +32,8 @@ from services.lab.live.scrape import load_series  # noqa: E402
 from services.lab.report.fidelity import fidelity  # noqa: E402
 from services.lab.report.page import live_lookup  # noqa: E402
 from services.runtime.clock import parse_pdt  # noqa: E402
-from services.runtime.scenario import parse_scenario  # noqa: E402
+from services.runtime.scenario import load_scenario, parse_scenario  # noqa: E402
+from calibrate_race import AS_IN_2025, BEHIND_2025, WITHIN_SECONDS  # noqa: E402  (the 2025 shape, one definition)
 
 WITHIN = 0.25  # a phase "lands" within this share of 2025's duration
 
@@ -98,11 +99,13 @@ def tables(runs: list[dict]) -> str:
         behind = ", ".join(str(e["behind"]) for e in r["emptyings"]) or "-"
         out.append(f"| {r['seed']} | {'yes' if r['regional_emptied'] else 'no'} | {names} | {behind} | "
                    f"{r['wall_seconds']:.0f} |")
-    regional = [e for r in runs for e in r["emptyings"][:] if e["endpoint"] == LEGACY_ENDPOINT]
+    regional = [e for r in runs for e in r["emptyings"] if e["endpoint"] == LEGACY_ENDPOINT]
     others = sum(any(e["endpoint"] != LEGACY_ENDPOINT for e in r["emptyings"]) for r in runs)
-    near = sum(any(e["endpoint"] == LEGACY_ENDPOINT and abs(parse_hhmm(e["at_pdt"]) - parse_hhmm("23:48")) <= 10
+    target = parse_pdt(AS_IN_2025, load_scenario("oct-2025").epoch)
+    near = sum(any(e["endpoint"] == LEGACY_ENDPOINT and abs(e["at_sim"] - target) <= WITHIN_SECONDS
                    for e in r["emptyings"]) for r in runs)
-    stale = sum(any(e["endpoint"] == LEGACY_ENDPOINT and e["behind"] >= 20 for e in r["emptyings"]) for r in runs)
+    stale = sum(any(e["endpoint"] == LEGACY_ENDPOINT and (e["behind"] or 0) >= BEHIND_2025 for e in r["emptyings"])
+                for r in runs)
     out += ["", f"Regional name emptied in {sum(bool(r['regional_emptied']) for r in runs)}/{n} runs "
             f"({len(regional)} emptyings of it); another name emptied in {others}/{n}; the regional name empty "
             f"at 23:48 +-10 min in {near}/{n}; its stale plan >= 20 generations behind in {stale}/{n} "
@@ -142,12 +145,6 @@ def tables(runs: list[dict]) -> str:
 def usual_basis(rows: list[dict]) -> str:
     """A row's basis in most runs (a run whose race emptied nothing has no DNS outage to fit)."""
     return statistics.mode(row["basis"] for row in rows)
-
-
-def parse_hhmm(pdt: str) -> float:
-    """Minutes from 23:30 PDT on the first night (23:48 -> 18, 00:05 -> 35)."""
-    h, m = int(pdt[:2]), int(pdt[3:5])
-    return (h * 60 + m - 23 * 60 - 30) % (24 * 60)
 
 
 def main() -> int:

@@ -16,7 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from calibrate_race import AS_IN_2025, BEHIND_2025, WITHIN_SECONDS  # the 2025 shape, one definition
 from services.core.plans import LEGACY_ENDPOINT
+from services.runtime.clock import parse_pdt
+from services.runtime.scenario import load_scenario
 
 
 def run_once(seed: int, fixes: list[str], base_port: int, until: str | None = None) -> dict:
@@ -33,12 +36,6 @@ def run_once(seed: int, fixes: list[str], base_port: int, until: str | None = No
     reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
     return {"stale_apply": None, "regional_name_emptied": None, "enactors_stuck": None, "empty_windows": [],
             "failed_process": f"did not start: {reason}"}
-
-
-def minutes_after_2330(pdt: str) -> float:
-    """'23:48:10 PDT' -> 18.2 (minutes after 23:30 on the first night; 00:05 -> 35)."""
-    h, m, sec = (int(x) for x in pdt[:8].split(":"))
-    return ((h * 60 + m - 23 * 60 - 30) % (24 * 60)) + sec / 60
 
 
 def main() -> None:
@@ -63,22 +60,24 @@ def main() -> None:
             row = (label, seed, s["stale_apply"], s.get("regional_name_emptied"), s["enactors_stuck"],
                    window["from_pdt"] if window else "-", s["failed_process"] or "-",
                    ", ".join(e for e in s.get("emptied_endpoints", []) if e != LEGACY_ENDPOINT) or "-",
-                   regional[0]["behind"] if regional else "-", time.monotonic() - began)
+                   regional[0]["behind"] if regional else "-", time.monotonic() - began,
+                   regional[0]["at_sim"] if regional else None)
             rows.append(row)
             print("%-15s seed %3d  stale %-5s emptied %-5s stuck %-5s from %-13s failed %s  other names emptied: %s"
-                  "  behind %s  (%.0fs)" % row,
+                  "  behind %s  (%.0fs)" % row[:10],
                   flush=True)
     lines = ["| fixes | seed | stale apply | regional name emptied | enactors stuck | empty from | failed process "
              "| other names emptied | stale plan behind |", "| --- | ---: | --- | --- | --- | --- | --- | --- | ---: |"]
     lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]} | {r[8]} |" for r in rows]
+    target = parse_pdt(AS_IN_2025, load_scenario("oct-2025").epoch)
     for label, _ in halves:
         mine = [r for r in rows if r[0] == label]
-        near = sum(1 for r in mine if r[3] and r[5] != "-" and abs(minutes_after_2330(r[5]) - 18) <= 10)
+        near = sum(1 for r in mine if r[10] is not None and abs(r[10] - target) <= WITHIN_SECONDS)
         lines.append(f"\n{label}: regional name emptied in {sum(bool(r[3]) for r in mine)}/{len(mine)} runs, "
                      f"stale apply in {sum(bool(r[2]) for r in mine)}/{len(mine)}, another name emptied in "
                      f"{sum(r[7] != '-' for r in mine)}/{len(mine)}, the regional name empty at 23:48 +-10 min in "
                      f"{near}/{len(mine)}, its stale plan >= 20 generations behind in "
-                     f"{sum(1 for r in mine if isinstance(r[8], int) and r[8] >= 20)}/{len(mine)}")
+                     f"{sum(1 for r in mine if isinstance(r[8], int) and r[8] >= BEHIND_2025)}/{len(mine)}")
     text = "\n".join(lines)
     print(text)
     if args.out:
