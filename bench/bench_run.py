@@ -5,7 +5,8 @@ this 2-core machine), processes' startup and memory, and how many INCIDENT.md §
                                         [--scenario NAME] [--no-what-if]
 
 While it runs, a probe asks the authority for the regional name's A record every 0.2 s (UDP, 0.5 s
-timeout, dnspython) and reports its answer times (p50 / p99 / max) and how many went unanswered.
+timeout, dnspython) and reports its answer times (p50 / p99 / max) and how many went unanswered while
+the authority was listening (queries after it stopped, in the run's teardown, are counted apart).
 
 Each run is a separate `racelab run --no-tty` in a temporary directory (or DIR/seedN with --keep); the
 figures come from its summary.json and report (fidelity table and phase durations), and the wall clock
@@ -41,6 +42,7 @@ class Probe(threading.Thread):
         self.times: list[float] = []
         self.unanswered = 0
         self.missed_at: list[float] = []  # monotonic seconds of each unanswered query
+        self.after_stop = 0  # queries sent once the authority's port was closed: not counted as unanswered
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -51,7 +53,9 @@ class Probe(threading.Thread):
             try:
                 dns.query.udp(query, self.address, port=self.port, timeout=0.5)
             except dns.exception.Timeout:
-                if started:
+                if not udp_port_bound(self.port):
+                    self.after_stop += 1  # the authority has stopped (the run's teardown): nobody to answer
+                elif started:
                     self.unanswered += 1
                     self.missed_at.append(time.monotonic())
                 continue
@@ -63,11 +67,12 @@ class Probe(threading.Thread):
     def summary(self, started: float) -> dict:
         t = sorted(self.times)
         if not t:
-            return {"answered": 0, "unanswered": self.unanswered}
+            return {"answered": 0, "unanswered": self.unanswered, "after_the_authority_stopped": self.after_stop}
         per_10s: dict[int, int] = {}  # when in the run (wall seconds, by tens) the misses came
         for m in self.missed_at:
             per_10s[int((m - started) // 10) * 10] = per_10s.get(int((m - started) // 10) * 10, 0) + 1
         return {"answered": len(t), "unanswered": self.unanswered, "misses_by_wall_10s": per_10s,
+                "after_the_authority_stopped": self.after_stop,
                 "p50_ms": round(statistics.median(t) * 1e3, 2), "p99_ms": round(t[int(0.99 * (len(t) - 1))] * 1e3, 2),
                 "max_ms": round(t[-1] * 1e3, 2)}
 
@@ -103,6 +108,14 @@ def one(base_port: int, seed: int, fixes: list[str], out: Path, scenario: str, w
             "emptied_endpoints": summary.get("emptied_endpoints"), "ended_at_pdt": summary.get("ended_at_pdt"),
             "measured_rows_reproduced": f"{seen}/{measured}", "phase_minutes_run_over_real": phases,
             "authority_loop_lag": loop_lag(out / "metrics.jsonl")}
+
+
+def udp_port_bound(port: int) -> bool:
+    """Whether anything listens on this UDP port (IPv4, /proc/net/udp): an unanswered query to a closed
+    port is the authority gone, not the authority slow (UDP to a closed port on loopback just times out)."""
+    suffix = f":{port:04X}"
+    with open("/proc/net/udp") as f:
+        return any(line.split()[1].endswith(suffix) for line in list(f)[1:])
 
 
 def udp_counters() -> dict[str, int]:

@@ -27,7 +27,7 @@ def run_once(seed: int, fixes: list[str], base_port: int, until: str | None = No
     for attempt in range(2):
         out = Path(tempfile.mkdtemp(prefix=f"racelab-seed{seed}-"))
         cmd = [sys.executable, "-m", "services.lab.cli", "run", "--no-tty", "--seed", str(seed), "--out", str(out),
-               "--base-port", str(base_port)] + [f"--fix={f}" for f in fixes] + (["--until", until] if until else [])
+               "--base-port", str(base_port), "--no-what-if", "--no-prometheus"] + [f"--fix={f}" for f in fixes] + (["--until", until] if until else [])
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600)
         if (out / "summary.json").exists():
             return json.loads((out / "summary.json").read_text())

@@ -105,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
     import os
+    import time
 
     from rich.console import Console
 
@@ -140,9 +141,10 @@ def _run(args: argparse.Namespace) -> int:
     interactive = Console().is_terminal and not args.no_tty and not os.environ.get("CI")
     # Plain output (a pipe, CI, --no-tty) is a log: one event per line, never wrapped, so grep works.
     console = Console(soft_wrap=not interactive)
+    began = time.monotonic()
     summary = asyncio.run(run(RunOptions(scenario, out, args.base_port, interactive, text, chaos,
                                           what_if=not args.no_what_if, prometheus=args.prometheus), console))
-    console.print(_run_verdict(summary), markup=False, highlight=False, soft_wrap=True)  # paths stay whole
+    console.print(_run_verdict(summary, time.monotonic() - began), markup=False, highlight=False, soft_wrap=True)  # paths stay whole
     return 3 if summary["failed_process"] else 0
 
 
@@ -156,7 +158,7 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_verdict(summary: dict) -> str:
+def _run_verdict(summary: dict, command_seconds: float | None = None) -> str:
     lines = [f"\nrun directory: {summary['run_dir']}  (summary.json, report.html, traces.jsonl, metrics.jsonl)",
              f"stale apply: {summary['stale_apply']}   regional name emptied: {summary['regional_name_emptied']}   "
              f"enactors stuck: {summary['enactors_stuck']}"]
@@ -169,7 +171,8 @@ def _run_verdict(summary: dict) -> str:
     if not summary["regional_name_emptied"] and not summary.get("fixes") and not summary["failed_process"]:
         lines.append("the race did not empty the regional name this time, so nothing downstream failed: it emerges "
                      "from timing, in most runs but not all (bench/RESULTS-race.md); run again, or with another --seed")
-    lines.append(f"wall time {summary['wall_seconds']}s, startup {summary['startup_seconds']}s, "
+    report = f" (with the report: {command_seconds:.1f}s)" if command_seconds is not None else ""
+    lines.append(f"wall time {summary['wall_seconds']}s{report}, startup {summary['startup_seconds']}s, "
                  f"memory {(summary['memory_rss_bytes'] or 0) / 2**20:.0f} MiB, {summary['spans']} spans")
     return "\n".join(lines)
 

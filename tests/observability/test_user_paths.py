@@ -108,6 +108,10 @@ def test_relative_out_with_spaces_from_another_directory_piped_under_ci(tmp_path
     assert flips and all(re.search(r" on \S+\.(com|aws)$", line) for line in flips), flips[:5]
     assert not [line for line in lines if line.startswith(" ") and line.strip()], "a wrapped line"
     assert any("[in 2025: " in line for line in events), "the status line lost its brackets"
+    # Every process flushed its last spans to the run's sink as it stopped: the run once waited for
+    # them on the sink's own event loop, so each final export timed out (10 s) and was lost.
+    lost = sorted(p.name for p in (run.run_dir / "logs").glob("*.log") if "Failed to export traces" in p.read_text())
+    assert not lost, f"last spans lost by {lost}"
     elsewhere = tmp_path / "another place"
     elsewhere.mkdir()
     check_prometheus_saw_the_run(run, elsewhere)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from racelab.v1 import director_pb2, director_pb2_grpc
 from services.core.invariants import Emptying
 from services.core.plans import LEGACY_ENDPOINT
 from services.lab.live.chaos import Kill, run_chaos
-from services.lab.report.fidelity import operator_times
+from services.lab.report.fidelity import WhatIfJobs, operator_times
 from services.lab.live.otlpsink import FORWARD_TIMEOUT_SECONDS, start_sink
 from services.lab.live.prometheus import INSTALL_HINT, PrometheusError, RunPrometheus, binary
 from services.lab.live.scrape import Series, scrape
@@ -82,10 +83,16 @@ async def run(opts: RunOptions, console: Console) -> dict:
     ready: dict[str, float] = {}
     rss: dict[str, int] = {}
     events_task = chaos_task = None
-    # The what-if table comes from the cascade's twin, in another process, started once the race
-    # and the DNS repair are over (before that it would steal CPU from the race's timing).
-    executor = concurrent.futures.ProcessPoolExecutor(max_workers=1) if opts.what_if else None
-    what_if_job = None
+    # The what-if table comes from the twins, in worker processes at low priority: the race-fix rows
+    # once the schedule's slow part (the race) is over, the rows that take this run's outage once the
+    # operators' repair has settled. Before that they would steal CPU from the race's timing; started
+    # only when the run goes that far, so a short run never waits for them at exit.
+    race_over, outage_known = scenario.schedule.points[1][1], repair_settled(scenario)
+    executor = jobs = None
+    if opts.what_if and scenario.end >= outage_known:
+        executor = concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1, initializer=os.nice,
+                                                          initargs=(10,))
+        jobs = WhatIfJobs(scenario, executor.submit)
     prometheus = None
     # SIGTERM or Ctrl-C end the run early but cleanly: processes stopped, summary and report written.
     stop_requested = asyncio.Event()
@@ -108,16 +115,18 @@ async def run(opts: RunOptions, console: Console) -> dict:
                           f"grafana/provisioning with RACELAB_PROMETHEUS_URL={prometheus.url}[/dim]")
         events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive,
                                                            read_token(credentials / "lab.token")))
-        def start_what_if() -> None:
-            nonlocal what_if_job
-            if executor is not None and what_if_job is None:  # after the repair: this run's outage is known
-                outage = _empty_windows(series, LEGACY_ENDPOINT, read_events(run_dir / "state" / "director" /
-                                                                             "events.jsonl"))
-                what_if_job = executor.submit(_what_if, opts.scenario_text, scenario.seed, outage)
+        def start_what_if(now: float) -> None:
+            if jobs is None or now < race_over:
+                return
+            jobs.start_race_rows()
+            jobs.poll()
+            if now >= outage_known:
+                jobs.start_outage_rows(_empty_windows(series, LEGACY_ENDPOINT, read_events(
+                    run_dir / "state" / "director" / "events.jsonl")))
         if opts.chaos:
             chaos_task = asyncio.ensure_future(run_chaos(list(opts.chaos), supervisor, clock, console.print))
         await _watch(opts, topology, supervisor, series, state, clock, console, stop_requested,
-                     chaos_task, after_repair=start_what_if)
+                     chaos_task, on_tick=start_what_if)
         rss = supervisor.rss_bytes()
     except ProcessFailed as exc:
         failure = exc
@@ -128,22 +137,16 @@ async def run(opts: RunOptions, console: Console) -> dict:
         for task in (events_task, chaos_task):
             if task and not task.done():
                 task.cancel()
-        supervisor.stop_all()
-        await asyncio.sleep(0.5)  # last span exports arrive as processes stop
+        # In a thread: the OTLP sink serves on this event loop, and processes flush their last spans
+        # to it as they stop. Waiting for them here blocked the loop: every process's final export
+        # timed out (10 s) and its last spans were lost.
+        await asyncio.to_thread(supervisor.stop_all)
         # A forward receiver (RACELAB_OTLP_FORWARD) gets as long as one forward may take for the last exports.
         await sink_server.stop(grace=FORWARD_TIMEOUT_SECONDS + 1.0 if sink.forwarding else 1.0)
         sink.close()
         if prometheus:
             await asyncio.to_thread(prometheus.finish, run_dir, topology, clock, ended, console)
-    what_if = None
-    if what_if_job is not None:
-        try:
-            if not what_if_job.done():
-                console.print("[dim]finishing the what-if table (the race twin and the cascade twin)...[/dim]")
-            what_if = what_if_job.result(timeout=WHAT_IF_TIMEOUT)
-        except Exception as exc:  # the table is extra; the run's own outcome stands
-            console.print(f"[red]what-if table failed: {escape(str(exc))}[/red]")
-        executor.shutdown(wait=False, cancel_futures=True)
+    # The replica's wall time: from the command's start until every process has stopped.
     summary = build_summary(scenario, series, run_dir, wall_seconds=time.time() - began, wall_start=wall_start,
                             ready=ready, rss=rss,
                             failure=failure, spans=sink.spans)
@@ -156,20 +159,33 @@ async def run(opts: RunOptions, console: Console) -> dict:
         summary["chaos"] = chaos_task.result() if chaos_task and chaos_task.done() and not chaos_task.cancelled() \
             and not chaos_task.exception() else "not completed"
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    def what_if_rows() -> list | None:
+        """The what-if table, waited for only once the rest of the report is drawn (in parallel with it)."""
+        if jobs is None or not jobs.started:  # the run stopped before the repair: no outage to compare
+            return None
+        try:
+            console.print("[dim]finishing the what-if table (the race twin and the cascade twin)...[/dim]")
+            return jobs.rows(timeout=WHAT_IF_TIMEOUT)
+        except Exception as exc:  # the table is extra; the run's own outcome stands
+            console.print(f"[red]what-if table failed: {escape(str(exc))}[/red]")
+            return None
+
     try:
         from services.lab.report.page import write_report
-        write_report(run_dir, scenario, series, summary, wall_start, what_if)
+        await asyncio.to_thread(write_report, run_dir, scenario, series, summary, wall_start, what_if_rows)
     except Exception as exc:  # the report must never hide the run's own outcome
         console.print(f"[red]report failed: {escape(str(exc))}[/red]")
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
     return summary
 
 
-def _what_if(scenario_text: str, seed: int, outage: list[tuple[float, float | None]]) -> list:
-    import os
-    from services.lab.report.fidelity import what_if
-    from services.runtime.scenario import parse_scenario
-    os.nice(10)
-    return what_if(parse_scenario(scenario_text).with_overrides(seed=seed), outage, workers=os.cpu_count() or 1)
+def repair_settled(scenario: Scenario) -> float:
+    """When this run's outage is known: half an hour after the operators' last DNS repair (a name
+    emptied again after it would show by then)."""
+    return max((o.at for o in scenario.operators if o.action == "restore-dns"), default=0.0) + 1800
 
 
 def _start_prometheus(opts: RunOptions, run_dir: Path, topology: Topology, console: Console) -> RunPrometheus | None:
@@ -187,8 +203,7 @@ def _start_prometheus(opts: RunOptions, run_dir: Path, topology: Topology, conso
 
 async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, series: Series,
                  state: ViewState, clock: SimClock, console: Console, stop_requested: asyncio.Event,
-                 chaos_task: asyncio.Future | None = None, after_repair=lambda: None) -> None:
-    repaired_by = max((o.at for o in opts.scenario.operators if o.action == "restore-dns"), default=0.0) + 1800
+                 chaos_task: asyncio.Future | None = None, on_tick=lambda now: None) -> None:
     live = Live(render(state, series), console=console, refresh_per_second=4, transient=False) \
         if opts.interactive else None
     last_line = 0.0
@@ -199,8 +214,7 @@ async def _watch(opts: RunOptions, topology: Topology, supervisor: Supervisor, s
             supervisor.check()
             if chaos_task is not None and chaos_task.done() and chaos_task.exception():
                 raise chaos_task.exception()  # a process that did not come back
-            if clock.now() >= repaired_by:
-                after_repair()
+            on_tick(clock.now())
             # Every process at once: one after another, a round took seconds of wall time under
             # load, half an hour of simulated time in the fast hours.
             await asyncio.gather(*(_scrape_into(series, clock, spec) for spec in topology.processes))

@@ -297,61 +297,113 @@ def _cascade_minutes(sc: Scenario, outages, end: str | float) -> tuple[dict[str,
 
 def what_if(scenario: Scenario, outage: list[tuple[float, float | None]] | None = None, *, until: str = "14:30",
             schedules: int = RACE_TWIN_SCHEDULES, workers: int = 1) -> list[WhatIf]:
-    """Minutes of impact per dependent, every row from the same core. The cascade rows start and end
-    the outage where this run measured it (`outage`; None: 2025's 23:48-02:25). Each race-fix row
-    runs the race twin with that fix over `schedules` seeds from the run's, and feeds the cascade
-    twin the outages each schedule produced. Every row covers the same night, to `until`; the row
-    without the operators' DWFM throttle and restarts says whether DWFM was left in a collapse that
-    is a fixed point (Fleet.stuck: it would never end), not merely unfinished at `until`. The twins'
-    runs are independent and deterministic: `workers` processes share them, and the same outages are
-    run through the cascade twin once."""
+    """Minutes of impact per dependent, every row from the same core (WhatIfJobs), all at once:
+    `workers` processes share the twins' runs."""
     import concurrent.futures
-    base = scenario.with_overrides(fixes=frozenset())
-    measured = "this run's outage" if outage is not None else "2025's outage (23:48-02:25)"
-    seeds = range(scenario.seed, scenario.seed + schedules)
-    race_rows = [(f.value, frozenset({f})) for f in sorted(RACE_FIXES, key=lambda f: f.value)] + \
-        [("all race fixes", RACE_FIXES)]
-    without = dataclasses.replace(base, operators=tuple(o for o in base.operators if o.action not in (
-        Action.THROTTLE_DWFM, Action.RESTART_DWFM_HOSTS)))
-    cascade_rows = [(base, outage, until)] + \
-        [(base.with_overrides(fixes=frozenset({fix})), outage, until) for fix in (Fix.QUEUE_THROTTLE, Fix.NLB_VELOCITY)] + \
-        [(without, outage, until)]
     pool = concurrent.futures.ProcessPoolExecutor(workers) if workers > 1 else None
-    submit = pool.submit if pool else _Now
-
     try:
-        cache: dict[tuple, concurrent.futures.Future | _Now] = {}
-
-        def cascade(sc: Scenario, outages, end):
-            key = (sc.fixes, sc.operators, tuple(outages) if outages is not None else None, end)
-            if key not in cache:  # the twin is deterministic: the same outages give the same minutes
-                cache[key] = submit(_cascade_minutes, sc, outages, end)
-            return cache[key]
-
-        first = [cascade(*row) for row in cascade_rows]  # start the long ones while the race twin runs
-        produced = {label: [submit(_race_outage, base, fixes, seed) for seed in seeds] for label, fixes in race_rows}
-        minutes, recovered, _ = first[0].result()
-        rows = [WhatIf("as in October 2025", minutes, recovered, measured)]
-        for label, _ in race_rows:
-            windows = [f.result() for f in produced[label]]
-            runs = [r.result() for r in [cascade(base, o, until) for o in windows]]  # race fixes change nothing downstream of DNS
-            emptied = sum(1 for o in windows if o)
-            rows.append(WhatIf(label, {d: sum(m[d] for m, _, _ in runs) / len(runs) for d in DEPENDENTS},
-                               all(ok for _, ok, _ in runs),
-                               f"race twin, seeds {seeds.start}-{seeds.stop - 1}: the name emptied in {emptied} of "
-                               f"{len(windows)} ({sum(len(o) for o in windows)} windows)"))
-        for fix, future in zip((Fix.QUEUE_THROTTLE, Fix.NLB_VELOCITY), first[1:3]):
-            minutes, recovered, _ = future.result()
-            rows.append(WhatIf(f"{fix.value}: {fix.summary}", minutes, recovered, measured))
-        minutes, recovered, stuck_since = first[3].result()
-        stuck = "" if stuck_since is None else (
-            f"; stuck for good from {SimClock(scenario.schedule, scenario.epoch, 0).pdt(stuck_since)[:5]} PDT: every busy DWFM host had more lease work in "
-            f"flight than can finish inside the timeout, retried in place, so it never shrinks")
-        rows.append(WhatIf("no DWFM throttle and restart", minutes, recovered, measured + stuck, never=stuck_since is not None))
-        return rows
+        jobs = WhatIfJobs(scenario, pool.submit if pool else _Now, until=until, schedules=schedules)
+        jobs.start_outage_rows(outage)  # the long ones first
+        jobs.start_race_rows()
+        return jobs.rows()
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+class WhatIfJobs:
+    """The what-if table's twin runs, started in two waves on `submit` (a process pool's, or _Now).
+
+    The race-fix rows run the race twin with that fix over `schedules` seeds from the run's, and
+    feed the cascade twin the outages each schedule produced: nothing there depends on this run, so
+    a live run starts them once its race is over (`start_race_rows`) and `poll`s to start each
+    outage's cascade as soon as the race twin has produced it. The other rows run the cascade twin
+    on the outage this run measured (`outage`; None: 2025's 23:48-02:25), known only after the
+    operators' repair (`start_outage_rows`). Every row covers the same night, to `until`; the row
+    without the operators' DWFM throttle and restarts says whether DWFM was left in a collapse that
+    is a fixed point (Fleet.stuck: it would never end), not merely unfinished at `until`. The twins
+    are deterministic: the same outages are run through the cascade twin once."""
+
+    def __init__(self, scenario: Scenario, submit, *, until: str = "14:30",
+                 schedules: int = RACE_TWIN_SCHEDULES) -> None:
+        self.scenario = scenario
+        self.base = scenario.with_overrides(fixes=frozenset())
+        self.seeds = range(scenario.seed, scenario.seed + schedules)
+        self.until = until
+        self._submit = submit
+        self._cascades: dict[tuple, object] = {}
+        self._race: dict[str, list] | None = None
+        self._outage_rows: list | None = None
+        self._measured = ""
+
+    def _cascade(self, sc: Scenario, outages):
+        key = (sc.fixes, sc.operators, tuple(outages) if outages is not None else None)
+        if key not in self._cascades:  # the twin is deterministic: the same outages give the same minutes
+            self._cascades[key] = self._submit(_cascade_minutes, sc, outages, self.until)
+        return self._cascades[key]
+
+    def start_race_rows(self) -> None:
+        if self._race is None:
+            self._race = {label: [self._submit(_race_outage, self.base, fixes, seed) for seed in self.seeds]
+                          for label, fixes in RACE_ROWS}
+
+    def poll(self) -> None:
+        """Start the cascade twin for every outage the race twin has produced so far; never blocks."""
+        for futures in (self._race or {}).values():
+            for f in futures:
+                if f.done() and not f.exception():
+                    self._cascade(self.base, f.result())  # race fixes change nothing downstream of DNS
+
+    def start_outage_rows(self, outage: list[tuple[float, float | None]] | None) -> None:
+        if self._outage_rows is not None:
+            return
+        self._measured = "this run's outage" if outage is not None else "2025's outage (23:48-02:25)"
+        without = dataclasses.replace(self.base, operators=tuple(o for o in self.base.operators if o.action not in (
+            Action.THROTTLE_DWFM, Action.RESTART_DWFM_HOSTS)))
+        self._outage_rows = [self._cascade(sc, outage) for sc in (
+            self.base, self.base.with_overrides(fixes=frozenset({Fix.QUEUE_THROTTLE})),
+            self.base.with_overrides(fixes=frozenset({Fix.NLB_VELOCITY})), without)]
+
+    @property
+    def started(self) -> bool:
+        return self._race is not None and self._outage_rows is not None
+
+    def rows(self, timeout: float | None = None) -> list[WhatIf]:
+        """The table; waits up to `timeout` seconds in all for what is still running (TimeoutError)."""
+        assert self.started, "start both waves first"
+        import time
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def result(future):
+            return future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        measured = self._measured
+        minutes, recovered, _ = result(self._outage_rows[0])
+        rows = [WhatIf("as in October 2025", minutes, recovered, measured)]
+        produced = {label: [result(f) for f in futures] for label, futures in self._race.items()}
+        cascades = {label: [self._cascade(self.base, o) for o in windows] for label, windows in produced.items()}
+        for label, _ in RACE_ROWS:
+            windows = produced[label]
+            runs = [result(f) for f in cascades[label]]
+            emptied = sum(1 for o in windows if o)
+            rows.append(WhatIf(label, {d: sum(m[d] for m, _, _ in runs) / len(runs) for d in DEPENDENTS},
+                               all(ok for _, ok, _ in runs),
+                               f"race twin, seeds {self.seeds.start}-{self.seeds.stop - 1}: the name emptied in "
+                               f"{emptied} of {len(windows)} ({sum(len(o) for o in windows)} windows)"))
+        for fix, future in zip((Fix.QUEUE_THROTTLE, Fix.NLB_VELOCITY), self._outage_rows[1:3]):
+            minutes, recovered, _ = result(future)
+            rows.append(WhatIf(f"{fix.value}: {fix.summary}", minutes, recovered, measured))
+        minutes, recovered, stuck_since = result(self._outage_rows[3])
+        sc = self.scenario
+        stuck = "" if stuck_since is None else (
+            f"; stuck for good from {SimClock(sc.schedule, sc.epoch, 0).pdt(stuck_since)[:5]} PDT: every busy DWFM host "
+            f"had more lease work in flight than can finish inside the timeout, retried in place, so it never shrinks")
+        rows.append(WhatIf("no DWFM throttle and restart", minutes, recovered, measured + stuck,
+                           never=stuck_since is not None))
+        return rows
+
+
+RACE_ROWS = [(f.value, frozenset({f})) for f in sorted(RACE_FIXES, key=lambda f: f.value)] + \
+    [("all race fixes", RACE_FIXES)]
 
 
 class _Now:
@@ -360,8 +412,14 @@ class _Now:
     def __init__(self, fn, *args):
         self._value = fn(*args)
 
-    def result(self):
+    def result(self, timeout: float | None = None):
         return self._value
+
+    def done(self) -> bool:
+        return True
+
+    def exception(self) -> None:
+        return None
 
 
 # The cascade's named moments both the live run and the twin record (core/detectors.py), with how far

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Callable
 
 import plotly.offline
 
@@ -25,7 +26,9 @@ td,th{border:1px solid #ccc;padding:3px 6px;text-align:left} details{margin:1em 
 
 
 def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dict, wall_start: float,
-                 what_if: list | None = None) -> Path:
+                 what_if: list | Callable[[], list | None] | None = None) -> Path:
+    """`what_if`: the table's rows, or a function that waits for them, called once everything else is
+    drawn (a live run's twins are still finishing in another process meanwhile)."""
     from services.lab.report.fidelity import fidelity
     clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
     traces = run_dir / "traces.jsonl"
@@ -51,6 +54,8 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
         body.append(figure.to_html(full_html=False, include_plotlyjs=False, div_id="night",
                                    config={"displaylogo": False, "responsive": True,
                                            "toImageButtonOptions": {"filename": "racelab-night"}}))
+    if callable(what_if):
+        what_if = what_if()
     body += cascade_tables(scenario, series, summary, clock, what_if, rows, windows)
     body.append(alert_timeline_html(alerts))
     body.append("<details><summary>Static plots (PNG, for write-ups)</summary>"
