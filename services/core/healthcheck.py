@@ -175,18 +175,19 @@ class HealthChecker:
         transitions: list[Transition] = []
         passes: dict[str, int] = {}
         fails: dict[str, int] = {}
+        chance, pass_probability = self.rng.random, cfg.unpropagated_pass_probability
+        healthy_after, unhealthy_after = cfg.healthy_threshold, cfg.unhealthy_threshold
         for _ in range(min(rounds, 50)):
             for n, t in targets:
-                ok = network_ready(t.instance) or self.rng.random() < cfg.unpropagated_pass_probability
-                if ok:
+                if network_ready(t.instance) or chance() < pass_probability:
                     passes[n.name] = passes.get(n.name, 0) + 1
                     t.passes, t.fails = t.passes + 1, 0
-                    if t.state != HEALTHY and t.passes >= cfg.healthy_threshold:
+                    if t.state != HEALTHY and t.passes >= healthy_after:
                         transitions.append(self._flip(n, t, HEALTHY, ""))
                 else:
                     fails[n.name] = fails.get(n.name, 0) + 1
                     t.fails, t.passes = t.fails + 1, 0
-                    if t.state != UNHEALTHY and t.fails >= cfg.unhealthy_threshold:
+                    if t.state != UNHEALTHY and t.fails >= unhealthy_after:
                         transitions.append(self._flip(n, t, UNHEALTHY, "no network: connection timed out"))
         # Each flip is more work for the checker: a DNS update and a burst of re-checks.
         self.extra += sum(1 for x in transitions if x.flapped) * cfg.transition_cost_checks

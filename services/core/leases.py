@@ -229,9 +229,10 @@ class Fleet:
             round_due = now >= h.next_check
             if round_due:  # leases are looked at once a round (a tenth of the check interval)
                 lost = 0
+                needs, expires = self.needs_lease, self.lease_expires
                 for d in h.droplets:
-                    if not self.needs_lease[d] and self.lease_expires[d] <= now:
-                        self.needs_lease[d] = True
+                    if not needs[d] and expires[d] <= now:
+                        needs[d] = True
                         h.backlog.append(d)
                         lost += 1
                 if lost:
@@ -245,9 +246,11 @@ class Fleet:
                 self.timeouts_total += t
             if round_due:
                 h.next_check = now + cfg.state_check_interval_seconds / 10  # a round every tenth of the interval
-                due = [d for d in h.droplets if not self.needs_lease[d] and self.next_check[d] <= now]
+                needs, next_check = self.needs_lease, self.next_check
+                due = [d for d in h.droplets if not needs[d] and next_check[d] <= now]
+                next_at = now + cfg.state_check_interval_seconds
                 for d in due:
-                    self.next_check[d] = now + cfg.state_check_interval_seconds
+                    next_check[d] = next_at
                 rounds.append(HostRound(h.name, due, h.awaiting_write))
                 h.awaiting_write = []
         self.now = now
@@ -401,8 +404,9 @@ class Fleet:
         # A launch is DWFM work too, queued on the droplet's host behind any lease work there:
         # only hosts with nothing to re-lease can start one in time.
         free_hosts = [h for h in self.hosts if not (h.backlog or h.in_flight or h.awaiting_write)]
-        candidates = [d for h in free_hosts for d in h.droplets if not self.needs_lease[d] and self.slots_free[d] > 0]
-        if sum(self.slots_free[d] for d in candidates) < count:
+        needs, slots = self.needs_lease, self.slots_free
+        candidates = [d for h in free_hosts for d in h.droplets if not needs[d] and slots[d] > 0]
+        if sum([slots[d] for d in candidates]) < count:
             raise InsufficientCapacity(f"insufficient capacity: {len(candidates)} leased droplets with room")
         launched = []
         start = self.rng.randrange(len(candidates))  # spread launches over the fleet

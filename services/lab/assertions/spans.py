@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import grpc
+import orjson
 from google.protobuf import json_format
 
 # The span fields a selector or predicate may name; anything else is an attribute key.
@@ -259,7 +260,7 @@ class TraceFile:
             return []
         where = f"{self.path}:{self._line}"
         try:
-            data = json.loads(line)
+            data = orjson.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise TraceError(f"{where}: not OTLP/JSON: {exc}") from None
         if not isinstance(data, dict) or "resourceSpans" not in data:

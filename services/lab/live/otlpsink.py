@@ -10,13 +10,13 @@ the Collector's output. The spans are also kept in memory for live queries.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import grpc
+import orjson
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -64,7 +64,7 @@ class TraceSink(trace_service_pb2_grpc.TraceServiceServicer):
         data = otlp_json(request)
         with self._lock:
             if self._file is not None:
-                self._file.write(json.dumps(data, separators=(",", ":")) + "\n")
+                self._file.write(orjson.dumps(data).decode() + "\n")
                 self._file.flush()
             self.exports += 1
             count = sum(len(ss.get("spans", [])) for rs in data.get("resourceSpans", [])
@@ -122,7 +122,7 @@ def read_spans(path: Path) -> list[dict[str, Any]]:
         for line in f:
             if not line.strip():
                 continue
-            for rs in json.loads(line).get("resourceSpans", []):
+            for rs in orjson.loads(line).get("resourceSpans", []):
                 attrs = {a["key"]: _value(a.get("value", {})) for a in rs.get("resource", {}).get("attributes", [])}
                 for ss in rs.get("scopeSpans", []):
                     for span in ss.get("spans", []):

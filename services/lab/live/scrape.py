@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 Key = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted labels)
@@ -76,7 +77,7 @@ def load_series(path: Path) -> Series:
     series = Series(Path("/dev/null"))
     with path.open() as f:
         for line in f:
-            row = json.loads(line)
+            row = orjson.loads(line)
             for name, labels, value in row["samples"]:
                 key = (name, tuple(sorted(labels.items())))
                 series.points[key].append((row["sim"], value))

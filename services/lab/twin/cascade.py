@@ -175,9 +175,10 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
                 out.event(t, change.kind, change.message, **change.attrs)
         # EC2 customers: the core's decisions, performed on the objects (the live workload performs them over gRPC).
         step_ = c.customers.step(t, len(c.fleet.instances))
-        app_ids = {i for ids in c.customers.targets.values() for i in ids}
-        general = [i for i in c.fleet.instances if i not in app_ids and i not in c.redshift_hosts] \
-            if step_.terminate_general else []
+        general = []
+        if step_.terminate_general:  # any instance but the NLB apps' targets and Redshift's hosts
+            held = {i for ids in c.customers.targets.values() for i in ids} | c.redshift_hosts
+            general = [i for i in c.fleet.instances if i not in held]
         gone = rng.sample(general, min(step_.terminate_general, len(general)))  # DWFM picks, live
         for name, targets in step_.terminate_targets.items():
             for iid in targets:
