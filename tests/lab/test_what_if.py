@@ -98,3 +98,24 @@ def test_without_launch_failures_redshift_and_ecs_never_fail():
     run = run_twin(SCENARIO, outages=[], until="04:00")
     for dependent in ("redshift", "ecs_task", "support_center", "iam_signin"):
         assert impact_minutes(run.series[f"racelab_dependent_success_ratio:{dependent}"], STEP) == 0, dependent
+
+
+def test_the_table_started_in_waves_as_a_live_run_does_is_the_table_computed_at_once():
+    """A live run starts the race-fix rows when its race is over and polls them, and the rows that take
+    its outage after the repair; the table must not depend on that order."""
+    import concurrent.futures
+
+    from services.lab.report.fidelity import WhatIfJobs
+    outage = [(at("23:41"), at("02:25"))]
+    at_once = what_if(SCENARIO, outage, until="00:30", schedules=1)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        jobs = WhatIfJobs(SCENARIO, pool.submit, until="00:30", schedules=1)
+        assert not jobs.started
+        jobs.start_race_rows()
+        jobs.poll()  # never blocks, whatever is done or not
+        jobs.start_outage_rows(outage)
+        jobs.start_outage_rows([(at("23:50"), at("02:25"))])  # the first outage given is the one used
+        in_waves = jobs.rows(timeout=600)
+    assert [(r.label, r.minutes, r.dwfm_recovered, r.source, r.never) for r in in_waves] == \
+        [(r.label, r.minutes, r.dwfm_recovered, r.source, r.never) for r in at_once]
+    assert in_waves[0].minutes["legacy"] > 0
