@@ -83,7 +83,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
     ready: dict[str, float] = {}
     rss: dict[str, int] = {}
     events_task = chaos_task = None
-    # The what-if table comes from the twins, in worker processes at low priority: the race-fix rows
+    # The what-if table comes from the twins, in worker processes at the lowest priority: the race-fix rows
     # once the schedule's slow part (the race) is over, the rows that take this run's outage once the
     # operators' repair has settled. Before that they would steal CPU from the race's timing; started
     # only when the run goes that far, so a short run never waits for them at exit.
@@ -91,7 +91,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
     executor = jobs = None
     if opts.what_if and scenario.end >= outage_known:
         executor = concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1, initializer=os.nice,
-                                                          initargs=(10,))
+                                                          initargs=(19,))
         jobs = WhatIfJobs(scenario, executor.submit)
     prometheus = None
     # SIGTERM or Ctrl-C end the run early but cleanly: processes stopped, summary and report written.
