@@ -15,7 +15,6 @@ Seeds 7001 on were never used to choose the scenario's knobs.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -28,11 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.core.plans import LEGACY_ENDPOINT  # noqa: E402
-from services.lab.live.scrape import load_series  # noqa: E402
-from services.lab.report.fidelity import fidelity  # noqa: E402
-from services.lab.report.page import live_lookup  # noqa: E402
+from services.lab.report.page import load_run, run_fidelity  # noqa: E402
 from services.runtime.clock import parse_pdt  # noqa: E402
-from services.runtime.scenario import load_scenario, parse_scenario  # noqa: E402
+from services.runtime.scenario import load_scenario  # noqa: E402
 from calibrate_race import AS_IN_2025, BEHIND_2025, WITHIN_SECONDS  # noqa: E402  (the 2025 shape, one definition)
 
 WITHIN = 0.25  # a phase "lands" within this share of 2025's duration
@@ -56,12 +53,8 @@ def run_once(seed: int, out: Path, base_port: int) -> Path | None:
 
 def read_run(run_dir: Path) -> dict:
     """The run's fidelity rows and phases, as its report computes them, and its emergence."""
-    summary = json.loads((run_dir / "summary.json").read_text())
-    scenario = parse_scenario((run_dir / "scenario.yaml").read_text(), str(run_dir / "scenario.yaml"))
-    empty = summary.get("empty_windows") or []
-    window = (empty[0]["from_sim"], empty[0]["until_sim"]) if empty else (None, None)
-    rows, windows = fidelity(scenario, live_lookup(load_series(run_dir / "metrics.jsonl")),
-                             summary.get("operator_times", {}), window)
+    summary, scenario, series = load_run(run_dir)
+    rows, windows = run_fidelity(scenario, series, summary)
     at = lambda hhmm: parse_pdt(hhmm, scenario.epoch)  # noqa: E731
     return {
         "seed": summary["seed"],

@@ -120,7 +120,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
                 return
             jobs.start_race_rows()
             jobs.poll()
-            if now >= outage_known:
+            if now >= outage_known and not jobs.started:  # the director's log is read once
                 jobs.start_outage_rows(_empty_windows(series, LEGACY_ENDPOINT, read_events(
                     run_dir / "state" / "director" / "events.jsonl")))
         if opts.chaos:

@@ -9,6 +9,7 @@ actions) are marked as inputs: the scenario sets their times.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -371,7 +372,6 @@ class WhatIfJobs:
     def rows(self, timeout: float | None = None) -> list[WhatIf]:
         """The table; waits up to `timeout` seconds in all for what is still running (TimeoutError)."""
         assert self.started, "start both waves first"
-        import time
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def result(future):

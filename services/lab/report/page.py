@@ -29,14 +29,12 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
                  what_if: list | Callable[[], list | None] | None = None) -> Path:
     """`what_if`: the table's rows, or a function that waits for them, called once everything else is
     drawn (a live run's twins are still finishing in another process meanwhile)."""
-    from services.lab.report.fidelity import fidelity
     clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
     traces = run_dir / "traces.jsonl"
     spans = read_spans(traces) if traces.exists() else []
     alerts = load_alert_timeline(run_dir)
     empty = summary.get("empty_windows") or []
-    window = (empty[0]["from_sim"], empty[0]["until_sim"]) if empty else (None, None)
-    rows, windows = fidelity(scenario, live_lookup(series), summary.get("operator_times", {}), window)
+    rows, windows = run_fidelity(scenario, series, summary)
     end = max((pts[-1][0] for pts in series.points.values() if pts), default=scenario.end)
     marks = [Mark(r.reproduced, f"{html.escape(r.what)} (2025: {r.real} PDT)", "incident")
              for r in rows if r.reproduced is not None]
@@ -69,9 +67,17 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
     return path
 
 
-def rewrite_report(run_dir: Path, what_if: bool = False) -> Path:
-    """report.html again, from the files the run wrote. ValueError: not a run directory."""
-    from services.lab.report.fidelity import what_if as twin
+def run_fidelity(scenario: Scenario, series: Series, summary: dict) -> tuple[list, list]:
+    """The run's fidelity rows and phases (services/lab/report/fidelity.py), its DNS outage the first
+    empty window its summary lists."""
+    from services.lab.report.fidelity import fidelity
+    empty = summary.get("empty_windows") or []
+    window = (empty[0]["from_sim"], empty[0]["until_sim"]) if empty else (None, None)
+    return fidelity(scenario, live_lookup(series), summary.get("operator_times", {}), window)
+
+
+def load_run(run_dir: Path) -> tuple[dict, Scenario, Series]:
+    """A finished run's summary, scenario and scraped metrics. ValueError: not a finished run directory."""
     from services.lab.live.scrape import load_series
     from services.runtime.scenario import ScenarioError, parse_scenario
     missing = [n for n in ("scenario.yaml", "summary.json", "metrics.jsonl") if not (run_dir / n).is_file()]
@@ -82,10 +88,16 @@ def rewrite_report(run_dir: Path, what_if: bool = False) -> Path:
         scenario = parse_scenario((run_dir / "scenario.yaml").read_text(), str(run_dir / "scenario.yaml"))
     except (json.JSONDecodeError, ScenarioError) as exc:
         raise ValueError(str(exc)) from None
+    return summary, scenario, load_series(run_dir / "metrics.jsonl")
+
+
+def rewrite_report(run_dir: Path, what_if: bool = False) -> Path:
+    """report.html again, from the files the run wrote. ValueError: not a run directory."""
+    from services.lab.report.fidelity import what_if as twin
+    summary, scenario, series = load_run(run_dir)
     windows = [(w["from_sim"], w["until_sim"]) for w in summary.get("empty_windows", [])]
     rows = twin(scenario.with_overrides(seed=summary.get("seed")), windows) if what_if else None
-    return write_report(run_dir, scenario, load_series(run_dir / "metrics.jsonl"), summary,
-                        summary["wall_start"], rows)
+    return write_report(run_dir, scenario, series, summary, summary["wall_start"], rows)
 
 
 def _minutes(seconds: float) -> str:
