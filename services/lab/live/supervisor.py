@@ -69,16 +69,11 @@ class Supervisor:
         """Start in dependency order (all but `hold`); wait until each answers.
         Returns seconds to ready per instance."""
         ready: dict[str, float] = {}
-        pending = [p for p in self.topology.processes if p.instance not in hold]
-        while pending:
-            batch = [p for p in pending if all(d in ready for d in p.depends_on)]
-            if not batch:
-                raise RuntimeError(f"dependency cycle among {[p.instance for p in pending]}")
+        for batch in self.topology.layers(exclude=hold):
             for spec in batch:
                 self.start(spec)
             results = await asyncio.gather(*(self._wait_ready(s, timeout) for s in batch))
             ready.update(zip((s.instance for s in batch), results))
-            pending = [p for p in pending if p not in batch]
         return ready
 
     async def start_one(self, instance: str, timeout: float = 30.0) -> float:
@@ -117,18 +112,23 @@ class Supervisor:
                 raise ProcessFailed(instance, code, tail(r.log))
 
     def stop_all(self, timeout: float = 10.0) -> dict[str, int | None]:
+        """SIGTERM in the reverse of the start order, layer by layer: a process stops only once every process
+        that depends on it has exited, so nothing records a dependency's shutdown as a failure of its own
+        (a DWFM state check against a fleet already gone). Blocks: call it from a thread."""
         self.stopping = True
-        for r in self.running.values():
-            if r.popen.poll() is None:
-                r.popen.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        codes = {}
-        for instance, r in self.running.items():
-            try:
-                codes[instance] = r.popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(r.popen.pid, signal.SIGKILL)
-                codes[instance] = r.popen.wait()
+        codes: dict[str, int | None] = {}
+        for layer in reversed(self.topology.layers()):
+            stopping = [self.running[s.instance] for s in layer if s.instance in self.running]
+            for r in stopping:
+                if r.popen.poll() is None:
+                    r.popen.send_signal(signal.SIGTERM)
+            for r in stopping:
+                try:
+                    codes[r.spec.instance] = r.popen.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(r.popen.pid, signal.SIGKILL)
+                    codes[r.spec.instance] = r.popen.wait()
         return codes
 
     def rss_bytes(self) -> dict[str, int]:

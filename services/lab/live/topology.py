@@ -33,6 +33,21 @@ class Topology:
     def spec(self, instance: str) -> ProcessSpec:
         return next(p for p in self.processes if p.instance == instance)
 
+    def layers(self, exclude: tuple[str, ...] = ()) -> list[list[ProcessSpec]]:
+        """The start order: each layer depends only on earlier ones (`exclude`d processes are left out and
+        count as started). Stopping goes through it backwards."""
+        done = set(exclude)
+        pending = [p for p in self.processes if p.instance not in done]
+        layers = []
+        while pending:
+            layer = [p for p in pending if all(d in done for d in p.depends_on)]
+            if not layer:
+                raise RuntimeError(f"dependency cycle among {[p.instance for p in pending]}")
+            layers.append(layer)
+            done.update(p.instance for p in layer)
+            pending = [p for p in pending if p not in layer]
+        return layers
+
 
 def local_topology(base_port: int = 17000, host: str = "127.0.0.1") -> Topology:
     def addr(offset: int) -> str:
