@@ -1,13 +1,20 @@
-"""The supervisor stops a run in the reverse of its start order: a process gets SIGTERM only once everything
-that depends on it has exited, so no process records a dependency's shutdown as its own failure (CI saw a
-DWFM state check fail against a DynamoDB fleet that had already exited)."""
+"""A run's processes: the supervisor stops them in the reverse of their start order (a process gets SIGTERM
+only once everything that depends on it has exited, so none records a dependency's shutdown as its own
+failure: CI saw a DWFM state check fail against a DynamoDB fleet that had already exited), and the what-if
+workers beside them run at the lowest priority in fact, not only in name."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
+
+from services.lab.live.run import lowest_priority
 from services.lab.live.supervisor import Running, Supervisor
 from services.lab.live.topology import ProcessSpec, Topology, local_topology
 
@@ -51,3 +58,19 @@ def test_stop_all_stops_dependents_before_what_they_depend_on(tmp_path):
     # Each got its signal only after the one depending on it had finished stopping (0.3 s).
     assert signalled["client"] + 0.3 <= signalled["checker"]
     assert signalled["checker"] + 0.3 <= signalled["fleet"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no scheduler autogroups here")
+def test_what_if_workers_run_in_their_own_autogroup_at_nice_19():
+    # With autogroups, nice only ranks processes within a session; the replica's processes each have their
+    # own session, so the what-if workers must lower their session's autogroup, not only themselves.
+    with concurrent.futures.ProcessPoolExecutor(1, initializer=lowest_priority) as pool:
+        worker_group, worker_nice, worker_sid = pool.submit(_scheduling).result()
+    mine = _scheduling()
+    assert worker_sid != mine[2] and worker_group != mine[0]
+    assert worker_nice == 19
+
+
+def _scheduling() -> tuple[str, int, int]:
+    group, nice = Path("/proc/self/autogroup").read_text().split(" nice ")
+    return group, int(nice), os.getsid(0)
