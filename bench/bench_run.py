@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,9 @@ from pathlib import Path
 import dns.exception
 import dns.message
 import dns.query
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from services.lab.report.page import load_run, run_fidelity  # noqa: E402
 
 REGIONAL = "dynamodb.us-east-1.amazonaws.com"
 
@@ -93,20 +95,26 @@ def one(base_port: int, seed: int, fixes: list[str], out: Path, scenario: str, w
     if done.returncode != 0:
         raise SystemExit(f"run failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
-    report = (out / "report.html").read_text()
-    seen = len(re.findall(r"<td>\d\d:\d\d</td><td>\d\d:\d\d</td><td>[^<]*</td><td>measured</td>", report))
-    measured = report.count("<td>measured</td>")
-    durations = report[report.find("Phase durations"):]
-    phases = {name: f"{run} / {real} ({off}, {basis})" for name, real, run, off, basis in re.findall(
-        r"<tr><td>([^<]+)</td><td>(\d+)</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]*)</td></tr>", durations)}
+    # The fidelity rows and phases as the report computes them (one loader, services/lab/report/page.py).
+    _, run_scenario, series = load_run(out)
+    rows, windows = run_fidelity(run_scenario, series, summary)
+    measured = [r for r in rows if r.how == "measured"]
+    seen = sum(r.reproduced is not None for r in measured)
+    phases = {}
+    for w in windows:
+        real, minutes = w.real_minutes(run_scenario), w.minutes()
+        off = "-" if minutes is None else f"{(minutes - real) / real:+.0%}"
+        phases[w.what] = f"{'-' if minutes is None else round(minutes)} / {round(real)} ({off}, {w.basis})"
     return {"scenario": scenario, "seed": seed, "fixes": fixes, "command_wall_seconds": round(wall, 1),
             "replica_wall_seconds": summary.get("wall_seconds"), "dns_probe": probe.summary(started),
             "kernel_udp_drops": {k: udp_after[k] - udp_before[k] for k in ("RcvbufErrors", "InErrors")},
             "startup_seconds": summary.get("startup_seconds"), "memory_rss_mib": round(
-                (summary.get("memory_rss_bytes") or 0) / 2**20), "spans": summary.get("spans"),
+                (summary.get("memory_rss_bytes") or 0) / 2**20),
+            "authority_rss_mib": round((summary.get("memory_rss_bytes_by_process") or {}).get("authority", 0) / 2**20),
+            "spans": summary.get("spans"),
             "regional_name_emptied": summary.get("regional_name_emptied"),
             "emptied_endpoints": summary.get("emptied_endpoints"), "ended_at_pdt": summary.get("ended_at_pdt"),
-            "measured_rows_reproduced": f"{seen}/{measured}", "phase_minutes_run_over_real": phases,
+            "measured_rows_reproduced": f"{seen}/{len(measured)}", "phase_minutes_run_over_real": phases,
             "authority_loop_lag": loop_lag(out / "metrics.jsonl")}
 
 

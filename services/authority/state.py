@@ -144,18 +144,33 @@ class AuthorityState:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, str(rejected)))
                 raise
             change_id = "C" + uuid.uuid4().hex[:20].upper()
-            await self.store.commit(WalRecord(origin, after.version, change_id, changes, comment), after)
-            zone.publish(after)  # published: DNS and List see it from here on
+            changed = {c.record_set.name for c in changes}
+            if any(c.record_set.rtype is RRType.SOA for c in changes):
+                changed = None  # the SOA is in every negative answer
+            # The answers the batch makes are encoded a slice at a time while its log record is made durable:
+            # the DNS keeps answering between slices, from the zone as it still is. This zone's answers
+            # only: none lean on another's.
+            encoding = asyncio.ensure_future(self.answers.prepare(origin, after, changed))
+            try:
+                await self.store.commit(WalRecord(origin, after.version, change_id, changes, comment), after)
+            except BaseException:
+                encoding.cancel()
+                raise
+            try:
+                pending = await encoding
+            except Exception:
+                log.exception("encoding the answers of %s version %d", origin, after.version)
+                pending = None
+            zone.publish(after)  # published: DNS and List see it from here on, its answers with it
             span.set_attribute("racelab.batch.result", "committed")
             span.set_attribute("racelab.zone.version", after.version)
             span.set_attribute("racelab.change.id", change_id)
             try:  # the batch is committed whatever happens below
-                t0 = time.perf_counter()
-                changed = {c.record_set.name for c in changes}
-                if any(c.record_set.rtype is RRType.SOA for c in changes):
-                    changed = None  # the SOA is in every negative answer
-                self.answers.rebuild(origin, changed)  # this zone's answers only: none lean on another's
-                metrics.REBUILD_SECONDS.observe(time.perf_counter() - t0)
+                if pending is not None:
+                    self.answers.install(pending)
+                    metrics.REBUILD_SECONDS.observe(pending.seconds)
+                else:
+                    self.answers.rebuild(origin, changed)
                 self._observe(span, origin, before, after)
             except Exception:
                 log.exception("after committing %s version %d", origin, after.version)

@@ -87,10 +87,13 @@ def negative_soa(snap: ZoneSnapshot) -> RR:
 Lookup = Callable[[str], "ZoneSnapshot | None"]  # the served zone snapshot a name falls in
 
 
-def resolve(zones: ZoneSet, qname: str, qtype: RRType) -> Outcomes:
+def resolve(zones: ZoneSet, qname: str, qtype: RRType, pending: ZoneSnapshot | None = None) -> Outcomes:
+    """`pending`: a snapshot of one of the zones not yet published, resolved in place of that zone's own."""
     def lookup(name: str) -> ZoneSnapshot | None:
         zone = zones.zone_for(name)
-        return zone.snapshot if zone is not None else None
+        if zone is None:
+            return None
+        return pending if pending is not None and zone.origin == pending.origin else zone.snapshot
     return _resolve(lookup, qname, qtype)
 
 

@@ -342,6 +342,7 @@ def build_summary(scenario: Scenario, series: Series, run_dir: Path, *, wall_sec
         "wall_start": wall_start,
         "startup_seconds": round(max(ready.values()), 2) if ready else None,
         "memory_rss_bytes": sum(rss.values()) if rss else None,
+        "memory_rss_bytes_by_process": dict(sorted(rss.items())),
         "spans": spans,
         "failed_process": failure.instance if failure else None,
         "run_dir": str(run_dir),
