@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from bisect import bisect_left
 from functools import cached_property, lru_cache
+from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from immutables import Map
@@ -81,6 +82,13 @@ def _count_below(below, name: str, origin: str, delta: int) -> None:
         name = name[dot + 1:]
 
 
+Frozen = MappingProxyType  # a read-only view: a snapshot built from scratch cannot be changed in place either
+
+
+def _map(m: Mapping) -> Map:
+    return m if isinstance(m, Map) else Map(dict(m))
+
+
 def _by_identifier(group: list[RecordSet]) -> tuple[RecordSet, ...]:
     """A name and type's record sets as the zone keeps them: ordered by set identifier."""
     return tuple(group) if len(group) == 1 else tuple(sorted(group, key=lambda r: r.set_identifier))
@@ -97,17 +105,18 @@ class ZoneSnapshot:
 
     origin: str
     version: int
-    records: Map  # Key -> RecordSet
-    _rrsets: Map  # (name, type) -> tuple[RecordSet, ...] sorted by set identifier
-    _below: Map  # name -> record sets at or below it (a name with none does not exist)
-    _of_type: Map  # RRType -> Map[Key, RecordSet]
-    _referrers: Map  # name -> Map[owner name, count] of the aliases and CNAMEs pointing at it
+    # Each a Map, or a read-only view of a dict built by build() (see _persistent); both read alike.
+    records: Mapping  # Key -> RecordSet
+    _rrsets: Mapping  # (name, type) -> tuple[RecordSet, ...] sorted by set identifier
+    _below: Mapping  # name -> record sets at or below it (a name with none does not exist)
+    _of_type: Mapping  # RRType -> Map[Key, RecordSet]
+    _referrers: Mapping  # name -> Map[owner name, count] of the aliases and CNAMEs pointing at it
 
     @classmethod
     def build(cls, origin: str, version: int, records: Iterable[RecordSet]) -> "ZoneSnapshot":
-        """A snapshot from scratch (a zone loaded or listed whole); O(n), in plain dicts turned into
-        persistent maps once (a million record sets load in seconds, not one map edit each). The
-        property tests check it against evolve() change by change."""
+        """A snapshot from scratch (a zone loaded or listed whole); O(n), in plain dicts, made persistent
+        maps at once only when a batch first changes it (`_persistent`). The property tests check it against
+        evolve() change by change."""
         by_key = {rs.key: rs for rs in records}
         rrsets: dict[tuple[str, RRType], list[RecordSet]] = {}
         below: dict[str, int] = {}
@@ -123,12 +132,25 @@ class ZoneSnapshot:
                 owners[name] = owners.get(name, 0) + 1
             _count_below(below, name, origin, +1)
         sets = {k: _by_identifier(v) for k, v in rrsets.items()}
-        return cls(origin, version, Map(by_key), Map(sets), Map(below),
-                   Map({t: Map(m) for t, m in of_type.items()}), Map({t: Map(o) for t, o in referrers.items()}))
+        return cls(origin, version, Frozen(by_key), Frozen(sets), Frozen(below),
+                   Frozen({t: Frozen(m) for t, m in of_type.items()}),
+                   Frozen({t: Frozen(o) for t, o in referrers.items()}))
+
+    @cached_property
+    def _persistent(self) -> "ZoneSnapshot":
+        """This snapshot in persistent maps. One built from scratch keeps the plain dicts it was built in
+        (never changed after) until its first batch needs maps: a zone that is only read (a million account
+        CNAMEs) never pays for them, and a restart at 1 M record sets does not either."""
+        if isinstance(self.records, Map):
+            return self
+        return ZoneSnapshot(self.origin, self.version, _map(self.records), _map(self._rrsets), _map(self._below),
+                            Map({t: _map(m) for t, m in self._of_type.items()}),
+                            Map({t: _map(o) for t, o in self._referrers.items()}))
 
     def evolve(self, version: int, writes: Mapping[Key, RecordSet | None]) -> "ZoneSnapshot":
         """This snapshot with each key set to its record set (None: deleted); indexes kept in step."""
-        records, below, referrers = self.records.mutate(), self._below.mutate(), self._referrers.mutate()
+        base = self._persistent
+        records, below, referrers = base.records.mutate(), base._below.mutate(), base._referrers.mutate()
         touched: dict[tuple[str, RRType], dict[Key, RecordSet | None]] = {}
         for key, new in writes.items():
             old = records.get(key)
@@ -139,15 +161,15 @@ class ZoneSnapshot:
             if old is not None:
                 del records[key]
                 _count_below(below, name, self.origin, -1)
-                self._refer(referrers, old, -1)
+                base._refer(referrers, old, -1)
             if new is not None:
                 records[key] = new
                 _count_below(below, name, self.origin, +1)
-                self._refer(referrers, new, +1)
-        rrsets, of_type = self._rrsets.mutate(), self._of_type.mutate()
+                base._refer(referrers, new, +1)
+        rrsets, of_type = base._rrsets.mutate(), base._of_type.mutate()
         by_type: dict[RRType, list[tuple[Key, RecordSet | None]]] = {}
         for name_type, group_writes in touched.items():
-            group = {rs.key: rs for rs in self._rrsets.get(name_type, ())}
+            group = {rs.key: rs for rs in base._rrsets.get(name_type, ())}
             for key, new in group_writes.items():
                 if new is None:
                     group.pop(key, None)
@@ -210,6 +232,10 @@ class ZoneSnapshot:
     def referrers(self, name: str) -> Iterable[str]:
         """The owner names whose aliases or CNAMEs point at `name`."""
         return self._referrers.get(name, Map()).keys()
+
+    def referents(self) -> Iterable[str]:
+        """Every name some alias or CNAME of the zone points at (in the zone or not)."""
+        return self._referrers.keys()
 
     def page(self, start: tuple = (), max_items: int = 300) -> tuple[list[RecordSet], Key | None]:
         """Route 53's ListResourceRecordSets: up to `max_items` record sets in Route 53's order from
