@@ -102,8 +102,8 @@ def one(base_port: int, seed: int, fixes: list[str], out: Path, scenario: str, w
     seen = sum(r.reproduced is not None for r in measured)
     phases = {}
     for w in windows:
-        real, minutes = w.real_minutes(run_scenario), w.minutes()
-        off = "-" if minutes is None else f"{(minutes - real) / real:+.0%}"
+        real, minutes, off = w.real_minutes(run_scenario), w.minutes(), w.off(run_scenario)
+        off = "-" if off is None else f"{off:+.0%}"
         phases[w.what] = f"{'-' if minutes is None else round(minutes)} / {round(real)} ({off}, {w.basis})"
     return {"scenario": scenario, "seed": seed, "fixes": fixes, "command_wall_seconds": round(wall, 1),
             "replica_wall_seconds": summary.get("wall_seconds"), "dns_probe": probe.summary(started),

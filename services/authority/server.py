@@ -54,7 +54,6 @@ def _snapshot_every(args) -> int:
     return int(raw)
 
 
-
 def _freeze_survivors(phase: str, info: dict) -> None:
     """After each full collection, move what survived it out of the collector's sight too. The trees and
     answers batches add are long-lived; left in the oldest generation, every full collection walked all

@@ -80,6 +80,11 @@ class Window:
         a, b = self.reproduced
         return None if a is None or b is None else (b - a) / 60
 
+    def off(self, scenario: Scenario) -> float | None:
+        """How far this run's duration is from 2025's, as a share of 2025's; None: not seen whole."""
+        got, real = self.minutes(), self.real_minutes(scenario)
+        return None if got is None else (got - real) / real
+
 
 def _first(points: Points, pred, after: float = float("-inf")) -> float | None:
     return next((t for t, v in points if t >= after and pred(v)), None)

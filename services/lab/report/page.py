@@ -238,8 +238,8 @@ def cascade_tables(scenario: Scenario, series: Series, summary: dict, clock: Sim
     out.append("<h3>Phase durations (minutes)</h3><table>"
                "<tr><th>phase</th><th>real</th><th>this run</th><th>off by</th><th>fitted or predicted</th></tr>")
     for w in windows:
-        real, got = w.real_minutes(scenario), w.minutes()
-        off = f"{(got - real) / real:+.0%}" if got is not None else "-"
+        real, got, off = w.real_minutes(scenario), w.minutes(), w.off(scenario)
+        off = "-" if off is None else f"{off:+.0%}"
         out.append(f"<tr><td>{html.escape(w.what)}</td><td>{real:.0f}</td>"
                    f"<td>{'-' if got is None else f'{got:.0f}'}</td><td>{off}</td><td>{html.escape(w.basis)}</td></tr>")
     out.append("</table>")
