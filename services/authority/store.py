@@ -1,6 +1,7 @@
 """Durable zone state: a snapshot file plus a write-ahead log of committed batches.
 
-    <state-dir>/zones.snapshot.json   every zone at some version (temp file, fsync, rename)
+    <state-dir>/zones.snapshot.json   every zone at some version (temp file, fsync, rename); its record
+                                      sets grouped by all but their name, so a million alike are one group
     <state-dir>/batches.wal           one record per committed batch since that snapshot
 
 A WAL record is framed as magic "RLW1", payload length (u32), CRC-32 of the
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from services.core.records import Action, Change, RecordSet, RRType
+from services.core.records import Action, Change, RecordSet, RRType, record_sets_alike
 from services.core.zone import BatchRejected, HostedZone, ZoneSnapshot
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 MAGIC = b"RLW1"
 FRAME = struct.Struct("!4sII")
 MAX_RECORD = 64 << 20
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # record sets grouped by all but name and set identifier (1: one object each)
+READABLE_FORMATS = (1, 2)
 
 
 class StateError(Exception):
@@ -124,10 +126,50 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _groups(snap: ZoneSnapshot) -> list[dict[str, Any]]:
+    """A zone's record sets grouped by everything but their name and set identifier: a million account
+    CNAMEs are one group, written (and read back) with their target once."""
+    groups: dict[tuple, list[RecordSet]] = {}
+    for rs in snap.records.values():
+        groups.setdefault((rs.rtype, rs.ttl, rs.values, rs.weight, rs.alias_target), []).append(rs)
+    out = []
+    for (rtype, ttl, values, weight, alias_target), members in groups.items():
+        d: dict[str, Any] = {"t": rtype.value}
+        if ttl:
+            d["ttl"] = ttl
+        if values:
+            d["v"] = list(values)
+        if weight is not None:
+            d["w"] = weight
+        if alias_target:
+            d["al"] = alias_target
+        d["names"] = [rs.name for rs in members]
+        if any(rs.set_identifier for rs in members):
+            d["s"] = [rs.set_identifier for rs in members]
+        out.append(d)
+    return out
+
+
+def _records(zone: dict[str, Any]) -> list[RecordSet]:
+    if "records" in zone:  # format 1: one object per record set
+        return [record_from_json(r) for r in zone["records"]]
+    made: list[RecordSet] = []
+    for g in zone["groups"]:
+        names, identifiers = g["names"], g.get("s")
+        if not all(isinstance(n, str) for n in names) or (identifiers is not None and (
+                len(identifiers) != len(names) or not all(isinstance(i, str) for i in identifiers))):
+            raise ValueError(f"a group of {g['t']} record sets with a name or set identifier that is not a string")
+        alike = record_sets_alike(names, RRType(g["t"]), g.get("ttl", 0), tuple(g.get("v", ())), g.get("w"),
+                                  g.get("al", ""), identifiers)
+        if alike:
+            alike[0].validate()  # the shape they share (values, TTL, weight), checked once for the group
+        made += alike
+    return made
+
+
 def write_snapshot(path: Path, snapshots: Iterable[ZoneSnapshot]) -> None:
     doc = {"format": SNAPSHOT_FORMAT, "written_at": time.time(),
-           "zones": {s.origin: {"version": s.version, "records": [record_to_json(rs) for rs in s.records.values()]}
-                     for s in snapshots}}
+           "zones": {s.origin: {"version": s.version, "groups": _groups(s)} for s in snapshots}}
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(json.dumps(doc, separators=(",", ":")).encode())
@@ -144,12 +186,11 @@ def read_snapshot(path: Path) -> dict[str, HostedZone] | None:
         return None
     except (OSError, ValueError) as exc:
         raise StateError(f"{path}: unreadable snapshot: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
-        raise StateError(f"{path}: not a snapshot of format {SNAPSHOT_FORMAT}")
+    if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
+        raise StateError(f"{path}: not a snapshot of format {' or '.join(map(str, READABLE_FORMATS))}")
     try:
-        return {origin: HostedZone(origin, [record_from_json(r) for r in z["records"]], z["version"])
-                for origin, z in doc["zones"].items()}
-    except (KeyError, TypeError, ValueError) as exc:
+        return {origin: HostedZone(origin, _records(z), z["version"]) for origin, z in doc["zones"].items()}
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise StateError(f"{path}: bad snapshot: {exc}") from None
 
 

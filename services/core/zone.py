@@ -15,7 +15,9 @@ over Route 53's quotas (1,000 values, 32,000 characters) is rejected whole.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from bisect import bisect_left
 from functools import cached_property, lru_cache
 from types import MappingProxyType
@@ -63,6 +65,11 @@ def _referent(rs: RecordSet) -> str | None:
     if rs.rtype is RRType.CNAME and rs.values:
         return normalize_name(rs.values[0])
     return None
+
+
+def _parent(name: str) -> str:
+    """The name one label up ("" above a single label)."""
+    return name.partition(".")[2]
 
 
 def _count_below(below, name: str, origin: str, delta: int) -> None:
@@ -117,24 +124,46 @@ class ZoneSnapshot:
         """A snapshot from scratch (a zone loaded or listed whole); O(n), in plain dicts, made persistent
         maps at once only when a batch first changes it (`_persistent`). The property tests check it against
         evolve() change by change."""
-        by_key = {rs.key: rs for rs in records}
-        rrsets: dict[tuple[str, RRType], list[RecordSet]] = {}
-        below: dict[str, int] = {}
-        of_type: dict[RRType, dict[Key, RecordSet]] = {}
-        referrers: dict[str, dict[str, int]] = {}
+        # In passes over the whole zone, each as much in C as Python allows: a restart builds the account
+        # zone's million record sets here, and one loop doing all of it per record took 2.8 s of 5.6.
+        by_key = {(rs.name, rs.rtype, rs.set_identifier): rs for rs in records}
+        sets: dict[tuple[str, RRType], tuple[RecordSet, ...]] = {(k[0], k[1]): (rs,) for k, rs in by_key.items()
+                                                                 if not k[2]}
+        grouped: dict[tuple[str, RRType], list[RecordSet]] = {}
         for key, rs in by_key.items():
-            name, rtype, _ = key
-            rrsets.setdefault((name, rtype), []).append(rs)
-            of_type.setdefault(rtype, {})[key] = rs
-            target = _referent(rs)
-            if target is not None:
-                owners = referrers.setdefault(target, {})
-                owners[name] = owners.get(name, 0) + 1
-            _count_below(below, name, origin, +1)
-        sets = {k: _by_identifier(v) for k, v in rrsets.items()}
-        return cls(origin, version, Frozen(by_key), Frozen(sets), Frozen(below),
+            if key[2]:  # set identifiers: the weighted trees' few thousand, ordered per name and type
+                grouped.setdefault((key[0], key[1]), []).append(rs)
+        for name_type, group in grouped.items():
+            sets[name_type] = _by_identifier(group + list(sets.get(name_type, ())))
+        of_type: dict[RRType, dict[Key, RecordSet]] = {}
+        for key, rs in by_key.items():
+            typed = of_type.get(key[1])
+            if typed is None:
+                typed = of_type[key[1]] = {}
+            typed[key] = rs
+        # The names of the CNAMEs with each value first (a million share a handful), then the aliases.
+        by_value: dict[tuple[str, ...], list[str]] = {}
+        for rs in of_type.get(RRType.CNAME, {}).values():
+            if rs.values:
+                names = by_value.get(rs.values)
+                if names is None:
+                    names = by_value[rs.values] = []
+                names.append(rs.name)
+        referrers: dict[str, Counter[str]] = {}
+        for values, names in by_value.items():
+            referrers.setdefault(normalize_name(values[0]), Counter()).update(names)
+        for rs in by_key.values():
+            if rs.alias_target:
+                referrers.setdefault(rs.alias_target, Counter())[rs.name] += 1
+        # Record sets at or below each name: each record set counted at its name and every name above it up
+        # to the origin, one level of the whole zone at a time.
+        level = list(map(itemgetter(0), by_key))
+        below = Counter(level)
+        while level := list(filter(None, map(_parent, filter(origin.__ne__, level)))):
+            below.update(level)
+        return cls(origin, version, Frozen(by_key), Frozen(sets), Frozen(dict(below)),
                    Frozen({t: Frozen(m) for t, m in of_type.items()}),
-                   Frozen({t: Frozen(o) for t, o in referrers.items()}))
+                   Frozen({t: Frozen(dict(o)) for t, o in referrers.items()}))
 
     @cached_property
     def _persistent(self) -> "ZoneSnapshot":
