@@ -163,6 +163,23 @@ class AnswerCache:
         for origin in list(self.zones.zones):
             self.rebuild(origin, None)
 
+    async def warm(self) -> int:
+        """Pre-encode every zone's answers after a start, a slice of names at a time, while queries are
+        already being answered (on demand, as any name not pre-encoded is); returns the names encoded. A
+        restart at 1 M record sets spent 1.4 s of its 5 encoding answers before it answered anything. A
+        zone that a batch changed meanwhile is encoded again from its new snapshot: an older encoding never
+        replaces a newer one."""
+        names = 0
+        for origin in list(self.zones.zones):
+            while (zone := self.zones.zones.get(origin)) is not None:
+                snap = zone.snapshot
+                pending = await self.prepare(origin, snap, None)
+                if zone.snapshot is snap:
+                    self.install(pending)
+                    names += sum(1 for encoded in pending.answers.values() if encoded is not None)
+                    break
+        return names
+
     def _names(self, origin: str, snap: ZoneSnapshot, changed: Iterable[str] | None) -> set[str]:
         """The owner names whose answers a batch that wrote `changed` (None: everything) may change."""
         if changed is not None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
+import time
 from pathlib import Path
 
 from racelab.v1 import authority_pb2_grpc
@@ -19,6 +21,7 @@ from services.runtime.service import (
 )
 
 from . import metrics
+from .answers import AnswerCache
 from .control import SERVICE_NAME, RouteControl
 from .dnsserver import DnsServer, bind_dns
 from .state import AuthorityState, initial_zones
@@ -64,6 +67,12 @@ def _freeze_survivors(phase: str, info: dict) -> None:
     if phase == "stop" and info["generation"] == 2:
         gc.freeze()
 
+async def _warm(answers: AnswerCache) -> None:
+    started = time.perf_counter()
+    names = await answers.warm()
+    log.info("answers pre-encoded for %d names in %.2f s", names, time.perf_counter() - started)
+
+
 async def main(ctx: Context) -> None:
     args = ctx.args
     listen = require(args, "listen")
@@ -103,9 +112,11 @@ async def main(ctx: Context) -> None:
         [SERVICE_NAME])
     log.info("serving %d zones (%s); control on %s, DNS on %s:%d (UDP, TCP)", len(zones), recovery.describe(),
              listen, *dns.address)
+    warm = asyncio.create_task(_warm(state.answers), name="answers-warm-up")
     try:
         await ctx.stopping.wait()
     finally:
+        warm.cancel()
         lag.cancel()
         await server.stop(1.0)
         await dns.stop()

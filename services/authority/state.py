@@ -90,8 +90,7 @@ class AuthorityState:
             if origin in zones:  # prime: remember where each endpoint stands after a restart
                 snap = zones[origin].snapshot
                 self.checker.observe(ep.name, ep.dual_stack, snap, snap, now)
-        self.answers = AnswerCache(self.zones)
-        self.answers.rebuild_all()
+        self.answers = AnswerCache(self.zones)  # empty: answered on demand until warm() has encoded them
         for origin in zones:
             self._update_gauges(origin)
 

@@ -172,3 +172,41 @@ def test_incremental_rebuild_matches_full_rebuild():
     q = dns.message.make_query("123456789012.ddb.us-east-1.api.aws", "A").to_wire()
     r = dns.message.from_wire(cache.handle(q))
     assert len(r.answer) == 1 and r.answer[0].rdtype == dns.rdatatype.CNAME  # chased into the emptied name
+
+
+def test_warming_up_after_a_start_ends_as_a_full_rebuild_even_with_batches_meanwhile():
+    """A started authority answers at once (on demand) and pre-encodes in slices; a batch published while a
+    zone is being encoded makes the warm-up encode that zone again, so its older answers are never swapped in."""
+    scenario = load_scenario("oct-2025")
+    zones = ZoneSet()
+    for z in initial_zones(scenario):
+        zones.add(z)
+    planner = fleet_planner()
+    first, second = planner.next_plan(0.0), planner.next_plan(1.0)
+    for ep in first.endpoints:  # trees of dozens of names: more than one slice each
+        zones[ep.zone].apply(tree.install_changes(ep, first.generation, 5))
+        zones[ep.zone].apply(tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), None))
+    cache = AnswerCache(zones)
+    q = dns.message.make_query(LEGACY_ENDPOINT, "A").to_wire()
+    before = dns.message.from_wire(cache.handle(q))  # nothing pre-encoded yet: answered on demand
+    assert before.rcode() == dns.rcode.NOERROR and before.answer
+
+    ep = second.for_endpoint(LEGACY_ENDPOINT)
+    encodings, prepare = [], cache.prepare
+
+    async def a_batch_lands_while_the_legacy_zone_is_encoded(origin, after, changed):
+        encodings.append(origin)
+        pending = await prepare(origin, after, changed)
+        if origin == LEGACY_ENDPOINT and encodings.count(origin) == 1:
+            changes = tree.install_changes(ep, second.generation, 5)
+            zones[ep.zone].apply(changes)
+            cache.rebuild(ep.zone, {c.record_set.name for c in changes})
+        return pending
+
+    cache.prepare = a_batch_lands_while_the_legacy_zone_is_encoded
+    names = asyncio.run(cache.warm())
+    assert encodings.count(LEGACY_ENDPOINT) == 2  # encoded again from the batch's snapshot
+    full = AnswerCache(zones)
+    full.rebuild_all()
+    assert _dump(cache) == _dump(full) and names == sum(map(len, full.zone_keys.values()))
+    assert tree.tree_root(ep) in cache.zone_keys[LEGACY_ENDPOINT]  # the batch's tree, pre-encoded
