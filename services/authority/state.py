@@ -20,7 +20,7 @@ from services.core import tree
 from services.core.invariants import Finding, InvariantChecker, Violation
 from services.core.nlbdns import NLB_ZONE
 from services.core.plans import ACCOUNT_ZONE, LEGACY_ENDPOINT, Endpoint, account_ids
-from services.core.records import Change, RecordSet, RRType, normalize_name
+from services.core.records import Change, RecordSet, RRType, normalize_name, record_sets_alike
 from services.core.resolve import resolve
 from services.core.zone import BatchRejected, HostedZone, ZoneSet, ZoneSnapshot, apex_records
 from services.runtime.clock import SimClock
@@ -52,8 +52,9 @@ def initial_zones(scenario: Scenario, present: frozenset[str] = frozenset()) -> 
     taken = present | {ep.zone for ep in scenario.endpoints}  # made above, or recovered
     if ACCOUNT_ZONE not in taken:
         if dns.account_endpoints:  # one CNAME per account, as us-east-1 holds them
-            accounts = [RecordSet(f"{a}.{ACCOUNT_ZONE}", RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))
-                        for a in account_ids(scenario.workload.accounts, dns.account_endpoints)]
+            accounts = record_sets_alike([f"{a}.{ACCOUNT_ZONE}" for a in account_ids(scenario.workload.accounts,
+                                                                                      dns.account_endpoints)],
+                                         RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))
         else:
             accounts = [RecordSet(f"*.{ACCOUNT_ZONE}", RRType.CNAME, dns.record_ttl_seconds, (LEGACY_ENDPOINT,))]
         zones[ACCOUNT_ZONE] = HostedZone(ACCOUNT_ZONE, apex(ACCOUNT_ZONE) + accounts)
