@@ -21,7 +21,6 @@ from services.runtime.service import (
 )
 
 from . import metrics
-from .answers import AnswerCache
 from .control import SERVICE_NAME, RouteControl
 from .dnsserver import DnsServer, bind_dns
 from .state import AuthorityState, initial_zones
@@ -67,9 +66,14 @@ def _freeze_survivors(phase: str, info: dict) -> None:
     if phase == "stop" and info["generation"] == 2:
         gc.freeze()
 
-async def _warm(answers: AnswerCache) -> None:
+
+async def _warm(state: AuthorityState) -> None:
     started = time.perf_counter()
-    names = await answers.warm()
+    try:
+        names = await state.answers.warm(state.locks.__getitem__)
+    except Exception:  # the answers are still computed on demand: slower, not wrong
+        log.exception("pre-encoding the answers failed; answering on demand")
+        return
     log.info("answers pre-encoded for %d names in %.2f s", names, time.perf_counter() - started)
 
 
@@ -95,7 +99,8 @@ async def main(ctx: Context) -> None:
         raise ConfigError(f"--state-dir: {exc}") from None
     events = EventPublisher(args.director, ctx.instance)
     state = AuthorityState(zones, ctx.scenario, ctx.clock, store, ctx.telemetry.tracer, events)
-    # The zones and their answers are loaded: out of the collector's sight from here on, so a full
+    # The zones are loaded: out of the collector's sight from here on (the answers warmed after the start
+    # follow with the first full collection's survivors, _freeze_survivors), so a full
     # collection never walks 100,000 record sets while a DNS query waits (bench/RESULTS-scale.md).
     # No collection first: loading makes no cycles worth finding, and one pass over a million
     # record sets took 7.7 s of a restart.
@@ -112,7 +117,7 @@ async def main(ctx: Context) -> None:
         [SERVICE_NAME])
     log.info("serving %d zones (%s); control on %s, DNS on %s:%d (UDP, TCP)", len(zones), recovery.describe(),
              listen, *dns.address)
-    warm = asyncio.create_task(_warm(state.answers), name="answers-warm-up")
+    warm = asyncio.create_task(_warm(state), name="answers-warm-up")
     try:
         await ctx.stopping.wait()
     finally:

@@ -150,16 +150,22 @@ def _groups(snap: ZoneSnapshot) -> list[dict[str, Any]]:
     return out
 
 
+def _strings(items: object) -> bool:
+    return isinstance(items, list) and all(isinstance(i, str) for i in items)
+
+
 def _records(zone: dict[str, Any]) -> list[RecordSet]:
     if "records" in zone:  # format 1: one object per record set
         return [record_from_json(r) for r in zone["records"]]
     made: list[RecordSet] = []
     for g in zone["groups"]:
-        names, identifiers = g["names"], g.get("s")
-        if not all(isinstance(n, str) for n in names) or (identifiers is not None and (
-                len(identifiers) != len(names) or not all(isinstance(i, str) for i in identifiers))):
-            raise ValueError(f"a group of {g['t']} record sets with a name or set identifier that is not a string")
-        alike = record_sets_alike(names, RRType(g["t"]), g.get("ttl", 0), tuple(g.get("v", ())), g.get("w"),
+        names, identifiers, values = g["names"], g.get("s"), g.get("v", [])
+        if not _strings(names) or (identifiers is not None and (
+                not _strings(identifiers) or len(identifiers) != len(names))):
+            raise ValueError(f"a group of {g['t']} record sets whose names or set identifiers are not a list of strings")
+        if not _strings(values):
+            raise ValueError(f"a group of {g['t']} record sets whose values are not a list of strings")
+        alike = record_sets_alike(names, RRType(g["t"]), g.get("ttl", 0), tuple(values), g.get("w"),
                                   g.get("al", ""), identifiers)
         if alike:
             alike[0].validate()  # the shape they share (values, TTL, weight), checked once for the group

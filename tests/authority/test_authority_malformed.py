@@ -13,6 +13,7 @@ import dns.rdatatype
 import pytest
 
 from authority_helpers import answers, dig
+from services.authority import answers as answers_module
 from services.authority.answers import AnswerCache
 from services.authority.state import initial_zones
 from harness.authority import answer_cache_with_plan, fleet_planner
@@ -174,39 +175,56 @@ def test_incremental_rebuild_matches_full_rebuild():
     assert len(r.answer) == 1 and r.answer[0].rdtype == dns.rdatatype.CNAME  # chased into the emptied name
 
 
-def test_warming_up_after_a_start_ends_as_a_full_rebuild_even_with_batches_meanwhile():
-    """A started authority answers at once (on demand) and pre-encodes in slices; a batch published while a
-    zone is being encoded makes the warm-up encode that zone again, so its older answers are never swapped in."""
+def test_warming_up_after_a_start_ends_as_a_full_rebuild_even_with_batches_meanwhile(monkeypatch):
+    """A started authority answers at once (on demand) and pre-encodes zone by zone, in slices, under the
+    zone's batch lock. A batch that arrives meanwhile (here the clean-up of a tree, re-encoding the whole
+    zone as an SOA change does) waits for the warm-up's swap and comes after it. Without the lock, in
+    either order, the deleted tree's names would keep the warm-up's answers."""
+    monkeypatch.setattr(answers_module, "NAMES_PER_SLICE", 2)  # the zone's 15 names in several slices
     scenario = load_scenario("oct-2025")
     zones = ZoneSet()
     for z in initial_zones(scenario):
         zones.add(z)
     planner = fleet_planner()
     first, second = planner.next_plan(0.0), planner.next_plan(1.0)
-    for ep in first.endpoints:  # trees of dozens of names: more than one slice each
-        zones[ep.zone].apply(tree.install_changes(ep, first.generation, 5))
+    for plan in (first, second):  # trees of dozens of names (more than one slice each); the first active
+        for ep in plan.endpoints:
+            zones[ep.zone].apply(tree.install_changes(ep, plan.generation, 5))
+    for ep in first.endpoints:
         zones[ep.zone].apply(tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep), None))
     cache = AnswerCache(zones)
     q = dns.message.make_query(LEGACY_ENDPOINT, "A").to_wire()
     before = dns.message.from_wire(cache.handle(q))  # nothing pre-encoded yet: answered on demand
     assert before.rcode() == dns.rcode.NOERROR and before.answer
+    locks = {origin: asyncio.Lock() for origin in zones.zones}
+    spare = tree.tree_root(second.for_endpoint(LEGACY_ENDPOINT))
+    batches: list[asyncio.Task] = []
 
-    ep = second.for_endpoint(LEGACY_ENDPOINT)
-    encodings, prepare = [], cache.prepare
+    async def clean_up_as_the_authority_does() -> None:  # services/authority/state.py, _apply_locked
+        async with locks[LEGACY_ENDPOINT]:
+            zone = zones[LEGACY_ENDPOINT]
+            after = zone.prepare(tree.deletion_changes(zone.snapshot, [spare]))
+            pending = await prepare(LEGACY_ENDPOINT, after, None)
+            zone.publish(after)
+            cache.install(pending)
 
-    async def a_batch_lands_while_the_legacy_zone_is_encoded(origin, after, changed):
-        encodings.append(origin)
-        pending = await prepare(origin, after, changed)
-        if origin == LEGACY_ENDPOINT and encodings.count(origin) == 1:
-            changes = tree.install_changes(ep, second.generation, 5)
-            zones[ep.zone].apply(changes)
-            cache.rebuild(ep.zone, {c.record_set.name for c in changes})
-        return pending
+    prepare = cache.prepare
 
-    cache.prepare = a_batch_lands_while_the_legacy_zone_is_encoded
-    names = asyncio.run(cache.warm())
-    assert encodings.count(LEGACY_ENDPOINT) == 2  # encoded again from the batch's snapshot
+    async def a_batch_arrives_while_the_legacy_zone_is_encoded(origin, after, changed):
+        if origin == LEGACY_ENDPOINT and not batches:
+            batches.append(asyncio.create_task(clean_up_as_the_authority_does()))
+        return await prepare(origin, after, changed)  # yields between slices: the batch could run
+
+    async def warm_with_a_batch_in_between() -> int:
+        cache.prepare = a_batch_arrives_while_the_legacy_zone_is_encoded
+        names = await cache.warm(locks.__getitem__)
+        await asyncio.gather(*batches)
+        return names
+
+    names = asyncio.run(warm_with_a_batch_in_between())
+    assert batches and spare not in {rs.name for rs in zones[LEGACY_ENDPOINT].snapshot.records.values()}
     full = AnswerCache(zones)
     full.rebuild_all()
-    assert _dump(cache) == _dump(full) and names == sum(map(len, full.zone_keys.values()))
-    assert tree.tree_root(ep) in cache.zone_keys[LEGACY_ENDPOINT]  # the batch's tree, pre-encoded
+    assert _dump(cache) == _dump(full) and names >= len(full.zone_keys[LEGACY_ENDPOINT])
+    gone = dns.message.from_wire(cache.handle(dns.message.make_query(spare, "A").to_wire()))
+    assert gone.rcode() == dns.rcode.NXDOMAIN

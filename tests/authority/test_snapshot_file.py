@@ -85,11 +85,13 @@ def test_a_snapshot_of_the_first_format_is_still_read(tmp_path):
 
 
 @pytest.mark.parametrize("group, why", [
-    ({"t": "A", "ttl": 5, "v": ["10.0.0.1"], "names": [["a", "b"]]}, "not a string"),
-    ({"t": "A", "ttl": 5, "v": ["10.0.0.1"], "names": ["a.x", "b.x"], "s": ["one"]}, "not a string"),
+    ({"t": "A", "ttl": 5, "v": ["10.0.0.1"], "names": [["a", "b"]]}, "not a list of strings"),
+    ({"t": "A", "ttl": 5, "v": ["10.0.0.1"], "names": ["a.x", "b.x"], "s": ["one"]}, "not a list of strings"),
     ({"t": "MX", "ttl": 5, "v": ["x"], "names": ["a.x"]}, "MX"),
     ({"t": "A", "ttl": 5, "v": ["not-an-address"], "names": ["a.x"]}, "not-an-address"),
     ({"t": "A", "ttl": 5, "v": ["10.0.0.1"]}, "names"),
+    ({"t": "A", "ttl": 5, "v": ["10.0.0.1"], "names": "abc"}, "not a list of strings"),
+    ({"t": "TXT", "ttl": 5, "v": "abc", "names": ["a.x"]}, "values are not a list of strings"),
 ])
 def test_a_bad_group_is_refused_with_the_reason(tmp_path, group, why):
     path = tmp_path / "zones.snapshot.json"
