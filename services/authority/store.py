@@ -133,20 +133,14 @@ def _groups(snap: ZoneSnapshot) -> list[dict[str, Any]]:
     for rs in snap.records.values():
         groups.setdefault((rs.rtype, rs.ttl, rs.values, rs.weight, rs.alias_target), []).append(rs)
     out = []
-    for (rtype, ttl, values, weight, alias_target), members in groups.items():
-        d: dict[str, Any] = {"t": rtype.value}
-        if ttl:
-            d["ttl"] = ttl
-        if values:
-            d["v"] = list(values)
-        if weight is not None:
-            d["w"] = weight
-        if alias_target:
-            d["al"] = alias_target
-        d["names"] = [rs.name for rs in members]
+    for members in groups.values():
+        shape = record_to_json(members[0])  # the fields they share, under the log's keys
+        del shape["n"]
+        shape.pop("s", None)
+        shape["names"] = [rs.name for rs in members]
         if any(rs.set_identifier for rs in members):
-            d["s"] = [rs.set_identifier for rs in members]
-        out.append(d)
+            shape["s"] = [rs.set_identifier for rs in members]
+        out.append(shape)
     return out
 
 

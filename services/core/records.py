@@ -98,7 +98,6 @@ class RecordSet:
             raise InvalidRecordSet(f"{self.name} {self.rtype.value}: exactly one value")
 
 
-
 _SLOTS = tuple(RecordSet.__dict__[f].__set__ for f in
                ("name", "rtype", "ttl", "values", "set_identifier", "weight", "alias_target"))
 
@@ -124,6 +123,7 @@ def record_sets_alike(names: Iterable[str], rtype: RRType, ttl: int = 0, values:
         set_alias(rs, alias_target)
         made.append(rs)
     return made
+
 
 def _validate_value(rtype: RRType, value: str, name: str) -> None:
     problem = _value_problem(rtype, value)

@@ -141,10 +141,11 @@ class ZoneSnapshot:
             if typed is None:
                 typed = of_type[key[1]] = {}
             typed[key] = rs
-        # The names of the CNAMEs with each value first (a million share a handful), then the aliases.
+        # What each record set points at, as _referent says: the aliases, then the CNAMEs grouped by value
+        # first (a million share a handful).
         by_value: dict[tuple[str, ...], list[str]] = {}
         for rs in of_type.get(RRType.CNAME, {}).values():
-            if rs.values:
+            if rs.values and not rs.alias_target:
                 names = by_value.get(rs.values)
                 if names is None:
                     names = by_value[rs.values] = []
