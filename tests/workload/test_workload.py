@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from racelab.v1 import workload_pb2, workload_pb2_grpc
 from services.runtime.dnsclient import Resolver
 from services.runtime.scenario import WorkloadSettings
-from services.workload.clients import Workload, WorkloadServicer
+from services.workload.clients import MIN_CALL_TIMEOUT, Workload, WorkloadServicer
 from procs import auth_env
 from workload_fakes import FakeClock, FakeDNS, FakeDynamoDB, start_fake_dynamodb
 
@@ -129,11 +129,24 @@ async def test_connect_error_when_nothing_listens():
 
 
 async def test_timeout_uses_simulated_deadline_at_current_rate():
-    # 2 simulated seconds at 40x is 50 ms of wall time; the LB takes 300 ms.
+    # 2 simulated seconds at 2x is 1 s of wall time; the LB takes 1.3 s.
+    h = await make_harness(servicer=FakeDynamoDB(delay=1.3), rate=2.0)
+    try:
+        assert h.workload.call_timeout() == pytest.approx(1.0)
+        assert await h.workload.request(h.kind("legacy")) == "timeout"
+    finally:
+        await h.workload.close()
+        await h.ddb.stop(None)
+        h.dns.close()
+
+
+async def test_timeout_never_under_the_floor_when_time_flies():
+    # 2 simulated seconds at 40x would be 50 ms: a busy machine's round trip, not the incident's. The LB
+    # takes 300 ms and the call still succeeds.
     h = await make_harness(servicer=FakeDynamoDB(delay=0.3), rate=40.0)
     try:
-        assert h.workload.call_timeout() == pytest.approx(0.05)
-        assert await h.workload.request(h.kind("legacy")) == "timeout"
+        assert h.workload.call_timeout() == pytest.approx(MIN_CALL_TIMEOUT)
+        assert await h.workload.request(h.kind("legacy")) == "ok"
     finally:
         await h.workload.close()
         await h.ddb.stop(None)
