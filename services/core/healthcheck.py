@@ -177,9 +177,22 @@ class HealthChecker:
         fails: dict[str, int] = {}
         chance, pass_probability = self.rng.random, cfg.unpropagated_pass_probability
         healthy_after, unhealthy_after = cfg.healthy_threshold, cfg.unhealthy_threshold
-        for _ in range(min(rounds, 50)):
-            for n, t in targets:
-                if network_ready(t.instance) or chance() < pass_probability:
+        rounds = min(rounds, 50)
+        # A target whose network is ready passes every round (its network cannot change within one
+        # advance): all its rounds at once. Only the others draw a verdict per round, in the same order
+        # as round by round, so the checker's random stream is the same.
+        unready = []
+        for n, t in targets if rounds else ():
+            if network_ready(t.instance):
+                passes[n.name] = passes.get(n.name, 0) + rounds
+                t.passes, t.fails = t.passes + rounds, 0
+                if t.state != HEALTHY and t.passes >= healthy_after:
+                    transitions.append(self._flip(n, t, HEALTHY, ""))
+            else:
+                unready.append((n, t))
+        for _ in range(rounds if unready else 0):
+            for n, t in unready:
+                if chance() < pass_probability:
                     passes[n.name] = passes.get(n.name, 0) + 1
                     t.passes, t.fails = t.passes + 1, 0
                     if t.state != HEALTHY and t.passes >= healthy_after:
