@@ -198,6 +198,9 @@ def night_figure(series: Series, spans: list[dict], clock: SimClock, marks: list
     return fig
 
 
+STALE_LABEL_GAP = 3600.0  # simulated seconds: at the night's zoom, closer labels in one lane overlap
+
+
 def _race_row(fig: go.Figure, batches: list[dict], spans: list[dict], clock: SimClock, x) -> None:
     lanes = sorted({s["attrs"].get("racelab.enactor.id", s["instance"]) for s in batches})
     by_result: dict[str, list[dict]] = {}
@@ -217,13 +220,22 @@ def _race_row(fig: go.Figure, batches: list[dict], spans: list[dict], clock: Sim
                           "%{customdata[2]}, %{customdata[3]} simulated s<extra></extra>"), row=1, col=1)
     stale = [s for s in batches if is_stale_flip(s)]
     if stale:
+        at = [span_sim(clock, s["startTimeUnixNano"]) for s in stale]
+        lane = [s["attrs"].get("racelab.enactor.id", s["instance"]) for s in stale]
+        said = [f"stale: {s['attrs'].get('racelab.plan.generation')} over "
+                f"{s['attrs'].get('racelab.endpoint.generation.replaced')}" for s in stale]
+        # Written beside the star, unless the lane's last written label is too close to read (hover still tells).
+        shown, last = [], {}
+        for t, who, text in sorted(zip(at, lane, said)):
+            near = t - last.get(who, -STALE_LABEL_GAP) < STALE_LABEL_GAP
+            shown.append("" if near else text)
+            last[who] = last[who] if near else t
+        order = sorted(range(len(stale)), key=at.__getitem__)
         fig.add_trace(go.Scatter(
-            x=[x(span_sim(clock, s["startTimeUnixNano"])) for s in stale],
-            y=[s["attrs"].get("racelab.enactor.id", s["instance"]) for s in stale], mode="markers+text",
+            x=[x(at[i]) for i in order], y=[lane[i] for i in order], mode="markers+text",
             marker={"symbol": "star", "size": 12, "color": "#8c1a1a"}, name="stale flip", legendgroup="race",
-            text=[f"stale: {s['attrs'].get('racelab.plan.generation')} over "
-                  f"{s['attrs'].get('racelab.endpoint.generation.replaced')}" for s in stale],
-            textposition="top center", hovertemplate="%{text}<br>%{x|%H:%M:%S} PDT<extra></extra>"), row=1, col=1)
+            text=shown, customdata=[said[i] for i in order], textposition="top right",
+            hovertemplate="%{customdata}<br>%{x|%H:%M:%S} PDT<extra></extra>"), row=1, col=1)
     for ns in tree_deletions(spans)[:1]:
         fig.add_vline(x=x(span_sim(clock, ns)), line_color="#d62728", line_width=2, row="all", col=1)
         fig.add_trace(go.Scatter(
