@@ -172,7 +172,6 @@ class HealthChecker:
         self._check_credit += checks / max(1, len(targets)) if targets else 0.0
         rounds = int(self._check_credit)
         self._check_credit -= rounds
-        transitions: list[Transition] = []
         passes: dict[str, int] = {}
         fails: dict[str, int] = {}
         chance, pass_probability = self.rng.random, cfg.unpropagated_pass_probability
@@ -180,28 +179,32 @@ class HealthChecker:
         rounds = min(rounds, 50)
         # A target whose network is ready passes every round (its network cannot change within one
         # advance): all its rounds at once. Only the others draw a verdict per round, in the same order
-        # as round by round, so the checker's random stream is the same.
+        # as round by round, so the checker's random stream is the same; the flips are put back in the
+        # order round by round gave them (the live service keeps spans for the first of them).
+        flips: list[tuple[int, int, Transition]] = []  # (round, target's place, flip)
         unready = []
-        for n, t in targets if rounds else ():
+        for i, (n, t) in enumerate(targets if rounds else ()):
             if network_ready(t.instance):
                 passes[n.name] = passes.get(n.name, 0) + rounds
-                t.passes, t.fails = t.passes + rounds, 0
+                had, t.passes, t.fails = t.passes, t.passes + rounds, 0
                 if t.state != HEALTHY and t.passes >= healthy_after:
-                    transitions.append(self._flip(n, t, HEALTHY, ""))
+                    flips.append((max(1, healthy_after - had), i, self._flip(n, t, HEALTHY, "")))
             else:
-                unready.append((n, t))
-        for _ in range(rounds if unready else 0):
-            for n, t in unready:
+                unready.append((i, n, t))
+        for r in range(1, rounds + 1 if unready else 1):
+            for i, n, t in unready:
                 if chance() < pass_probability:
                     passes[n.name] = passes.get(n.name, 0) + 1
                     t.passes, t.fails = t.passes + 1, 0
                     if t.state != HEALTHY and t.passes >= healthy_after:
-                        transitions.append(self._flip(n, t, HEALTHY, ""))
+                        flips.append((r, i, self._flip(n, t, HEALTHY, "")))
                 else:
                     fails[n.name] = fails.get(n.name, 0) + 1
                     t.fails, t.passes = t.fails + 1, 0
                     if t.state != UNHEALTHY and t.fails >= unhealthy_after:
-                        transitions.append(self._flip(n, t, UNHEALTHY, "no network: connection timed out"))
+                        flips.append((r, i, self._flip(n, t, UNHEALTHY, "no network: connection timed out")))
+        flips.sort(key=lambda f: f[:2])
+        transitions = [f[2] for f in flips]
         # Each flip is more work for the checker: a DNS update and a burst of re-checks.
         self.extra += sum(1 for x in transitions if x.flapped) * cfg.transition_cost_checks
         failovers = self._failover(now)

@@ -225,12 +225,13 @@ def _race_row(fig: go.Figure, batches: list[dict], spans: list[dict], clock: Sim
         said = [f"stale: {s['attrs'].get('racelab.plan.generation')} over "
                 f"{s['attrs'].get('racelab.endpoint.generation.replaced')}" for s in stale]
         # Written beside the star, unless the lane's last written label is too close to read (hover still tells).
-        shown, last = [], {}
-        for t, who, text in sorted(zip(at, lane, said)):
-            near = t - last.get(who, -STALE_LABEL_GAP) < STALE_LABEL_GAP
-            shown.append("" if near else text)
-            last[who] = last[who] if near else t
         order = sorted(range(len(stale)), key=at.__getitem__)
+        shown, last = [], {}
+        for i in order:
+            near = lane[i] in last and at[i] - last[lane[i]] < STALE_LABEL_GAP
+            shown.append("" if near else said[i])
+            if not near:
+                last[lane[i]] = at[i]
         fig.add_trace(go.Scatter(
             x=[x(at[i]) for i in order], y=[lane[i] for i in order], mode="markers+text",
             marker={"symbol": "star", "size": 12, "color": "#8c1a1a"}, name="stale flip", legendgroup="race",
