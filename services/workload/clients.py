@@ -57,6 +57,12 @@ MIN_CALL_TIMEOUT = 0.5
 TABLE = "customers"
 
 
+def wall_deadline(sim_seconds: float, rate: float, floor: float) -> float:
+    """A timeout stated in simulated seconds as wall seconds at the schedule's current `rate`, never
+    under `floor` (a real round trip's room on a loaded machine)."""
+    return max(floor, sim_seconds / rate if rate > 0 else sim_seconds)
+
+
 @dataclass(frozen=True)
 class ClientKind:
     kind: str
@@ -277,10 +283,7 @@ class Workload:
         return answer
 
     def call_timeout(self) -> float:
-        """The scenario's simulated call timeout as wall seconds at the current rate."""
-        rate = self.sim_rate()
-        wall = self.settings.call_timeout_seconds / rate if rate > 0 else self.settings.call_timeout_seconds
-        return max(MIN_CALL_TIMEOUT, wall)
+        return wall_deadline(self.settings.call_timeout_seconds, self.sim_rate(), MIN_CALL_TIMEOUT)
 
     def _stub(self, address: str) -> dynamodb_pb2_grpc.DynamoDBStub:
         stub = self._stubs.get(address)

@@ -54,7 +54,7 @@ from services.runtime.ddbcall import OK, LoadBalancers, call_dynamodb
 from services.runtime.dnsclient import DnsError, Resolver
 from services.runtime.scenario import Scenario
 from services.runtime.telemetry import unsampled
-from services.workload.clients import OUTCOME_WORDS, WINDOW_SECONDS, KindStats, _percent, _wait
+from services.workload.clients import OUTCOME_WORDS, WINDOW_SECONDS, KindStats, _percent, _wait, wall_deadline
 
 log = logging.getLogger("racelab.workload")
 
@@ -250,8 +250,7 @@ class Dependents:
             self.stats[dependent].record(result, detail, self.wall(), self.sim_now())
 
     def call_timeout(self) -> float:
-        rate = self.sim_rate()
-        return max(MIN_CALL_TIMEOUT, self.call_timeout_seconds / rate if rate > 0 else self.call_timeout_seconds)
+        return wall_deadline(self.call_timeout_seconds, self.sim_rate(), MIN_CALL_TIMEOUT)
 
     def _key(self) -> dynamodb_pb2.ItemKey:
         return dynamodb_pb2.ItemKey(partition_key=f"item-{self.rng.randrange(1000)}")
