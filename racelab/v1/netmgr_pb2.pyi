@@ -56,10 +56,12 @@ class GetInstancesNetworkRequest(_message.Message):
     def __init__(self, instance_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetInstancesNetworkResponse(_message.Message):
-    __slots__ = ("ready",)
+    __slots__ = ("ready", "propagated_at_sim_seconds")
     READY_FIELD_NUMBER: _ClassVar[int]
+    PROPAGATED_AT_SIM_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ready: _containers.RepeatedScalarFieldContainer[bool]
-    def __init__(self, ready: _Optional[_Iterable[bool]] = ...) -> None: ...
+    propagated_at_sim_seconds: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, ready: _Optional[_Iterable[bool]] = ..., propagated_at_sim_seconds: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class DescribeBacklogRequest(_message.Message):
     __slots__ = ()

@@ -76,7 +76,9 @@ class CustomerStep:
 
     terminate_general: int
     terminate_targets: dict[str, list[str]]  # NLB -> its instances to deregister and terminate
-    launches: list[tuple[str | None, int]]  # (NLB app, or None for the general customers; instances)
+    # (when, NLB app or None for the general customers, instances), in time order: each group calls
+    # once per LAUNCH_PERIOD, so a long step holds several calls of each, interleaved.
+    launches: list[tuple[float, str | None, int]]
 
 
 @dataclass
@@ -115,7 +117,7 @@ class Ec2Customers:
 
     def step(self, now: float, running: int) -> CustomerStep:
         demand = self.general.advance(now, running)
-        launches: list[tuple[str | None, int]] = [(None, n) for n in demand.launches]
+        launches: list[tuple[float, str | None, int]] = [(at, None, n) for at, n in zip(demand.times, demand.launches)]
         gone: dict[str, list[str]] = {}
         for name, app in self.apps.items():
             ids = self.targets[name]
@@ -125,7 +127,8 @@ class Ec2Customers:
                 ids.remove(iid)
             if chosen:
                 gone[name] = chosen
-            launches.extend((name, n) for n in d.launches)
+            launches.extend((at, name, n) for at, n in zip(d.times, d.launches))
+        launches.sort(key=lambda call: call[0])  # stable: at the same instant, the general customers first
         return CustomerStep(demand.terminate, gone, launches)
 
     def launched(self, group: str | None, count: int) -> None:

@@ -75,6 +75,7 @@ class SqsPoller:
 class Demand:
     terminate: int  # instances to terminate now
     launches: list[int]  # RunInstances calls to make now (instances each): one per LAUNCH_PERIOD elapsed
+    times: list[float]  # when each of those calls falls due (simulated), in order
 
     @property
     def launch(self) -> int:
@@ -107,7 +108,12 @@ class Customers:
         self._churn_credit -= terminate
         self.wanted += terminate + self.growth_per_hour * hours
         wanted = min(int(self.wanted), self.batch * calls)
-        return Demand(terminate, [min(self.batch, wanted - i) for i in range(0, wanted, self.batch)])
+        launches = [min(self.batch, wanted - i) for i in range(0, wanted, self.batch)]
+        # The calls fell due one LAUNCH_PERIOD apart, the last `_periods` periods ago; the customers
+        # use the earliest. A driver that advances seldom still makes them at their own times, so
+        # what the launch throttle lets through does not depend on how often it advances.
+        due = [now - (self._periods + j) * LAUNCH_PERIOD for j in range(calls)][::-1]
+        return Demand(terminate, launches, due[:len(launches)])
 
     def launched(self, count: int) -> None:
         self.wanted = max(0.0, self.wanted - count)

@@ -21,6 +21,7 @@ remove. Sans-IO: the shell supplies network readiness and writes DNS.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -57,6 +58,7 @@ class Target:
     transitions: int = 0
     reason: str = ""
     in_service_once: bool = False  # has been healthy: from then on every change of state is a flap
+    registered_at: float = float("-inf")  # checked from then on, not for the rounds before
 
 
 @dataclass
@@ -129,12 +131,15 @@ class HealthChecker:
     def delay(self) -> float:
         return (self.scheduled + self.extra) / self.config.checker_capacity_per_second
 
-    def register(self, nlb: str, instance: str, zone: str, address: str, in_service: bool = False) -> Target:
-        """Add a target; `in_service`: it has been healthy since before the night."""
+    def register(self, nlb: str, instance: str, zone: str, address: str, in_service: bool = False,
+                 now: float | None = None) -> Target:
+        """Add a target at `now` (default: the last advance); `in_service`: it has been healthy since
+        before the night."""
         n = self.nlbs[nlb]
         if zone not in n.zones:
             raise ValueError(f"{nlb} has no zone {zone!r}; zones: {', '.join(n.zones)}")
-        target = n.targets.setdefault(instance, Target(instance, zone, address))
+        target = n.targets.setdefault(instance, Target(instance, zone, address,
+                                                       registered_at=self.now if now is None else now))
         if in_service:
             target.state, target.in_service_once = HEALTHY, True
         return target
@@ -153,9 +158,14 @@ class HealthChecker:
                     restored.append(FailoverChange(n.name, zone, "restore", self.delay))
         return restored
 
-    def advance(self, now: float, network_ready: Callable[[str], bool]) -> CheckRound:
+    def advance(self, now: float, propagated_at: Callable[[str], float | None]) -> CheckRound:
+        """Run the checks due since the last advance. `propagated_at(instance)`: when the instance's
+        network propagated (None: not yet). Each round has its own time within the advance, so a
+        target whose network arrives midway passes from then on: the outcome does not depend on how
+        often the shell advances (a 150 s tick live at 600x, a 30 s step in the twin)."""
         cfg = self.config
-        dt = max(0.0, now - self.now)
+        start = self.now
+        dt = max(0.0, now - start)
         self.now = now
         before = {name: tuple(n.zones_in_dns()) for name, n in self.nlbs.items()}
         targets = [(n, t) for n in self.nlbs.values() for t in n.targets.values()]
@@ -163,13 +173,15 @@ class HealthChecker:
         # between the two kinds of work in proportion to what waits. A late checker runs its checks
         # late, so each target gets fewer verdicts, never more: catching up is the extra work
         # draining, not targets checked faster.
-        self.scheduled += len(targets) * dt / cfg.check_interval_seconds
+        # A target registered since the last advance is due only for the part after it came.
+        present = sum(now - max(start, min(now, t.registered_at)) for _, t in targets) / dt if dt > 0 else len(targets)
+        self.scheduled += present * dt / cfg.check_interval_seconds
         waiting = self.scheduled + self.extra
         done = min(cfg.checker_capacity_per_second * dt, waiting)
         checks = done * self.scheduled / waiting if waiting else 0.0
         self.scheduled -= checks
         self.extra = max(0.0, self.extra - (done - checks))
-        self._check_credit += checks / max(1, len(targets)) if targets else 0.0
+        self._check_credit += checks / present if present > 0 else 0.0
         rounds = int(self._check_credit)
         self._check_credit -= rounds
         passes: dict[str, int] = {}
@@ -177,23 +189,42 @@ class HealthChecker:
         chance, pass_probability = self.rng.random, cfg.unpropagated_pass_probability
         healthy_after, unhealthy_after = cfg.healthy_threshold, cfg.unhealthy_threshold
         rounds = min(rounds, 50)
-        # A target whose network is ready passes every round (its network cannot change within one
-        # advance): all its rounds at once. Only the others draw a verdict per round, in the same order
-        # as round by round, so the checker's random stream is the same; the flips are put back in the
-        # order round by round gave them (the live service keeps spans for the first of them).
+        # The rounds are spread evenly over the advance: round r runs at start + dt * r / rounds. A
+        # target takes the rounds from its registration on, and passes those from its network's
+        # arrival on: how often the shell advances (a 150 s tick live at 600x, a 30 s step in the
+        # twin) does not change what it sees. One with network from its first round passes every
+        # round (its network cannot go again): all its rounds at once. The others draw a verdict per
+        # round until their network comes, in the same order as round by round, so the checker's
+        # random stream is the same; the flips are put back in the order round by round gave them
+        # (the live service keeps spans for the first of them).
+        def round_of(at: float | None) -> int:
+            """The first round at or after `at`: rounds + 1 if none."""
+            if at is None or at > now:
+                return rounds + 1
+            if at <= start or dt <= 0:
+                return 1
+            return max(1, math.ceil((at - start) * rounds / dt))
+
         flips: list[tuple[int, int, Transition]] = []  # (round, target's place, flip)
-        unready = []
+        unready = []  # (target's place, NLB, target, its first round, its first round with network)
         for i, (n, t) in enumerate(targets if rounds else ()):
-            if network_ready(t.instance):
-                passes[n.name] = passes.get(n.name, 0) + rounds
-                had, t.passes, t.fails = t.passes, t.passes + rounds, 0
+            present = round_of(t.registered_at)
+            first = max(present, round_of(propagated_at(t.instance)))
+            if present > rounds:
+                continue
+            if first == present:
+                took = rounds - present + 1
+                passes[n.name] = passes.get(n.name, 0) + took
+                had, t.passes, t.fails = t.passes, t.passes + took, 0
                 if t.state != HEALTHY and t.passes >= healthy_after:
-                    flips.append((max(1, healthy_after - had), i, self._flip(n, t, HEALTHY, "")))
+                    flips.append((present - 1 + max(1, healthy_after - had), i, self._flip(n, t, HEALTHY, "")))
             else:
-                unready.append((i, n, t))
+                unready.append((i, n, t, present, first))
         for r in range(1, rounds + 1 if unready else 1):
-            for i, n, t in unready:
-                if chance() < pass_probability:
+            for i, n, t, present, first in unready:
+                if r < present:
+                    continue
+                if r >= first or chance() < pass_probability:
                     passes[n.name] = passes.get(n.name, 0) + 1
                     t.passes, t.fails = t.passes + 1, 0
                     if t.state != HEALTHY and t.passes >= healthy_after:

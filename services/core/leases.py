@@ -220,7 +220,7 @@ class Fleet:
     def advance(self, now: float) -> Tick:
         """Move to `now`: leases expire, lease work progresses or times out, checks fall due."""
         dt = max(0.0, now - self.now)
-        self._refill(now)
+        self._update_ramp(now)  # the launch tokens are topped up at each call, at the call's time
         expired: dict[str, int] = {}
         timeouts: dict[str, int] = {}
         rounds = []
@@ -342,6 +342,8 @@ class Fleet:
 
     def throttle(self, admit_per_host_second: float | None, launches_per_second: float | None) -> None:
         self.admit_rate = admit_per_host_second
+        if self.launch_rate is None:
+            self._tokens_at = max(self._tokens_at, self.now)  # tokens are earned from the throttle on
         self.launch_rate = launches_per_second
         self._relax = None
 
@@ -351,7 +353,8 @@ class Fleet:
             self._relax = (now, now + over_seconds, self.launch_rate, to_launches_per_second)
 
     def _refill(self, now: float) -> None:
-        """Top up the launch tokens for the time since the last top-up (calls come between ticks)."""
+        """Top up the launch tokens for the time since the last call: tokens are only spent by calls, so
+        topping up at each call, at its own time, gives the same bucket however often the fleet advances."""
         self._update_ramp(now)
         if self.launch_rate is not None and now > self._tokens_at:
             earned = (now - self._tokens_at) * self.launch_rate
@@ -392,8 +395,7 @@ class Fleet:
         queue-throttle fix, how many more launches Network Manager's queue admits (None: no limit)."""
         if count <= 0:
             raise ValueError("count must be positive")
-        if now is not None:
-            self._refill(now)
+        self._refill(self.now if now is None else now)
         if self.queue_throttle and propagation_room is not None and count > propagation_room:
             raise RequestLimitExceeded(f"request limit exceeded: Network Manager's queue admits {propagation_room} "
                                        "more launches")

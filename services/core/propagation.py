@@ -21,6 +21,7 @@ from typing import Iterable
 
 NEW = "new"
 TERMINATED = "terminated"
+SUBSTEP_SECONDS = 10.0  # simulated: the rate is taken afresh at least this often
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Backlog:
         """Queue propagations; returns how many were ahead."""
         ahead = len(self.queue)
         for iid in instances:
-            self.queue.append(Pending(iid, kind, now))
+            self._enqueue(Pending(iid, kind, now))
             self.counts[kind] += 1
             if kind == NEW:
                 self.queued_at[iid] = now
@@ -71,34 +72,64 @@ class Backlog:
                 self.ready_at.pop(iid, None)
         return ahead
 
+    def _enqueue(self, item: Pending) -> None:
+        """Keep the queue in the order items came: a driver may report a call made earlier in its step
+        after one made at the step's end (the twin's launches after DWFM's released terminations)."""
+        q = self.queue
+        if not q or q[-1].queued_at <= item.queued_at:
+            q.append(item)
+            return
+        i = len(q) - 1
+        while i > 0 and q[i - 1].queued_at > item.queued_at:
+            i -= 1
+        q.insert(i, item)
+
     def advance(self, now: float) -> list[Pending]:
-        """Serve the backlog, in order, up to `now`."""
-        dt = max(0.0, now - self.now)
+        """Serve the backlog, in order, up to `now`, in sub-steps of at most SUBSTEP_SECONDS: the rate
+        follows the queue as it was then (not as it is at `now`, with everything queued since the last
+        advance already counted), and each item's network is there from when its turn came. So how
+        often the shell advances (a 150 s tick live at 600x, a 30 s step in the twin) does not change
+        the backlog's course."""
         done: list[Pending] = []
-        self.credit += dt * self.rate()
-        while self.queue and self.credit >= 1.0:
-            item = self.queue.popleft()
-            self.counts[item.kind] -= 1
-            self.credit -= 1.0
-            self.propagated[item.kind] += 1
-            if item.kind == NEW:
-                self.queued_at.pop(item.instance, None)
-                self.ready_at[item.instance] = now
-            done.append(item)
-        if not self.queue:
-            self.credit = min(self.credit, 1.0)
+        t = self.now
+        while t < now:
+            until = min(now, t + SUBSTEP_SECONDS)
+            # Items arrive in time order: those queued after `t` are at the tail and not waiting yet.
+            arriving = 0
+            for item in reversed(self.queue):
+                if item.queued_at <= t:
+                    break
+                arriving += 1
+            rate = self._rate(len(self.queue) - arriving)
+            self.credit += (until - t) * rate
+            while self.queue and self.credit >= 1.0 and self.queue[0].queued_at <= until:
+                item = self.queue.popleft()
+                self.counts[item.kind] -= 1
+                served = until - (self.credit - 1.0) / rate if rate > 0 else until
+                self.credit -= 1.0
+                self.propagated[item.kind] += 1
+                if item.kind == NEW:
+                    self.queued_at.pop(item.instance, None)
+                    self.ready_at[item.instance] = min(until, max(served, t, item.queued_at))
+                done.append(item)
+            if not self.queue or self.queue[0].queued_at > until:
+                self.credit = min(self.credit, 1.0)  # idle capacity is not saved up
+            t = until
         while self._booting and self._booting[0][0] <= now:
-            _, iid = self._booting.popleft()
-            if iid in self.queued_at:
+            booted, iid = self._booting.popleft()
+            if iid in self.queued_at or self.ready_at.get(iid, float("-inf")) > booted:
                 self.without_network_total += 1
-        self.now = now
+        self.now = max(self.now, now)
         return done
 
     def ready(self, instance: str) -> bool:
         return instance in self.ready_at
 
     def rate(self) -> float:
-        rate = self.config.propagations_per_second / (1.0 + len(self.queue) / self.config.slowdown_items)
+        return self._rate(len(self.queue))
+
+    def _rate(self, waiting: int) -> float:
+        rate = self.config.propagations_per_second / (1.0 + waiting / self.config.slowdown_items)
         return rate if self.throttle is None else min(rate, self.throttle)
 
     def pending(self, kind: str) -> int:

@@ -153,8 +153,13 @@ class NetworkManagerServicer(netmgr_pb2_grpc.NetworkManagerServicer):
     async def GetInstancesNetwork(self, request, context):
         if len(request.instance_ids) > MAX_IDS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_IDS} instances per request")
-        ready = self.manager.backlog.ready
-        return netmgr_pb2.GetInstancesNetworkResponse(ready=[ready(i) for i in request.instance_ids])
+        # Serve the backlog up to now first: the answer is as of this call, not as of the last tick
+        # (up to 190 simulated seconds ago at 760x), so a target's network reaches its health checks
+        # as soon as in the twin, where both advance in the same step.
+        self.manager.tick(self.now())
+        at = [self.manager.backlog.ready_at.get(i) for i in request.instance_ids]
+        return netmgr_pb2.GetInstancesNetworkResponse(ready=[a is not None for a in at],
+                                                      propagated_at_sim_seconds=[a or 0.0 for a in at])
 
     async def DescribeBacklog(self, request, context):
         b = self.manager.backlog

@@ -59,7 +59,7 @@ class NlbService:
 
     # What a restart keeps (services/runtime/snapshot.py): the targets and their health, the zones
     # in service and in DNS, the checker's backlog, failover on or off.
-    DURABLE = ("checker", "ready", "published", "last_checked", "flaps")
+    DURABLE = ("checker", "propagated_at", "published", "last_checked", "flaps")
 
     def __init__(self, scenario: Scenario, now: float, *, netmgr: netmgr_pb2_grpc.NetworkManagerStub | None,
                  authority: authority_pb2_grpc.RouteControlStub | None, rng: random.Random,
@@ -77,7 +77,8 @@ class NlbService:
         self.tracer = tracer or trace.get_tracer("racelab.nlb")
         self.publish = publish
         self.metrics = Metrics(registry)
-        self.ready: set[str] = set()  # targets with network, as of this tick's answer from Network Manager
+        # Targets with network and since when, as of this tick's answer from Network Manager.
+        self.propagated_at: dict[str, float] = {}
         self.published: dict[str, tuple[str, ...]] = {}  # nlb -> zones its DNS record lists
         self.last_checked = 0.0
         self.flaps = Watches.build(scenario.dwfm, scenario.nlb).flaps  # judged in the core, as in the twin
@@ -110,7 +111,7 @@ class NlbService:
 
     async def tick(self, now: float) -> None:
         await self._refresh_readiness()
-        rnd = self.checker.advance(now, self.ready.__contains__)
+        rnd = self.checker.advance(now, self.propagated_at.get)
         m = self.metrics
         if rnd.passes or rnd.fails:
             self.last_checked = now
@@ -144,7 +145,11 @@ class NlbService:
         except grpc.RpcError as exc:
             log.debug("network manager did not answer (%s): keeping the last readiness", exc.code().name)
             return
-        self.ready = {i for i, ok in zip(ids, reply.ready) if ok}
+        if not len(reply.ready) == len(reply.propagated_at_sim_seconds) == len(ids):
+            log.warning("network manager answered %d readiness and %d times for %d targets: keeping the last readiness",
+                        len(reply.ready), len(reply.propagated_at_sim_seconds), len(ids))
+            return
+        self.propagated_at = {i: at for i, ok, at in zip(ids, reply.ready, reply.propagated_at_sim_seconds) if ok}
 
     def _failovers(self, changes) -> None:
         for f in changes:
@@ -200,7 +205,7 @@ class NlbService:
     def connect(self, nlb: str, address: str) -> tuple[str, str]:
         """(outcome, zone) of a client connection through the node at `address`."""
         zone = self.zone_of[(nlb, address)]
-        return self.checker.connect(nlb, zone, self.ready.__contains__, self.rng), zone
+        return self.checker.connect(nlb, zone, self.propagated_at.__contains__, self.rng), zone
 
 
 class NlbServicer(nlb_pb2_grpc.LoadBalancingServicer):
@@ -223,14 +228,14 @@ class NlbServicer(nlb_pb2_grpc.LoadBalancingServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "address is empty")
         try:
             self.service.checker.register(request.nlb_id, request.instance_id, request.availability_zone,
-                                          request.address, in_service=request.in_service)
+                                          request.address, in_service=request.in_service, now=self.now())
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         self.service.export_capacity(request.nlb_id)
         if request.in_service:
             # In service since before the night, so its network propagated long ago: serve it now rather
             # than refuse connections until the next tick asks Network Manager (STS's first calls failed).
-            self.service.ready.add(request.instance_id)
+            self.service.propagated_at[request.instance_id] = float("-inf")
         return nlb_pb2.RegisterTargetResponse()
 
     async def DeregisterTarget(self, request, context):

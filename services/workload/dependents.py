@@ -133,6 +133,7 @@ class Dependents:
         self.poller = build_poller(scenario.dependents)
         self.support = build_support_center(scenario.fixes)
         self.redshift = build_redshift(scenario.dependents, scenario.seed, sim_now())
+        self._last_launch_tick: tuple[float, float] | None = None  # (simulated, wall) of the last launch tick
         self.tasks = build_tasks(scenario.dependents)
         self.mitigated = False  # internal callers use the dual-stack name
         self.app_nlbs = [n for n in scenario.nlb.names if nlb is not None and dwfm is not None]
@@ -332,15 +333,21 @@ class Dependents:
 
     async def _launch_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
+            began = self.wall()
             try:
-                await self.launch_tick()
+                await self.launch_tick(stopping)
             except grpc.RpcError as exc:
                 log.warning("EC2 customers: %s", _text(exc))
-            await _wait(stopping, LAUNCH_TICK_SECONDS)
+            await _wait(stopping, max(0.0, LAUNCH_TICK_SECONDS - (self.wall() - began)))
 
-    async def launch_tick(self) -> None:
-        """Churn for every group, then the launch calls each group makes in the simulated time since the last tick."""
-        now = self.sim_now()
+    async def launch_tick(self, stopping: asyncio.Event | None = None) -> None:
+        """Churn for every group, then the launch calls each group makes in the simulated time since the
+        last tick. The calls fell due at their own times in that interval (the core interleaves the
+        groups'); they are made with the same spacing over this tick, so the launch throttle sees them
+        one by one, as the twin's, not all at once with the general customers first."""
+        now, wall = self.sim_now(), self.wall()
+        since, since_wall = self._last_launch_tick or (now, wall)
+        self._last_launch_tick = (now, wall)
         fleet = await self.dwfm.DescribeFleet(dwfm_pb2.DescribeFleetRequest(), timeout=2)
         step = self.customers.step(now, fleet.instances_running)
         if step.terminate_general:
@@ -356,8 +363,11 @@ class Dependents:
                         raise
             await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(
                 instance_ids=dwfm_pb2.InstanceIds(ids=gone)), timeout=2)
-        wants = step.launches
-        for group, count in wants:
+        for at, group, count in step.launches:
+            if now > since:
+                lag = (at - since) / (now - since) * (wall - since_wall) - (self.wall() - wall)
+                if lag > 0:
+                    await _wait(stopping or asyncio.Event(), min(lag, LAUNCH_TICK_SECONDS))
             await self._traced("ec2_launch", lambda: self._launch(group, count))
         if "redshift" in self.active:
             await self._replace_redshift_hosts(now)

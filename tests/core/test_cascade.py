@@ -181,13 +181,13 @@ def test_targets_without_network_flap_and_the_checker_fails_zones_over():
     hc = checker()
     ready = {f"i-{i}" for i in range(30)}
     for t in range(0, 300, 10):
-        hc.advance(t, lambda i: i in ready)
+        hc.advance(t, lambda i: 0.0 if i in ready else None)
     assert all(x.state == HEALTHY for x in hc.nlbs["app-nlb"].targets.values())
     assert hc.failovers_total == 0
     ready.clear()  # half-propagated network: checks pass now and then
     flips = 0
     for t in range(300, 3000, 10):
-        flips += sum(1 for x in hc.advance(t, lambda i: i in ready).transitions if x.flapped)
+        flips += sum(1 for x in hc.advance(t, lambda i: 0.0 if i in ready else None).transitions if x.flapped)
     assert flips > 10
     assert hc.delay > 30 and hc.failovers_total >= 2
     assert len(hc.nlbs["app-nlb"].failed_over) == 2  # never the last zone
@@ -199,7 +199,7 @@ def test_failover_waits_until_checks_have_been_late_for_failover_after_seconds()
     hc = checker(failover_after=600)
     late_since = None
     for t in range(0, 3000, 10):
-        changes = hc.advance(t, lambda i: False).failovers
+        changes = hc.advance(t, lambda i: None).failovers
         if hc.delay > 30 and late_since is None:
             late_since = t
         elif hc.delay <= 30:
@@ -217,7 +217,7 @@ def test_a_burst_of_late_checks_fails_a_zone_over_only_without_the_wait(failover
     hc.extra = hc.config.checker_capacity_per_second * 200  # 200 s late, once: it drains within minutes
     ready = {f"i-{i}" for i in range(30)}
     for t in range(0, 1200, 10):
-        hc.advance(t, lambda i: i in ready)
+        hc.advance(t, lambda i: 0.0 if i in ready else None)
     assert hc.delay == 0
     assert (hc.failovers_total > 0) == fails_over
 
@@ -231,7 +231,7 @@ def test_a_late_checker_gives_each_target_fewer_verdicts_never_more():
     hc.extra = hc.config.checker_capacity_per_second * 600
     verdicts = 0
     for t in range(10, 110, 10):
-        verdicts += sum(hc.advance(t, lambda i: i in ready).passes.values())
+        verdicts += sum(hc.advance(t, lambda i: 0.0 if i in ready else None).passes.values())
     assert hc.delay > 400
     assert verdicts <= 30 * 100 / hc.config.check_interval_seconds
 
@@ -239,7 +239,7 @@ def test_a_late_checker_gives_each_target_fewer_verdicts_never_more():
 def test_velocity_control_caps_the_zones_one_nlb_removes():
     hc = checker(velocity=True)
     for t in range(0, 3000, 10):
-        hc.advance(t, lambda i: False)
+        hc.advance(t, lambda i: None)
     assert len(hc.nlbs["app-nlb"].failed_over) == 1
 
 

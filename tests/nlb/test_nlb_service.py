@@ -30,7 +30,7 @@ def test_targets_in_service_since_before_the_night_serve_from_their_registration
     # A new instance registered as a target is not in service until its checks pass.
     asyncio.run(servicer.RegisterTarget(nlb_pb2.RegisterTargetRequest(
         nlb_id=name, instance_id="i-new", address="i-new:80", availability_zone=zones[0]), None))
-    assert "i-new" not in service.ready
+    assert "i-new" not in service.propagated_at
 
 
 def test_an_nlb_exports_its_capacity_only_once_it_has_a_target():

@@ -81,13 +81,13 @@ def test_nlb_comes_back_with_its_targets_and_failover_setting(tmp_path):
     for n in range(30):
         zone = SCENARIO.fleet.availability_zones[n % 3]
         before.checker.register(name, f"i-{n}", zone, f"10.0.0.{n}")
-    before.ready = {f"i-{n}" for n in range(20)}
+    before.propagated_at = {f"i-{n}": 30.0 + n for n in range(20)}
     asyncio.run(before.tick(60.0))
     before.set_automatic_failover(False, 60.0)
     registry = CollectorRegistry()
     after = nlb(round_trip(tmp_path, "nlb", before.state()), registry)
     assert set(after.checker.nlbs[name].targets) == {f"i-{n}" for n in range(30)}
-    assert after.ready == before.ready and not after.checker.automatic_failover
+    assert after.propagated_at == before.propagated_at and not after.checker.automatic_failover
     states = {t.instance: t.state for t in before.checker.nlbs[name].targets.values()}
     assert {t.instance: t.state for t in after.checker.nlbs[name].targets.values()} == states
     registered = sum(gauge(registry, "racelab_nlb_targets", nlb=name, state=s)

@@ -187,12 +187,12 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
             gone += targets
         terminated, _held = c.fleet.terminate(gone)
         c.backlog.add(terminated, TERMINATED, t)
-        for group, n in step_.launches:
-            new = launch(c, n, t, count)
+        for at, group, n in step_.launches:
+            new = launch(c, n, at, count)
             c.customers.launched(group, len(new))
             if group is not None:
                 for iid in new:
-                    c.checker.register(group, iid, c.customers.place(group, iid), "")
+                    c.checker.register(group, iid, c.customers.place(group, iid), "", now=at)
                 # Each new instance of an NLB app runs one ECS task; a launch refused is a task that never ran.
                 c.tasks.launched(new, t)
                 for _ in range(n - len(new)):
@@ -203,7 +203,7 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
             for cluster, _iid in zip(asking, new):
                 c.redshift.launched(cluster)
         c.backlog.advance(t)
-        rnd = c.checker.advance(t, c.backlog.ready)
+        rnd = c.checker.advance(t, c.backlog.ready_at.get)
         targets = {iid: x.state == HEALTHY for n in c.checker.nlbs.values() for iid, x in n.targets.items()}
         started, stopped = c.tasks.settle(c.tasks.due(t), targets.get)
         for ok, n in ((True, started), (False, stopped)):
@@ -254,7 +254,7 @@ def state_check(c: Cascade, r: HostRound, t: float, reachable: bool) -> LeaseWri
 
 def launch(c: Cascade, count_wanted: int, t: float, count) -> list[str]:
     try:
-        ids = c.fleet.run_instances(count_wanted, admission_room(c.backlog.config, len(c.backlog.queue)))
+        ids = c.fleet.run_instances(count_wanted, admission_room(c.backlog.config, len(c.backlog.queue)), t)
     except (InsufficientCapacity, RequestLimitExceeded):
         count("ec2_launch", False)
         return []
