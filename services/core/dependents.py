@@ -106,14 +106,25 @@ class Customers:
         self._churn_credit += running * self.churn_per_hour * hours
         terminate = int(self._churn_credit)
         self._churn_credit -= terminate
+        before = self.wanted
         self.wanted += terminate + self.growth_per_hour * hours
-        wanted = min(int(self.wanted), self.batch * calls)
-        launches = [min(self.batch, wanted - i) for i in range(0, wanted, self.batch)]
-        # The calls fell due one LAUNCH_PERIOD apart, the last `_periods` periods ago; the customers
-        # use the earliest. A driver that advances seldom still makes them at their own times, so
-        # what the launch throttle lets through does not depend on how often it advances.
+        # The calls fell due one LAUNCH_PERIOD apart, the last `_periods` periods ago. Each asks for
+        # what was wanted by its own time (the new demand grew evenly over the interval), so a driver
+        # that advances seldom makes the same calls, at the same times, as one that advances often:
+        # what the launch throttle lets through does not depend on it.
         due = [now - (self._periods + j) * LAUNCH_PERIOD for j in range(calls)][::-1]
-        return Demand(terminate, launches, due[:len(launches)])
+        start = now - elapsed
+        launches: list[int] = []
+        times: list[float] = []
+        asked = 0
+        for at in due:
+            by_then = before + (self.wanted - before) * ((at - start) / elapsed if elapsed > 0 else 1.0)
+            n = min(self.batch, int(by_then + 1e-9) - asked)
+            if n > 0:
+                launches.append(n)
+                times.append(at)
+                asked += n
+        return Demand(terminate, launches, times)
 
     def launched(self, count: int) -> None:
         self.wanted = max(0.0, self.wanted - count)

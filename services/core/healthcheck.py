@@ -16,7 +16,10 @@ delay over
 `failover_delay_seconds` makes zones look unhealthy and automatic failover
 takes the weakest zone of each NLB out of DNS, one per cooldown, never the
 last. Velocity control (INCIDENT.md §4) caps how many zones one NLB may
-remove. Sans-IO: the shell supplies network readiness and writes DNS.
+remove. Sans-IO: the shell supplies when each target's network propagated and
+writes DNS. Each check has its own time within an advance, so a live service
+ticking every 150 simulated seconds and the twin stepping every 30 see the same
+checks (tests/core/test_step_independence.py).
 """
 
 from __future__ import annotations
@@ -162,7 +165,7 @@ class HealthChecker:
         """Run the checks due since the last advance. `propagated_at(instance)`: when the instance's
         network propagated (None: not yet). Each round has its own time within the advance, so a
         target whose network arrives midway passes from then on: the outcome does not depend on how
-        often the shell advances (a 150 s tick live at 600x, a 30 s step in the twin)."""
+        often the shell advances (77-190 s ticks live, a 30 s step in the twin)."""
         cfg = self.config
         start = self.now
         dt = max(0.0, now - start)
@@ -174,25 +177,28 @@ class HealthChecker:
         # late, so each target gets fewer verdicts, never more: catching up is the extra work
         # draining, not targets checked faster.
         # A target registered since the last advance is due only for the part after it came.
-        present = sum(now - max(start, min(now, t.registered_at)) for _, t in targets) / dt if dt > 0 else len(targets)
-        self.scheduled += present * dt / cfg.check_interval_seconds
+        on_duty = sum(now - max(start, min(now, t.registered_at)) for _, t in targets) / dt if dt > 0 else len(targets)
+        self.scheduled += on_duty * dt / cfg.check_interval_seconds
         waiting = self.scheduled + self.extra
         done = min(cfg.checker_capacity_per_second * dt, waiting)
         checks = done * self.scheduled / waiting if waiting else 0.0
         self.scheduled -= checks
         self.extra = max(0.0, self.extra - (done - checks))
-        self._check_credit += checks / present if present > 0 else 0.0
-        rounds = int(self._check_credit)
-        self._check_credit -= rounds
+        carried = self._check_credit  # a part of a round from before: the first round comes sooner
+        gained = checks / on_duty if on_duty > 0 else 0.0
+        self._check_credit += gained
+        rounds = int(self._check_credit + 1e-9)  # a float sum must not lose a whole round
+        self._check_credit = max(0.0, self._check_credit - rounds)
         passes: dict[str, int] = {}
         fails: dict[str, int] = {}
         chance, pass_probability = self.rng.random, cfg.unpropagated_pass_probability
         healthy_after, unhealthy_after = cfg.healthy_threshold, cfg.unhealthy_threshold
         rounds = min(rounds, 50)
-        # The rounds are spread evenly over the advance: round r runs at start + dt * r / rounds. A
+        # Round r runs when the credit, growing evenly over the advance, reaches r: at
+        # start + (r - carried) / gained * dt, the same times however the advances cut the night. A
         # target takes the rounds from its registration on, and passes those from its network's
-        # arrival on: how often the shell advances (a 150 s tick live at 600x, a 30 s step in the
-        # twin) does not change what it sees. One with network from its first round passes every
+        # arrival on: how often the shell advances (77-190 s ticks live, a 30 s step in the twin)
+        # does not change what it sees. One with network from its first round passes every
         # round (its network cannot go again): all its rounds at once. The others draw a verdict per
         # round until their network comes, in the same order as round by round, so the checker's
         # random stream is the same; the flips are put back in the order round by round gave them
@@ -203,7 +209,7 @@ class HealthChecker:
                 return rounds + 1
             if at <= start or dt <= 0:
                 return 1
-            return max(1, math.ceil((at - start) * rounds / dt))
+            return max(1, math.ceil(carried + (at - start) * gained / dt - 1e-9))
 
         flips: list[tuple[int, int, Transition]] = []  # (round, target's place, flip)
         unready = []  # (target's place, NLB, target, its first round, its first round with network)

@@ -340,15 +340,20 @@ class Fleet:
 
     # ---- operators ----
 
-    def throttle(self, admit_per_host_second: float | None, launches_per_second: float | None) -> None:
+    def throttle(self, admit_per_host_second: float | None, launches_per_second: float | None,
+                 now: float | None = None) -> None:
+        """Set the throttles at `now` (default: the last tick): the launch tokens earned until then
+        are earned at the old rate, the new rate counts from then on."""
+        at = self.now if now is None else now
+        self._refill(at)
+        self._tokens_at = max(self._tokens_at, at)
         self.admit_rate = admit_per_host_second
-        if self.launch_rate is None:
-            self._tokens_at = max(self._tokens_at, self.now)  # tokens are earned from the throttle on
         self.launch_rate = launches_per_second
         self._relax = None
 
     def relax(self, now: float, over_seconds: float, to_launches_per_second: float) -> None:
         """Raise the launch limit evenly to `to_launches_per_second` over `over_seconds`, then lift it."""
+        self._refill(now)
         if self.launch_rate is not None:
             self._relax = (now, now + over_seconds, self.launch_rate, to_launches_per_second)
 

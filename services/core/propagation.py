@@ -16,6 +16,7 @@ state has not propagated by the time it has booted runs without network.
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -58,6 +59,7 @@ class Backlog:
         self.without_network_total = 0
         self.throttle: float | None = None  # operators' cap, propagations per simulated second
         self._booting: collections.deque[tuple[float, str]] = collections.deque()
+        self._rate_in: tuple[float, float] | None = None  # (start of a 10 s cell, the rate taken there)
 
     def add(self, instances: Iterable[str], kind: str, now: float) -> int:
         """Queue propagations; returns how many were ahead."""
@@ -85,35 +87,49 @@ class Backlog:
         q.insert(i, item)
 
     def advance(self, now: float) -> list[Pending]:
-        """Serve the backlog, in order, up to `now`, in sub-steps of at most SUBSTEP_SECONDS: the rate
-        follows the queue as it was then (not as it is at `now`, with everything queued since the last
-        advance already counted), and each item's network is there from when its turn came. So how
-        often the shell advances (a 150 s tick live at 600x, a 30 s step in the twin) does not change
-        the backlog's course."""
+        """Serve the backlog, in order, up to `now`. Each item is served when its turn comes: once
+        it has arrived and the capacity since has paid for it; idle capacity is not saved up. The
+        rate follows what waits, taken afresh on a fixed 10 s grid (SUBSTEP_SECONDS) from the items
+        already there, not from everything queued by `now`. So how often a driver advances (77-190 s
+        ticks live, a 30 s step in the twin) does not change when any instance gets its network."""
         done: list[Pending] = []
         t = self.now
         while t < now:
-            until = min(now, t + SUBSTEP_SECONDS)
-            # Items arrive in time order: those queued after `t` are at the tail and not waiting yet.
-            arriving = 0
-            for item in reversed(self.queue):
-                if item.queued_at <= t:
-                    break
-                arriving += 1
-            rate = self._rate(len(self.queue) - arriving)
-            self.credit += (until - t) * rate
-            while self.queue and self.credit >= 1.0 and self.queue[0].queued_at <= until:
-                item = self.queue.popleft()
+            until = min(now, (math.floor(t / SUBSTEP_SECONDS) + 1) * SUBSTEP_SECONDS)
+            cell = math.floor(t / SUBSTEP_SECONDS) * SUBSTEP_SECONDS
+            if self._rate_in is not None and self._rate_in[0] == cell:
+                rate = self._rate_in[1]  # an advance ended inside this cell: keep the rate taken at its start
+            else:
+                # Items arrive in time order: those queued after `t` are at the tail, not waiting yet.
+                arriving = 0
+                for item in reversed(self.queue):
+                    if item.queued_at <= t:
+                        break
+                    arriving += 1
+                rate = self._rate(len(self.queue) - arriving)
+                self._rate_in = (cell, rate)
+            clock = t
+            while self.queue and self.queue[0].queued_at <= until:
+                item = self.queue[0]
+                if item.queued_at > clock:  # idle until it came
+                    self.credit = min(self.credit + (item.queued_at - clock) * rate, 1.0)
+                    clock = item.queued_at
+                if self.credit < 1.0:
+                    finish = clock + (1.0 - self.credit) / rate if rate > 0 else math.inf
+                    if finish > until:
+                        break
+                    self.credit, clock = 1.0, finish
+                self.queue.popleft()
                 self.counts[item.kind] -= 1
-                served = until - (self.credit - 1.0) / rate if rate > 0 else until
                 self.credit -= 1.0
                 self.propagated[item.kind] += 1
                 if item.kind == NEW:
                     self.queued_at.pop(item.instance, None)
-                    self.ready_at[item.instance] = min(until, max(served, t, item.queued_at))
+                    self.ready_at[item.instance] = clock
                 done.append(item)
+            self.credit += (until - clock) * rate
             if not self.queue or self.queue[0].queued_at > until:
-                self.credit = min(self.credit, 1.0)  # idle capacity is not saved up
+                self.credit = min(self.credit, 1.0)  # idle at the end: not saved up
             t = until
         while self._booting and self._booting[0][0] <= now:
             booted, iid = self._booting.popleft()

@@ -367,9 +367,9 @@ class DwfmServicer(dwfm_pb2_grpc.DropletWorkflowServicer):
                                     "requests_per_second must be positive when enabled")
             if request.launches_per_second < 0:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "launches_per_second must not be negative")
-            fleet.throttle(request.requests_per_second, request.launches_per_second or None)
+            fleet.throttle(request.requests_per_second, request.launches_per_second or None, self.now())
         else:
-            fleet.throttle(None, None)
+            fleet.throttle(None, None, self.now())
         if request.enabled:
             log.info("throttle: %g lease items per host and %g launches per simulated second", fleet.admit_rate,
                      fleet.launch_rate or 0)

@@ -1,7 +1,7 @@
 """NLB health checking as a live service around the core HealthChecker.
 
 Wired as services/lab/twin/cascade.py wires the twin: every tick the checker advances
-with the network readiness of every target, asked from Network Manager in ONE
+with when each target's network propagated, asked from Network Manager in ONE
 batched call per tick (and kept for the tick: Connect answers from it too). Each
 NLB's name in the ELB zone is an A record set with one node per zone in
 service; when that set changes (failover, restore, healthy capacity coming or

@@ -363,11 +363,14 @@ class Dependents:
                         raise
             await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(
                 instance_ids=dwfm_pb2.InstanceIds(ids=gone)), timeout=2)
+        # Over most of one tick at most, whatever the last one took: the calls' own time must not
+        # make the next tick longer, and that one's calls spread wider still.
+        spread = 0.8 * min(wall - since_wall, LAUNCH_TICK_SECONDS)
         for at, group, count in step.launches:
             if now > since:
-                lag = (at - since) / (now - since) * (wall - since_wall) - (self.wall() - wall)
+                lag = (at - since) / (now - since) * spread - (self.wall() - wall)
                 if lag > 0:
-                    await _wait(stopping or asyncio.Event(), min(lag, LAUNCH_TICK_SECONDS))
+                    await _wait(stopping or asyncio.Event(), lag)
             await self._traced("ec2_launch", lambda: self._launch(group, count))
         if "redshift" in self.active:
             await self._replace_redshift_hosts(now)

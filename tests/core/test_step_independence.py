@@ -18,17 +18,18 @@ from services.core.propagation import NEW, TERMINATED, Backlog, PropagationConfi
 from tests.core.test_cascade import SMALL, run_fleet
 
 
-def checked(step: float) -> dict[str, tuple]:
-    """Three targets: one in service from the start, two registered mid-way whose network arrives
-    later (one never). No random draws: a target without network fails every check."""
-    cfg = NlbConfig(checker_capacity_per_second=1000, unpropagated_pass_probability=0.0)
+def checked(step: float, pass_probability: float = 0.0) -> dict[str, tuple]:
+    """Targets in service from the start, and others registered at odd times whose network arrives
+    at odd times later (one never). With a pass probability of 0, a target without network fails
+    every check; with more, it draws a verdict a round, from one random stream."""
+    cfg = NlbConfig(checker_capacity_per_second=1000, unpropagated_pass_probability=pass_probability)
     hc = HealthChecker(cfg, [Nlb("app", ("a", "b"))], rng=random.Random(0))
     hc.register("app", "old", "a", "", in_service=True, now=0.0)
-    arrivals = [(35.0, "mid"), (95.0, "late")]
-    network = {"old": 0.0, "mid": 50.0, "late": None}
+    arrivals = [(35.0, "mid"), (95.0, "late"), (181.8, "m2"), (245.1, "m3"), (263.7, "m4")]
+    network = {"old": 0.0, "mid": 50.0, "late": None, "m2": 402.3, "m3": 611.9, "m4": 263.7}
     t = 0.0
-    while t < 300.0:
-        t += step
+    while t < 1000.0:
+        t = min(1000.0, t + step)
         while arrivals and arrivals[0][0] <= t:
             at, iid = arrivals.pop(0)
             hc.register("app", iid, "b", "", now=at)
@@ -37,13 +38,19 @@ def checked(step: float) -> dict[str, tuple]:
             for n in hc.nlbs.values() for t in n.targets.values()} | {"delay": (round(hc.delay, 6),)}
 
 
-def test_health_checks_do_not_depend_on_how_often_the_checker_advances():
+@pytest.mark.parametrize("step", [30.0, 77.0, 150.0, 190.0])
+def test_health_checks_do_not_depend_on_how_often_the_checker_advances(step):
+    assert checked(step) == checked(10.0)
+    # With random verdicts too: the same draws, in the same order, for the same rounds.
+    assert checked(step, 0.3) == checked(10.0, 0.3)
+
+
+def test_health_checks_mean_what_they_say():
     every_10 = checked(10.0)
-    assert checked(150.0) == every_10 == checked(30.0)
-    # And they mean what they say: checked from registration (35 s) on, failing until the network
-    # came (50 s), passing after; the target whose network never came never passed.
-    assert every_10["mid"][:3] == ("healthy", 26, 0)  # rounds at 40 (failed), 50, 60, ..., 300
-    assert every_10["late"][:3] == ("unhealthy", 0, 21)  # rounds at 100, 110, ..., 300
+    # Checked from registration (35 s) on, failing until the network came (50 s), passing after;
+    # the target whose network never came never passed.
+    assert every_10["mid"][:3] == ("healthy", 96, 0)  # rounds at 40 (failed), 50, 60, ..., 1000
+    assert every_10["late"][:3] == ("unhealthy", 0, 91)  # rounds at 100, 110, ..., 1000
 
 
 def test_a_target_registered_mid_step_is_not_checked_for_the_rounds_before_it_came():
@@ -55,25 +62,40 @@ def test_a_target_registered_mid_step_is_not_checked_for_the_rounds_before_it_ca
     assert rnd.fails == {"app": 2}  # the rounds at 140 and 150 s, not the fifteen of the whole step
 
 
-def propagated(steps: list[float]) -> dict[str, float]:
-    arrivals = [(5.0, "i-1", NEW), (12.0, "t-1", TERMINATED), (12.0, "i-2", NEW), (40.0, "i-3", NEW),
-                (41.0, "i-4", NEW), (90.0, "i-5", NEW)]
-    backlog = Backlog(PropagationConfig(propagations_per_second=0.05, slowdown_items=2.0))
-    for t in steps:
+def propagated(step: float) -> tuple[dict[str, float], int]:
+    """Arrivals at odd times, faster than the backlog serves them for a while, then a lull."""
+    rng = random.Random(4)
+    arrivals = sorted((rng.uniform(0, 600), f"i-{k}", NEW if k % 3 else TERMINATED) for k in range(400))
+    backlog = Backlog(PropagationConfig(propagations_per_second=0.3, slowdown_items=100.0, boot_seconds=300.0))
+    t = 0.0
+    while t < 3000.0:
+        t = min(3000.0, t + step)
+        batch = []
         while arrivals and arrivals[0][0] <= t:
-            at, iid, kind = arrivals.pop(0)
+            batch.append(arrivals.pop(0))
+        for at, iid, kind in batch:
             backlog.add([iid], kind, at)
         backlog.advance(t)
-    return backlog.ready_at
+    return backlog.ready_at, backlog.without_network_total
 
 
-def test_network_propagates_at_the_same_times_however_often_network_manager_advances():
-    fine = propagated([10.0 * k for k in range(1, 31)])
-    coarse = propagated([150.0, 300.0])
-    assert set(fine) == {"i-1", "i-2", "i-3", "i-4", "i-5"}
-    assert coarse == pytest.approx(fine)
+@pytest.mark.parametrize("step", [10.0, 77.0, 150.0, 190.0])
+def test_network_propagates_at_the_same_times_however_often_network_manager_advances(step):
+    fine, fine_without = propagated(1.0)
+    ready, without = propagated(step)
+    assert ready == pytest.approx(fine) and without == fine_without
+    assert 0 < fine_without < len(fine)  # some booted before their network came: the check can see it
     # Each at the moment its turn came, not at the end of the advance that served it.
-    assert len({round(t) for t in coarse.values()}) == 5 and min(coarse.values()) < 150
+    assert len({round(t, 3) for t in ready.values()}) == len(ready)
+
+
+def test_idle_capacity_is_not_saved_up_for_a_burst():
+    backlog = Backlog(PropagationConfig(propagations_per_second=1.0, slowdown_items=1e9))
+    backlog.add([f"i-{k}" for k in range(5)], NEW, 9.5)
+    backlog.advance(10.0)
+    backlog.advance(20.0)
+    # An idle server serves the first at once, then one a second: not all five when they came.
+    assert [round(backlog.ready_at[f"i-{k}"], 6) for k in range(5)] == [9.5, 10.5, 11.5, 12.5, 13.5]
 
 
 def test_items_reported_out_of_order_are_served_in_the_order_they_came():
@@ -83,16 +105,26 @@ def test_items_reported_out_of_order_are_served_in_the_order_they_came():
     assert [p.instance for p in backlog.queue] == ["i-early", "t-late"]
 
 
-def test_customers_calls_fall_due_at_their_own_times_however_often_they_are_asked():
-    one = Customers(churn_per_hour=0.0, growth_per_hour=3600.0, batch=5, rng=random.Random(0))
-    many = Customers(churn_per_hour=0.0, growth_per_hour=3600.0, batch=5, rng=random.Random(0))
-    d = one.advance(5 * LAUNCH_PERIOD, running=0)
-    calls = []
-    for k in range(1, 6):
-        step = many.advance(k * LAUNCH_PERIOD, running=0)
-        calls += list(zip(step.times, step.launches))
-    assert list(zip(d.times, d.launches)) == calls
-    assert d.times == sorted(d.times) and len(set(d.times)) == len(d.times)
+def calls_made(step: float, growth_per_hour: float) -> list[tuple[float, int]]:
+    customers = Customers(churn_per_hour=0.0, growth_per_hour=growth_per_hour, batch=10, rng=random.Random(0))
+    calls, t = [], 0.0
+    while t < 1800.0:
+        t = min(1800.0, t + step)
+        d = customers.advance(t, running=0)
+        calls += list(zip(d.times, d.launches))
+        customers.launched(sum(d.launches))
+    return calls
+
+
+@pytest.mark.parametrize("growth_per_hour", [600.0, 3600.0])  # below and above what a call a period can take
+@pytest.mark.parametrize("step", [77.0, 150.0])
+def test_customers_calls_fall_due_at_their_own_times_however_often_they_are_asked(step, growth_per_hour):
+    fine = calls_made(LAUNCH_PERIOD, growth_per_hour)
+    coarse = calls_made(step, growth_per_hour)
+    assert [n for _, n in coarse] == [n for _, n in fine]
+    assert [at for at, _ in coarse] == pytest.approx([at for at, _ in fine])
+    times = [at for at, _ in fine]
+    assert times == sorted(times) and len(set(times)) == len(times)
 
 
 def launched_by_caller(fleet_ticks: list[float]) -> dict[str, int]:
@@ -100,7 +132,7 @@ def launched_by_caller(fleet_ticks: list[float]) -> dict[str, int]:
     more is asked than the throttle lets through, so who gets it depends on when each call comes."""
     fleet = Fleet(SMALL, rng=random.Random(3))
     run_fleet(fleet, 0, 3600, lambda t: True)  # every droplet leased: launches can go anywhere
-    fleet.throttle(None, 0.6)
+    fleet.throttle(None, 0.6, now=3600.0)
     got = {"general": 0, "app": 0}
     calls = sorted([(3600 + 30.0 * k, "general", 40) for k in range(1, 41)] +
                    [(3601 + 30.0 * k, "app", 10) for k in range(1, 41)])
@@ -116,6 +148,27 @@ def launched_by_caller(fleet_ticks: list[float]) -> dict[str, int]:
             got[who] += len(ids)
             fleet.terminate(ids)
     return got
+
+
+def tokens_at_first_call(tick: float) -> float:
+    """The operators throttle launches between two ticks (at 3617 s); the first call comes at 3700 s."""
+    fleet = Fleet(SMALL, rng=random.Random(3))
+    run_fleet(fleet, 0, 3600, lambda t: True)
+    t = 3600.0
+    while t + tick <= 3617.0:
+        t += tick
+        fleet.advance(t)
+    fleet.throttle(None, 0.6, now=3617.0)
+    while t + tick <= 3700.0:
+        t += tick
+        fleet.advance(t)
+    fleet.run_instances(1, now=3700.0)
+    return fleet.launch_tokens + 1
+
+
+@pytest.mark.parametrize("tick", [1.0, 15.0, 77.0])
+def test_the_launch_throttle_counts_from_when_it_was_set_not_from_the_last_tick(tick):
+    assert tokens_at_first_call(tick) == pytest.approx(0.6 * (3700 - 3617))
 
 
 def test_the_launch_throttle_lets_the_same_calls_through_however_often_dwfm_ticks():

@@ -194,7 +194,7 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
                 for iid in new:
                     c.checker.register(group, iid, c.customers.place(group, iid), "", now=at)
                 # Each new instance of an NLB app runs one ECS task; a launch refused is a task that never ran.
-                c.tasks.launched(new, t)
+                c.tasks.launched(new, at)
                 for _ in range(n - len(new)):
                     count("ecs_task", False)
         for asking in c.redshift.advance(t):  # replacement hosts, a batch a call, as live
@@ -266,7 +266,7 @@ def launch(c: Cascade, count_wanted: int, t: float, count) -> list[str]:
 def apply_operator(c: Cascade, action: Action, params: Params, t: float) -> bool:
     """The operators' cascade actions on the core objects; returns True for mitigate-internal."""
     if isinstance(params, ThrottleDwfm):
-        c.fleet.throttle(params.admit_per_host_second, params.launches_per_second)
+        c.fleet.throttle(params.admit_per_host_second, params.launches_per_second, t)
     elif isinstance(params, RestartDwfmHosts):
         c.fleet.restart_hosts(params.count)
     elif action is Action.RESTART_SQS_POLLER:
