@@ -11,12 +11,13 @@ Seeds come from one tree (core/seeds.py): `derive(seed, "dwfm")` is the DWFM fle
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from services.core.dependents import Customers, DependentsConfig, RedshiftClusters, SqsPoller, SupportCenter, \
-    TaskLaunches
+from services.core.dependents import LAUNCH_PERIOD, Customers, DependentsConfig, RedshiftClusters, SqsPoller, \
+    SupportCenter, TaskLaunches
 from services.core.detectors import CollapseWatch, FlapWatch, LeaseWatch
 from services.core.fixes import Fix
 from services.core.healthcheck import HealthChecker, Nlb, NlbConfig
@@ -74,11 +75,25 @@ class CustomerStep:
     """What the EC2 customers do in one step: terminate some of the general fleet (DWFM picks
     which), terminate chosen app targets (deregistered from their NLB first), and launch."""
 
-    terminate_general: int
+    # (when, how many) of the general fleet to terminate, in time order: one TerminateInstances a
+    # LAUNCH_PERIOD at most, at the time its last termination fell due.
+    terminate_general: list[tuple[float, int]]
     terminate_targets: dict[str, list[str]]  # NLB -> its instances to deregister and terminate
     # (when, NLB app or None for the general customers, instances), in time order: each group calls
     # once per LAUNCH_PERIOD, so a long step holds several calls of each, interleaved.
     launches: list[tuple[float, str | None, int]]
+
+
+def termination_calls(times: list[float]) -> list[tuple[float, int]]:
+    """Terminations due at `times` (in order), one call for each LAUNCH_PERIOD they fall in."""
+    calls: list[tuple[float, int]] = []
+    for at in times:
+        period = math.ceil(at / LAUNCH_PERIOD)
+        if calls and math.ceil(calls[-1][0] / LAUNCH_PERIOD) == period:
+            calls[-1] = (at, calls[-1][1] + 1)
+        else:
+            calls.append((at, 1))
+    return calls
 
 
 @dataclass
@@ -129,7 +144,7 @@ class Ec2Customers:
                 gone[name] = chosen
             launches.extend((at, name, n) for at, n in zip(d.times, d.launches))
         launches.sort(key=lambda call: call[0])  # stable: at the same instant, the general customers first
-        return CustomerStep(demand.terminate, gone, launches)
+        return CustomerStep(termination_calls(demand.terminate_times), gone, launches)
 
     def launched(self, group: str | None, count: int) -> None:
         (self.general if group is None else self.apps[group]).launched(count)

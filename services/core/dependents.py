@@ -76,6 +76,7 @@ class Demand:
     terminate: int  # instances to terminate now
     launches: list[int]  # RunInstances calls to make now (instances each): one per LAUNCH_PERIOD elapsed
     times: list[float]  # when each of those calls falls due (simulated), in order
+    terminate_times: list[float] = field(default_factory=list)  # when each termination fell due, in order
 
     @property
     def launch(self) -> int:
@@ -103,9 +104,14 @@ class Customers:
         self._periods += elapsed / LAUNCH_PERIOD
         calls = int(self._periods)
         self._periods -= calls
-        self._churn_credit += running * self.churn_per_hour * hours
-        terminate = int(self._churn_credit)
-        self._churn_credit -= terminate
+        carried, churned = self._churn_credit, running * self.churn_per_hour * hours
+        self._churn_credit += churned
+        terminate = int(self._churn_credit + 1e-9)  # a float sum must not lose one
+        self._churn_credit = max(0.0, self._churn_credit - terminate)
+        # The k-th termination fell due when the churn reached k: spread over the interval as it
+        # accrued, not all at its end (Network Manager hears of each when it happens).
+        start = now - elapsed
+        ends = [start + (k - carried) / churned * elapsed if churned > 0 else now for k in range(1, terminate + 1)]
         before = self.wanted
         self.wanted += terminate + self.growth_per_hour * hours
         # The calls fell due one LAUNCH_PERIOD apart, the last `_periods` periods ago. Each asks for
@@ -113,7 +119,6 @@ class Customers:
         # that advances seldom makes the same calls, at the same times, as one that advances often:
         # what the launch throttle lets through does not depend on it.
         due = [now - (self._periods + j) * LAUNCH_PERIOD for j in range(calls)][::-1]
-        start = now - elapsed
         launches: list[int] = []
         times: list[float] = []
         asked = 0
@@ -124,7 +129,7 @@ class Customers:
                 launches.append(n)
                 times.append(at)
                 asked += n
-        return Demand(terminate, launches, times)
+        return Demand(terminate, launches, times, [min(now, max(start, at)) for at in ends])
 
     def launched(self, count: int) -> None:
         self.wanted = max(0.0, self.wanted - count)

@@ -61,15 +61,20 @@ class Backlog:
         self._booting: collections.deque[tuple[float, str]] = collections.deque()
         self._rate_in: tuple[float, float] | None = None  # (start of a 10 s cell, the rate taken there)
 
-    def add(self, instances: Iterable[str], kind: str, now: float) -> int:
-        """Queue propagations; returns how many were ahead."""
+    def add(self, instances: Iterable[str], kind: str, now: float, since: float | None = None) -> int:
+        """Queue propagations; returns how many were ahead. `since`: the items became due one by one
+        over (since, now], as a driver that reports once a tick saw them: they are queued at their
+        share of that interval (never before what was already served), not all at its end."""
         ahead = len(self.queue)
-        for iid in instances:
-            self._enqueue(Pending(iid, kind, now))
+        instances = list(instances)
+        start = now if since is None else min(now, max(since, self.now))
+        for k, iid in enumerate(instances):
+            at = start + (now - start) * (k + 1) / len(instances)
+            self._enqueue(Pending(iid, kind, at))
             self.counts[kind] += 1
             if kind == NEW:
-                self.queued_at[iid] = now
-                self._booting.append((now + self.config.boot_seconds, iid))
+                self.queued_at[iid] = at
+                self._booting.append((at + self.config.boot_seconds, iid))
             else:
                 self.ready_at.pop(iid, None)
         return ahead

@@ -127,6 +127,7 @@ class Dwfm:
 
     async def tick(self, now: float) -> None:
         """Advance the fleet to `now`; each host's round is one DynamoDB write; report the outcomes."""
+        since = self.fleet.now  # the leases this tick re-establishes came due over (since, now]
         tick = self.fleet.advance(now)
         # Spans for what `advance` found, before anything is awaited: an operator's call served during
         # the writes below (a restart, say) must not look as if it came before them.
@@ -148,7 +149,7 @@ class Dwfm:
             self.outbox[(netmgr_pb2.TERMINATED, False)].extend(released)
         self._count_totals(now)
         self._watch_leases()
-        await self.flush_propagations()
+        await self.flush_propagations(since)
         if self.fleet.queue_throttle:
             await self._look_at_netmgr_queue()
 
@@ -229,20 +230,22 @@ class Dwfm:
             self.metrics.lease_items.labels("written").inc(len(request.puts))
         return outcome
 
-    async def flush_propagations(self) -> None:
-        """Send what Network Manager has not taken yet."""
+    async def flush_propagations(self, since: float | None = None) -> None:
+        """Send what Network Manager has not taken yet: what came due since `since`, one by one over
+        that interval (the twin queues the same terminations at the same times)."""
         for key in list(self.outbox):
             batch = self.outbox.pop(key)
             if batch:
-                await self._propagate(batch, *key)
+                await self._propagate(batch, *key, since=since)
 
-    async def _propagate(self, ids: list[str], kind: int, ready: bool = False) -> None:
+    async def _propagate(self, ids: list[str], kind: int, ready: bool = False, since: float | None = None) -> None:
         """Tell Network Manager now; what it does not take waits in the outbox for the next tick."""
         if self.netmgr is None:
             return
         try:
             await self.netmgr.PropagateInstance(netmgr_pb2.PropagateInstanceRequest(
-                instance_ids=ids, kind=kind, already_propagated=ready), timeout=NETMGR_TIMEOUT)
+                instance_ids=ids, kind=kind, already_propagated=ready, due_since_sim_seconds=since or 0.0),
+                timeout=NETMGR_TIMEOUT)
         except grpc.RpcError as exc:
             log.warning("network manager did not take %d propagations: %s", len(ids), exc.code().name)
             self.outbox[(kind, ready)].extend(ids)

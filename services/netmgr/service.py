@@ -66,14 +66,15 @@ class NetworkManager:
     def state(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.DURABLE}
 
-    def propagate(self, instances: list[str], kind: str, now: float, already_propagated: bool = False) -> int:
+    def propagate(self, instances: list[str], kind: str, now: float, already_propagated: bool = False,
+                  since: float | None = None) -> int:
         """Queue propagations (or, for instances running since before the night, mark them ready);
-        returns how many were ahead."""
+        returns how many were ahead. `since`: they became due one by one over (since, now]."""
         if already_propagated:
             for iid in instances:
                 self.backlog.ready_at[iid] = now
             return 0
-        return self.backlog.add(instances, kind, now)
+        return self.backlog.add(instances, kind, now, since)
 
     def tick(self, now: float) -> None:
         done = self.backlog.advance(now)
@@ -138,7 +139,12 @@ class NetworkManagerServicer(netmgr_pb2_grpc.NetworkManagerServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "kind must be NEW or TERMINATED")
         if request.already_propagated and kind != NEW:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "already_propagated applies to NEW instances only")
-        ahead = self.manager.propagate(ids, kind, self.now(), request.already_propagated)
+        now = self.now()
+        since = request.due_since_sim_seconds or None
+        if since is not None and not since <= now:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"due_since_sim_seconds {since:.1f} is in the future (now {now:.1f})")
+        ahead = self.manager.propagate(ids, kind, now, request.already_propagated, since)
         return netmgr_pb2.PropagateInstanceResponse(queue_position=ahead)
 
     async def GetInstanceNetwork(self, request, context):

@@ -342,17 +342,14 @@ class Dependents:
 
     async def launch_tick(self, stopping: asyncio.Event | None = None) -> None:
         """Churn for every group, then the launch calls each group makes in the simulated time since the
-        last tick. The calls fell due at their own times in that interval (the core interleaves the
-        groups'); they are made with the same spacing over this tick, so the launch throttle sees them
-        one by one, as the twin's, not all at once with the general customers first."""
+        last tick. The calls and the general fleet's terminations fell due at their own times in that
+        interval (the core interleaves them); they are made with the same spacing over this tick, so
+        the launch throttle and Network Manager see them one by one, as the twin's, not all at once."""
         now, wall = self.sim_now(), self.wall()
         since, since_wall = self._last_launch_tick or (now, wall)
         self._last_launch_tick = (now, wall)
         fleet = await self.dwfm.DescribeFleet(dwfm_pb2.DescribeFleetRequest(), timeout=2)
         step = self.customers.step(now, fleet.instances_running)
-        if step.terminate_general:
-            await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(count=step.terminate_general),
-                                               timeout=2)
         for name, gone in step.terminate_targets.items():
             for iid in gone:
                 try:
@@ -366,12 +363,17 @@ class Dependents:
         # Over most of one tick at most, whatever the last one took: the calls' own time must not
         # make the next tick longer, and that one's calls spread wider still.
         spread = 0.8 * min(wall - since_wall, LAUNCH_TICK_SECONDS)
-        for at, group, count in step.launches:
+        calls = sorted([(at, 0, None, n) for at, n in step.terminate_general] +  # terminations first at a tie
+                       [(at, 1, group, n) for at, group, n in step.launches], key=lambda c: c[:2])
+        for at, launch, group, count in calls:
             if now > since:
                 lag = (at - since) / (now - since) * spread - (self.wall() - wall)
                 if lag > 0:
                     await _wait(stopping or asyncio.Event(), lag)
-            await self._traced("ec2_launch", lambda: self._launch(group, count))
+            if launch:
+                await self._traced("ec2_launch", lambda: self._launch(group, count))
+            else:
+                await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(count=count), timeout=2)
         if "redshift" in self.active:
             await self._replace_redshift_hosts(now)
         if "ecs_task" in self.active:

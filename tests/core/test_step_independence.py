@@ -15,7 +15,7 @@ from services.core.dependents import LAUNCH_PERIOD, Customers
 from services.core.healthcheck import HealthChecker, Nlb, NlbConfig
 from services.core.leases import Fleet, RequestLimitExceeded
 from services.core.propagation import NEW, TERMINATED, Backlog, PropagationConfig
-from tests.core.test_cascade import SMALL, run_fleet
+from test_cascade import SMALL, run_fleet  # pytest puts each test's folder on the path
 
 
 def checked(step: float, pass_probability: float = 0.0) -> dict[str, tuple]:
@@ -177,3 +177,30 @@ def test_the_launch_throttle_lets_the_same_calls_through_however_often_dwfm_tick
     # Both callers get some, and together what the throttle allows (0.6/s from 3600 s to the last
     # call at 4801 s, at most 720), not what a bucket topped up past each call would.
     assert fine["app"] and fine["general"] and 600 <= sum(fine.values()) <= 0.6 * 1201
+
+
+def terminations_due(step: float) -> list[float]:
+    customers = Customers(churn_per_hour=0.06, growth_per_hour=0.0, batch=40, rng=random.Random(0))
+    times, t = [], 0.0
+    while t < 3600.0:
+        t = min(3600.0, t + step)
+        times += customers.advance(t, running=10_000).terminate_times
+    return times
+
+
+@pytest.mark.parametrize("step", [77.0, 150.0])
+def test_the_churn_falls_due_as_it_accrues_however_often_the_customers_are_asked(step):
+    fine = terminations_due(LAUNCH_PERIOD)
+    assert len(fine) == 600 and fine == sorted(fine)
+    assert terminations_due(step) == pytest.approx(fine)
+    # Spread over the hour (one every 6 s), not bunched at the ends of the steps.
+    assert fine[0] == pytest.approx(6.0) and fine[-1] == pytest.approx(3600.0)
+
+
+def test_a_batch_reported_once_a_tick_is_queued_over_the_tick_not_at_its_end():
+    backlog = Backlog(PropagationConfig(propagations_per_second=1.0, slowdown_items=1e9))
+    backlog.advance(100.0)
+    backlog.add([f"t-{k}" for k in range(4)], TERMINATED, 180.0, since=20.0)  # never before 100: served
+    assert [p.queued_at for p in backlog.queue] == [120.0, 140.0, 160.0, 180.0]
+    backlog.add(["i-1"], NEW, 150.0)  # a launch at 150 goes between them
+    assert [p.instance for p in backlog.queue] == ["t-0", "t-1", "i-1", "t-2", "t-3"]

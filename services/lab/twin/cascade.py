@@ -164,7 +164,7 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
             released = c.fleet.record_writes(r.host, t, write.renewed, write.established, ok)
             count("dwfm_state_check", ok)
             if released:
-                c.backlog.add(released, TERMINATED, t)
+                c.backlog.add(released, TERMINATED, t, since=t - step)
         if c.fleet.stuck():
             out.stuck_since = t if out.stuck_since is None else out.stuck_since
         else:
@@ -177,16 +177,22 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
         # EC2 customers: the core's decisions, performed on the objects (the live workload performs them over gRPC).
         step_ = c.customers.step(t, len(c.fleet.instances))
         general = []
-        if step_.terminate_general:  # any instance but the NLB apps' targets and Redshift's hosts
+        churn = sum(n for _, n in step_.terminate_general)
+        if churn:  # any instance but the NLB apps' targets and Redshift's hosts
             held = {i for ids in c.customers.targets.values() for i in ids} | c.redshift_hosts
             general = list(filterfalse(held.__contains__, c.fleet.instances))  # in C: thousands, every step
-        gone = rng.sample(general, min(step_.terminate_general, len(general)))  # DWFM picks, live
+        picked = rng.sample(general, min(churn, len(general)))  # DWFM picks, live
+        gone = []
         for name, targets in step_.terminate_targets.items():
             for iid in targets:
                 c.checker.deregister(name, iid)
             gone += targets
         terminated, _held = c.fleet.terminate(gone)
         c.backlog.add(terminated, TERMINATED, t)
+        for at, n in step_.terminate_general:  # each call at its own time, as the live workload makes them
+            terminated, _held = c.fleet.terminate(picked[:n])
+            c.backlog.add(terminated, TERMINATED, at)
+            picked = picked[n:]
         for at, group, n in step_.launches:
             new = launch(c, n, at, count)
             c.customers.launched(group, len(new))
