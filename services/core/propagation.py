@@ -100,8 +100,8 @@ class Backlog:
         done: list[Pending] = []
         t = self.now
         while t < now:
-            until = min(now, (math.floor(t / SUBSTEP_SECONDS) + 1) * SUBSTEP_SECONDS)
             cell = math.floor(t / SUBSTEP_SECONDS) * SUBSTEP_SECONDS
+            until = min(now, cell + SUBSTEP_SECONDS)
             if self._rate_in is not None and self._rate_in[0] == cell:
                 rate = self._rate_in[1]  # an advance ended inside this cell: keep the rate taken at its start
             else:
