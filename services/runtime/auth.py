@@ -327,7 +327,13 @@ class _SyncBearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
         return continuation(self._details(details), request_iterator)
 
 
-def sync_channel(target: str, token: str | None) -> grpc.Channel:
+# For a channel that polls a process while it starts: one that first tried before the server listened
+# otherwise waits out gRPC's reconnect back-off (1 s, then 1.6 s, ...) after the server is up.
+FAST_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
+                  ("grpc.max_reconnect_backoff_ms", 100)]
+
+
+def sync_channel(target: str, token: str | None, options: list[tuple[str, int]] | None = None) -> grpc.Channel:
     """A blocking channel sending `token` (tests, benchmarks, tools)."""
-    ch = grpc.insecure_channel(target)
+    ch = grpc.insecure_channel(target, options=options)
     return grpc.intercept_channel(ch, _SyncBearer(token)) if token else ch

@@ -18,7 +18,7 @@ from services.core import tree
 from services.core.planner import Planner
 from services.core.plans import DEFAULT_ENDPOINTS, Endpoint, LoadBalancer, Plan
 from services.core.records import Change
-from services.runtime.auth import read_token, sync_channel
+from services.runtime.auth import FAST_RECONNECT, read_token, sync_channel
 from services.runtime.wire import ZoneListing, change_to_wire, record_to_wire
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,7 +98,8 @@ class AuthorityProcess:
         # and DNS are up. (The standard health Check fails under the aio interceptor: the
         # runtime registers the sync HealthServicer on an aio server.)
         deadline = time.monotonic() + timeout
-        with sync_channel(self.control, self.token) as ch:
+        # Reconnecting fast: gRPC's reconnect back-off after the server is up is not the restart's time.
+        with sync_channel(self.control, self.token, options=FAST_RECONNECT) as ch:
             stub = authority_pb2_grpc.RouteControlStub(ch)
             while True:
                 if self.proc.poll() is not None:

@@ -32,7 +32,7 @@ import grpc
 from racelab.v1 import authority_pb2, authority_pb2_grpc, planner_pb2, planner_pb2_grpc
 from harness.authority import REPO, AuthorityProcess, free_port, tester_credentials
 from services.core.records import RecordSet, RRType, create, delete
-from services.runtime.auth import read_token, sync_channel
+from services.runtime.auth import FAST_RECONNECT, read_token, sync_channel
 from services.runtime.scenario import load_scenario
 from services.runtime.wire import change_to_wire
 
@@ -262,7 +262,7 @@ class PlannerKiller:
             self.proc = subprocess.Popen([sys.executable, "-m", "services.planner", "--listen", self.target,
                                           "--state-dir", str(self.workdir / "state")], env=env, cwd=REPO,
                                          stdout=out, stderr=subprocess.STDOUT)
-        with sync_channel(self.target, read_token(self.creds / "tester.token")) as ch:
+        with sync_channel(self.target, read_token(self.creds / "tester.token"), options=FAST_RECONNECT) as ch:
             stub = planner_pb2_grpc.PlannerStub(ch)
             deadline = time.monotonic() + START_TIMEOUT
             while True:
