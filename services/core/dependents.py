@@ -73,10 +73,14 @@ class SqsPoller:
 
 @dataclass
 class Demand:
-    terminate: int  # instances to terminate now
     launches: list[int]  # RunInstances calls to make now (instances each): one per LAUNCH_PERIOD elapsed
     times: list[float]  # when each of those calls falls due (simulated), in order
-    terminate_times: list[float] = field(default_factory=list)  # when each termination fell due, in order
+    terminate_times: list[float]  # when each termination to make now fell due, in order
+
+    @property
+    def terminate(self) -> int:
+        """Instances to terminate now."""
+        return len(self.terminate_times)
 
     @property
     def launch(self) -> int:
@@ -111,7 +115,8 @@ class Customers:
         # The k-th termination fell due when the churn reached k: spread over the interval as it
         # accrued, not all at its end (Network Manager hears of each when it happens).
         start = now - elapsed
-        ends = [start + (k - carried) / churned * elapsed if churned > 0 else now for k in range(1, terminate + 1)]
+        ends = [min(now, max(start, start + (k - carried) / churned * elapsed)) if churned > 0 else now
+                for k in range(1, terminate + 1)]
         before = self.wanted
         self.wanted += terminate + self.growth_per_hour * hours
         # The calls fell due one LAUNCH_PERIOD apart, the last `_periods` periods ago. Each asks for
@@ -129,7 +134,7 @@ class Customers:
                 launches.append(n)
                 times.append(at)
                 asked += n
-        return Demand(terminate, launches, times, [min(now, max(start, at)) for at in ends])
+        return Demand(launches, times, ends)
 
     def launched(self, count: int) -> None:
         self.wanted = max(0.0, self.wanted - count)
