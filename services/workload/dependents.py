@@ -384,17 +384,14 @@ class Dependents:
     async def _replace_redshift_hosts(self, now: float) -> None:
         """The replacement hosts of every cluster that asks now, a batch a RunInstances call."""
         for asking in self.redshift.advance(now):
-            await self._replace_hosts(asking, now)
+            await self._replace_hosts(asking)
 
-    async def _replace_hosts(self, asking: list[int], now: float) -> None:
-        """Stamped with the tick's time, as the customers' calls are: unstamped, DWFM took it when it
-        came, after a long tick up to hours after the customers' calls it follows, and the launch
-        bucket, topped up for those hours at once, lost all but its burst to the cap."""
+    async def _replace_hosts(self, asking: list[int]) -> None:
         with self.tracer.start_as_current_span("redshift.replace_hosts", context=otel_context.Context()) as span:
             span.set_attribute("racelab.instances.count", len(asking))
             try:
-                reply = await self.dwfm.RunInstances(dwfm_pb2.RunInstancesRequest(
-                    count=len(asking), group=REDSHIFT, due_sim_seconds=now), timeout=2)
+                reply = await self.dwfm.RunInstances(dwfm_pb2.RunInstancesRequest(count=len(asking), group=REDSHIFT),
+                                                     timeout=2)
             except grpc.RpcError as exc:
                 result, message = "error", f"dwfm: {_text(exc)}"
             else:
