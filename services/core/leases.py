@@ -359,10 +359,8 @@ class Fleet:
 
     def _refill(self, now: float) -> None:
         """Top up the launch tokens for the time since the last call: tokens are only spent by calls, so
-        topping up at each call, at its own time, gives the same bucket however often the fleet advances.
-        A call made before the last top-up (one reported late) earns nothing and finds the limit as it
-        stands: the relaxing ramp never goes back (taken at a time before it began, it fell below 0)."""
-        self._update_ramp(max(now, self._tokens_at))
+        topping up at each call, at its own time, gives the same bucket however often the fleet advances."""
+        self._update_ramp(now)
         if self.launch_rate is not None and now > self._tokens_at:
             earned = (now - self._tokens_at) * self.launch_rate
             self.launch_tokens = min(self.launch_tokens + earned, max(LAUNCH_BURST, self.launch_rate * LAUNCH_BURST_SECONDS))
@@ -377,7 +375,7 @@ class Fleet:
             self.admit_rate = None
             self._relax = None
         else:
-            self.launch_rate = base + (top - base) * max(0.0, now - start) / (end - start)
+            self.launch_rate = base + (top - base) * (now - start) / (end - start)
 
     def restart_hosts(self, count: int | None = None, names: Iterable[str] | None = None) -> tuple[list[str], int]:
         """Restart the hosts `names`, or else the `count` most backlogged hosts (all if None): their

@@ -136,22 +136,6 @@ def test_a_throttled_caller_gets_the_throttled_rate_even_when_it_calls_in_bursts
     assert launched >= 0.9 * 0.5 * 3600
 
 
-def test_a_call_reported_late_neither_earns_launch_tokens_nor_turns_the_relaxing_ramp_back():
-    # Live, a long workload tick once sent a call stamped two hours before the relax began after it
-    # had begun: the ramp, taken at that time, fell to -0.5 launches/s and refused every launch to the end.
-    fleet = Fleet(SMALL, rng=random.Random(3))
-    fleet.advance(0)
-    fleet.throttle(None, 0.6, 0.0)
-    fleet.relax(10_000.0, 1000.0, 2.0)
-    assert len(fleet.run_instances(1, now=10_500.0)) == 1
-    assert fleet.launch_rate == pytest.approx(1.3)
-    left = fleet.launch_tokens
-    assert len(fleet.run_instances(1, now=3_000.0)) == 1  # made long before, reported now
-    assert fleet.launch_rate == pytest.approx(1.3) and fleet.launch_tokens == pytest.approx(left - 1)
-    fleet.run_instances(1, now=11_000.0)  # the ramp's end lifts the limit
-    assert fleet.launch_rate is None
-
-
 def test_terminations_on_unleased_droplets_wait_for_the_lease():
     fleet = Fleet(SMALL, rng=random.Random(4))
     some = list(fleet.instances)[:20]
