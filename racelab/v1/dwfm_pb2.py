@@ -25,43 +25,43 @@ _sym_db = _symbol_database.Default()
 from racelab.v1 import common_pb2 as racelab_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15racelab/v1/dwfm.proto\x12\nracelab.v1\x1a\x17racelab/v1/common.proto\"\x92\x01\n\x13RunInstancesRequest\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x19\n\x11\x61vailability_zone\x18\x02 \x01(\t\x12\x14\n\x0c\x63lient_token\x18\x03 \x01(\t\x12\r\n\x05group\x18\x04 \x01(\t\x12\x13\n\x0bpreexisting\x18\x05 \x01(\x08\x12\x17\n\x0f\x64ue_sim_seconds\x18\x06 \x01(\x01\"q\n\x14RunInstancesResponse\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\x12,\n\x05\x65rror\x18\x02 \x01(\x0e\x32\x1d.racelab.v1.RunInstancesError\x12\x15\n\rerror_message\x18\x03 \x01(\t\"\x16\n\x14\x44\x65scribeFleetRequest\"\x96\x02\n\x15\x44\x65scribeFleetResponse\x12\x16\n\x0e\x64roplets_total\x18\x01 \x01(\r\x12\x17\n\x0f\x64roplets_leased\x18\x02 \x01(\r\x12\x18\n\x10\x64roplets_expired\x18\x03 \x01(\r\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x16\n\x0etimeouts_total\x18\x05 \x01(\x04\x12\r\n\x05hosts\x18\x06 \x01(\r\x12&\n\x08throttle\x18\x07 \x01(\x0b\x32\x14.racelab.v1.Throttle\x12\x19\n\x11instances_running\x18\x08 \x01(\r\x12\x16\n\x0ework_in_flight\x18\t \x01(\r\x12\x1b\n\x13launches_per_second\x18\n \x01(\x01\"g\n\x1aSetWorkflowThrottleRequest\x12\x1b\n\x13requests_per_second\x18\x01 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x1b\n\x13launches_per_second\x18\x03 \x01(\x01\"b\n\x1bSetWorkflowThrottleResponse\x12&\n\x08throttle\x18\x01 \x01(\x0b\x32\x14.racelab.v1.Throttle\x12\x1b\n\x13launches_per_second\x18\x02 \x01(\x01\"R\n\x14RelaxThrottleRequest\x12\x1a\n\x12relax_over_seconds\x18\x01 \x01(\x01\x12\x1e\n\x16to_launches_per_second\x18\x02 \x01(\x01\"4\n\x15RelaxThrottleResponse\x12\x1b\n\x13launches_per_second\x18\x01 \x01(\x01\"\\\n\x13RestartHostsRequest\x12\'\n\x08host_ids\x18\x01 \x01(\x0b\x32\x13.racelab.v1.HostIdsH\x00\x12\x0f\n\x05\x63ount\x18\x02 \x01(\rH\x00\x42\x0b\n\tselection\"\x16\n\x07HostIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"N\n\x14RestartHostsResponse\x12\x1a\n\x12restarted_host_ids\x18\x01 \x03(\t\x12\x1a\n\x12\x64ropped_work_items\x18\x02 \x01(\x04\"\x1a\n\x0bInstanceIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\x92\x01\n\x19TerminateInstancesRequest\x12/\n\x0cinstance_ids\x18\x01 \x01(\x0b\x32\x17.racelab.v1.InstanceIdsH\x00\x12\x0f\n\x05\x63ount\x18\x02 \x01(\rH\x00\x12\r\n\x05group\x18\x03 \x01(\t\x12\x17\n\x0f\x64ue_sim_seconds\x18\x04 \x01(\x01\x42\x0b\n\tselection\"K\n\x1aTerminateInstancesResponse\x12\x1f\n\x17terminated_instance_ids\x18\x01 \x03(\t\x12\x0c\n\x04held\x18\x02 \x01(\r*o\n\x11RunInstancesError\x12#\n\x1fRUN_INSTANCES_ERROR_UNSPECIFIED\x10\x00\x12\x19\n\x15INSUFFICIENT_CAPACITY\x10\x01\x12\x1a\n\x16REQUEST_LIMIT_EXCEEDED\x10\x02\x32\xa8\x04\n\x0f\x44ropletWorkflow\x12Q\n\x0cRunInstances\x12\x1f.racelab.v1.RunInstancesRequest\x1a .racelab.v1.RunInstancesResponse\x12T\n\rDescribeFleet\x12 .racelab.v1.DescribeFleetRequest\x1a!.racelab.v1.DescribeFleetResponse\x12^\n\x0bSetThrottle\x12&.racelab.v1.SetWorkflowThrottleRequest\x1a\'.racelab.v1.SetWorkflowThrottleResponse\x12Q\n\x0cRestartHosts\x12\x1f.racelab.v1.RestartHostsRequest\x1a .racelab.v1.RestartHostsResponse\x12\x63\n\x12TerminateInstances\x12%.racelab.v1.TerminateInstancesRequest\x1a&.racelab.v1.TerminateInstancesResponse\x12T\n\rRelaxThrottle\x12 .racelab.v1.RelaxThrottleRequest\x1a!.racelab.v1.RelaxThrottleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15racelab/v1/dwfm.proto\x12\nracelab.v1\x1a\x17racelab/v1/common.proto\"y\n\x13RunInstancesRequest\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x19\n\x11\x61vailability_zone\x18\x02 \x01(\t\x12\x14\n\x0c\x63lient_token\x18\x03 \x01(\t\x12\r\n\x05group\x18\x04 \x01(\t\x12\x13\n\x0bpreexisting\x18\x05 \x01(\x08\"q\n\x14RunInstancesResponse\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\x12,\n\x05\x65rror\x18\x02 \x01(\x0e\x32\x1d.racelab.v1.RunInstancesError\x12\x15\n\rerror_message\x18\x03 \x01(\t\"\x16\n\x14\x44\x65scribeFleetRequest\"\x96\x02\n\x15\x44\x65scribeFleetResponse\x12\x16\n\x0e\x64roplets_total\x18\x01 \x01(\r\x12\x17\n\x0f\x64roplets_leased\x18\x02 \x01(\r\x12\x18\n\x10\x64roplets_expired\x18\x03 \x01(\r\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x16\n\x0etimeouts_total\x18\x05 \x01(\x04\x12\r\n\x05hosts\x18\x06 \x01(\r\x12&\n\x08throttle\x18\x07 \x01(\x0b\x32\x14.racelab.v1.Throttle\x12\x19\n\x11instances_running\x18\x08 \x01(\r\x12\x16\n\x0ework_in_flight\x18\t \x01(\r\x12\x1b\n\x13launches_per_second\x18\n \x01(\x01\"g\n\x1aSetWorkflowThrottleRequest\x12\x1b\n\x13requests_per_second\x18\x01 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x1b\n\x13launches_per_second\x18\x03 \x01(\x01\"b\n\x1bSetWorkflowThrottleResponse\x12&\n\x08throttle\x18\x01 \x01(\x0b\x32\x14.racelab.v1.Throttle\x12\x1b\n\x13launches_per_second\x18\x02 \x01(\x01\"R\n\x14RelaxThrottleRequest\x12\x1a\n\x12relax_over_seconds\x18\x01 \x01(\x01\x12\x1e\n\x16to_launches_per_second\x18\x02 \x01(\x01\"4\n\x15RelaxThrottleResponse\x12\x1b\n\x13launches_per_second\x18\x01 \x01(\x01\"\\\n\x13RestartHostsRequest\x12\'\n\x08host_ids\x18\x01 \x01(\x0b\x32\x13.racelab.v1.HostIdsH\x00\x12\x0f\n\x05\x63ount\x18\x02 \x01(\rH\x00\x42\x0b\n\tselection\"\x16\n\x07HostIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"N\n\x14RestartHostsResponse\x12\x1a\n\x12restarted_host_ids\x18\x01 \x03(\t\x12\x1a\n\x12\x64ropped_work_items\x18\x02 \x01(\x04\"\x1a\n\x0bInstanceIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"y\n\x19TerminateInstancesRequest\x12/\n\x0cinstance_ids\x18\x01 \x01(\x0b\x32\x17.racelab.v1.InstanceIdsH\x00\x12\x0f\n\x05\x63ount\x18\x02 \x01(\rH\x00\x12\r\n\x05group\x18\x03 \x01(\tB\x0b\n\tselection\"K\n\x1aTerminateInstancesResponse\x12\x1f\n\x17terminated_instance_ids\x18\x01 \x03(\t\x12\x0c\n\x04held\x18\x02 \x01(\r*o\n\x11RunInstancesError\x12#\n\x1fRUN_INSTANCES_ERROR_UNSPECIFIED\x10\x00\x12\x19\n\x15INSUFFICIENT_CAPACITY\x10\x01\x12\x1a\n\x16REQUEST_LIMIT_EXCEEDED\x10\x02\x32\xa8\x04\n\x0f\x44ropletWorkflow\x12Q\n\x0cRunInstances\x12\x1f.racelab.v1.RunInstancesRequest\x1a .racelab.v1.RunInstancesResponse\x12T\n\rDescribeFleet\x12 .racelab.v1.DescribeFleetRequest\x1a!.racelab.v1.DescribeFleetResponse\x12^\n\x0bSetThrottle\x12&.racelab.v1.SetWorkflowThrottleRequest\x1a\'.racelab.v1.SetWorkflowThrottleResponse\x12Q\n\x0cRestartHosts\x12\x1f.racelab.v1.RestartHostsRequest\x1a .racelab.v1.RestartHostsResponse\x12\x63\n\x12TerminateInstances\x12%.racelab.v1.TerminateInstancesRequest\x1a&.racelab.v1.TerminateInstancesResponse\x12T\n\rRelaxThrottle\x12 .racelab.v1.RelaxThrottleRequest\x1a!.racelab.v1.RelaxThrottleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'racelab.v1.dwfm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNINSTANCESERROR']._serialized_start=1426
-  _globals['_RUNINSTANCESERROR']._serialized_end=1537
-  _globals['_RUNINSTANCESREQUEST']._serialized_start=63
-  _globals['_RUNINSTANCESREQUEST']._serialized_end=209
-  _globals['_RUNINSTANCESRESPONSE']._serialized_start=211
-  _globals['_RUNINSTANCESRESPONSE']._serialized_end=324
-  _globals['_DESCRIBEFLEETREQUEST']._serialized_start=326
-  _globals['_DESCRIBEFLEETREQUEST']._serialized_end=348
-  _globals['_DESCRIBEFLEETRESPONSE']._serialized_start=351
-  _globals['_DESCRIBEFLEETRESPONSE']._serialized_end=629
-  _globals['_SETWORKFLOWTHROTTLEREQUEST']._serialized_start=631
-  _globals['_SETWORKFLOWTHROTTLEREQUEST']._serialized_end=734
-  _globals['_SETWORKFLOWTHROTTLERESPONSE']._serialized_start=736
-  _globals['_SETWORKFLOWTHROTTLERESPONSE']._serialized_end=834
-  _globals['_RELAXTHROTTLEREQUEST']._serialized_start=836
-  _globals['_RELAXTHROTTLEREQUEST']._serialized_end=918
-  _globals['_RELAXTHROTTLERESPONSE']._serialized_start=920
-  _globals['_RELAXTHROTTLERESPONSE']._serialized_end=972
-  _globals['_RESTARTHOSTSREQUEST']._serialized_start=974
-  _globals['_RESTARTHOSTSREQUEST']._serialized_end=1066
-  _globals['_HOSTIDS']._serialized_start=1068
-  _globals['_HOSTIDS']._serialized_end=1090
-  _globals['_RESTARTHOSTSRESPONSE']._serialized_start=1092
-  _globals['_RESTARTHOSTSRESPONSE']._serialized_end=1170
-  _globals['_INSTANCEIDS']._serialized_start=1172
-  _globals['_INSTANCEIDS']._serialized_end=1198
-  _globals['_TERMINATEINSTANCESREQUEST']._serialized_start=1201
-  _globals['_TERMINATEINSTANCESREQUEST']._serialized_end=1347
-  _globals['_TERMINATEINSTANCESRESPONSE']._serialized_start=1349
-  _globals['_TERMINATEINSTANCESRESPONSE']._serialized_end=1424
-  _globals['_DROPLETWORKFLOW']._serialized_start=1540
-  _globals['_DROPLETWORKFLOW']._serialized_end=2092
+  _globals['_RUNINSTANCESERROR']._serialized_start=1374
+  _globals['_RUNINSTANCESERROR']._serialized_end=1485
+  _globals['_RUNINSTANCESREQUEST']._serialized_start=62
+  _globals['_RUNINSTANCESREQUEST']._serialized_end=183
+  _globals['_RUNINSTANCESRESPONSE']._serialized_start=185
+  _globals['_RUNINSTANCESRESPONSE']._serialized_end=298
+  _globals['_DESCRIBEFLEETREQUEST']._serialized_start=300
+  _globals['_DESCRIBEFLEETREQUEST']._serialized_end=322
+  _globals['_DESCRIBEFLEETRESPONSE']._serialized_start=325
+  _globals['_DESCRIBEFLEETRESPONSE']._serialized_end=603
+  _globals['_SETWORKFLOWTHROTTLEREQUEST']._serialized_start=605
+  _globals['_SETWORKFLOWTHROTTLEREQUEST']._serialized_end=708
+  _globals['_SETWORKFLOWTHROTTLERESPONSE']._serialized_start=710
+  _globals['_SETWORKFLOWTHROTTLERESPONSE']._serialized_end=808
+  _globals['_RELAXTHROTTLEREQUEST']._serialized_start=810
+  _globals['_RELAXTHROTTLEREQUEST']._serialized_end=892
+  _globals['_RELAXTHROTTLERESPONSE']._serialized_start=894
+  _globals['_RELAXTHROTTLERESPONSE']._serialized_end=946
+  _globals['_RESTARTHOSTSREQUEST']._serialized_start=948
+  _globals['_RESTARTHOSTSREQUEST']._serialized_end=1040
+  _globals['_HOSTIDS']._serialized_start=1042
+  _globals['_HOSTIDS']._serialized_end=1064
+  _globals['_RESTARTHOSTSRESPONSE']._serialized_start=1066
+  _globals['_RESTARTHOSTSRESPONSE']._serialized_end=1144
+  _globals['_INSTANCEIDS']._serialized_start=1146
+  _globals['_INSTANCEIDS']._serialized_end=1172
+  _globals['_TERMINATEINSTANCESREQUEST']._serialized_start=1174
+  _globals['_TERMINATEINSTANCESREQUEST']._serialized_end=1295
+  _globals['_TERMINATEINSTANCESRESPONSE']._serialized_start=1297
+  _globals['_TERMINATEINSTANCESRESPONSE']._serialized_end=1372
+  _globals['_DROPLETWORKFLOW']._serialized_start=1488
+  _globals['_DROPLETWORKFLOW']._serialized_end=2040
 # @@protoc_insertion_point(module_scope)

@@ -18,20 +18,18 @@ INSUFFICIENT_CAPACITY: RunInstancesError
 REQUEST_LIMIT_EXCEEDED: RunInstancesError
 
 class RunInstancesRequest(_message.Message):
-    __slots__ = ("count", "availability_zone", "client_token", "group", "preexisting", "due_sim_seconds")
+    __slots__ = ("count", "availability_zone", "client_token", "group", "preexisting")
     COUNT_FIELD_NUMBER: _ClassVar[int]
     AVAILABILITY_ZONE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     PREEXISTING_FIELD_NUMBER: _ClassVar[int]
-    DUE_SIM_SECONDS_FIELD_NUMBER: _ClassVar[int]
     count: int
     availability_zone: str
     client_token: str
     group: str
     preexisting: bool
-    due_sim_seconds: float
-    def __init__(self, count: _Optional[int] = ..., availability_zone: _Optional[str] = ..., client_token: _Optional[str] = ..., group: _Optional[str] = ..., preexisting: _Optional[bool] = ..., due_sim_seconds: _Optional[float] = ...) -> None: ...
+    def __init__(self, count: _Optional[int] = ..., availability_zone: _Optional[str] = ..., client_token: _Optional[str] = ..., group: _Optional[str] = ..., preexisting: _Optional[bool] = ...) -> None: ...
 
 class RunInstancesResponse(_message.Message):
     __slots__ = ("instance_ids", "error", "error_message")
@@ -132,16 +130,14 @@ class InstanceIds(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TerminateInstancesRequest(_message.Message):
-    __slots__ = ("instance_ids", "count", "group", "due_sim_seconds")
+    __slots__ = ("instance_ids", "count", "group")
     INSTANCE_IDS_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
-    DUE_SIM_SECONDS_FIELD_NUMBER: _ClassVar[int]
     instance_ids: InstanceIds
     count: int
     group: str
-    due_sim_seconds: float
-    def __init__(self, instance_ids: _Optional[_Union[InstanceIds, _Mapping]] = ..., count: _Optional[int] = ..., group: _Optional[str] = ..., due_sim_seconds: _Optional[float] = ...) -> None: ...
+    def __init__(self, instance_ids: _Optional[_Union[InstanceIds, _Mapping]] = ..., count: _Optional[int] = ..., group: _Optional[str] = ...) -> None: ...
 
 class TerminateInstancesResponse(_message.Message):
     __slots__ = ("terminated_instance_ids", "held")

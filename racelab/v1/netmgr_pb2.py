@@ -25,35 +25,35 @@ _sym_db = _symbol_database.Default()
 from racelab.v1 import common_pb2 as racelab_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17racelab/v1/netmgr.proto\x12\nracelab.v1\x1a\x17racelab/v1/common.proto\"\xc7\x01\n\x18PropagateInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.racelab.v1.PropagationKind\x12\x14\n\x0cinstance_ids\x18\x03 \x03(\t\x12\x1a\n\x12\x61lready_propagated\x18\x04 \x01(\x08\x12\x1d\n\x15\x64ue_since_sim_seconds\x18\x05 \x01(\x01\x12\x1a\n\x12\x64ue_at_sim_seconds\x18\x06 \x01(\x01\"3\n\x19PropagateInstanceResponse\x12\x16\n\x0equeue_position\x18\x01 \x01(\r\"0\n\x19GetInstanceNetworkRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"q\n\x1aGetInstanceNetworkResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12&\n\x19propagated_at_sim_seconds\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x1c\n\x1a_propagated_at_sim_seconds\"2\n\x1aGetInstancesNetworkRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\"O\n\x1bGetInstancesNetworkResponse\x12\r\n\x05ready\x18\x01 \x03(\x08\x12!\n\x19propagated_at_sim_seconds\x18\x02 \x03(\x01\"\x18\n\x16\x44\x65scribeBacklogRequest\"\xa8\x01\n\x17\x44\x65scribeBacklogResponse\x12\x13\n\x0bpending_new\x18\x01 \x01(\r\x12\x1a\n\x12pending_terminated\x18\x02 \x01(\r\x12\x1a\n\x12oldest_age_seconds\x18\x03 \x01(\x01\x12\x18\n\x10propagated_total\x18\x04 \x01(\x04\x12&\n\x08throttle\x18\x05 \x01(\x0b\x32\x14.racelab.v1.Throttle\"M\n\x1dSetPropagationThrottleRequest\x12\x1b\n\x13requests_per_second\x18\x01 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\"H\n\x1eSetPropagationThrottleResponse\x12&\n\x08throttle\x18\x01 \x01(\x0b\x32\x14.racelab.v1.Throttle*L\n\x0fPropagationKind\x12 \n\x1cPROPAGATION_KIND_UNSPECIFIED\x10\x00\x12\x07\n\x03NEW\x10\x01\x12\x0e\n\nTERMINATED\x10\x02\x32\x81\x04\n\x0eNetworkManager\x12`\n\x11PropagateInstance\x12$.racelab.v1.PropagateInstanceRequest\x1a%.racelab.v1.PropagateInstanceResponse\x12\x63\n\x12GetInstanceNetwork\x12%.racelab.v1.GetInstanceNetworkRequest\x1a&.racelab.v1.GetInstanceNetworkResponse\x12\x66\n\x13GetInstancesNetwork\x12&.racelab.v1.GetInstancesNetworkRequest\x1a\'.racelab.v1.GetInstancesNetworkResponse\x12Z\n\x0f\x44\x65scribeBacklog\x12\".racelab.v1.DescribeBacklogRequest\x1a#.racelab.v1.DescribeBacklogResponse\x12\x64\n\x0bSetThrottle\x12).racelab.v1.SetPropagationThrottleRequest\x1a*.racelab.v1.SetPropagationThrottleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17racelab/v1/netmgr.proto\x12\nracelab.v1\x1a\x17racelab/v1/common.proto\"\xab\x01\n\x18PropagateInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.racelab.v1.PropagationKind\x12\x14\n\x0cinstance_ids\x18\x03 \x03(\t\x12\x1a\n\x12\x61lready_propagated\x18\x04 \x01(\x08\x12\x1d\n\x15\x64ue_since_sim_seconds\x18\x05 \x01(\x01\"3\n\x19PropagateInstanceResponse\x12\x16\n\x0equeue_position\x18\x01 \x01(\r\"0\n\x19GetInstanceNetworkRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"q\n\x1aGetInstanceNetworkResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12&\n\x19propagated_at_sim_seconds\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x1c\n\x1a_propagated_at_sim_seconds\"2\n\x1aGetInstancesNetworkRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\"O\n\x1bGetInstancesNetworkResponse\x12\r\n\x05ready\x18\x01 \x03(\x08\x12!\n\x19propagated_at_sim_seconds\x18\x02 \x03(\x01\"\x18\n\x16\x44\x65scribeBacklogRequest\"\xa8\x01\n\x17\x44\x65scribeBacklogResponse\x12\x13\n\x0bpending_new\x18\x01 \x01(\r\x12\x1a\n\x12pending_terminated\x18\x02 \x01(\r\x12\x1a\n\x12oldest_age_seconds\x18\x03 \x01(\x01\x12\x18\n\x10propagated_total\x18\x04 \x01(\x04\x12&\n\x08throttle\x18\x05 \x01(\x0b\x32\x14.racelab.v1.Throttle\"M\n\x1dSetPropagationThrottleRequest\x12\x1b\n\x13requests_per_second\x18\x01 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\"H\n\x1eSetPropagationThrottleResponse\x12&\n\x08throttle\x18\x01 \x01(\x0b\x32\x14.racelab.v1.Throttle*L\n\x0fPropagationKind\x12 \n\x1cPROPAGATION_KIND_UNSPECIFIED\x10\x00\x12\x07\n\x03NEW\x10\x01\x12\x0e\n\nTERMINATED\x10\x02\x32\x81\x04\n\x0eNetworkManager\x12`\n\x11PropagateInstance\x12$.racelab.v1.PropagateInstanceRequest\x1a%.racelab.v1.PropagateInstanceResponse\x12\x63\n\x12GetInstanceNetwork\x12%.racelab.v1.GetInstanceNetworkRequest\x1a&.racelab.v1.GetInstanceNetworkResponse\x12\x66\n\x13GetInstancesNetwork\x12&.racelab.v1.GetInstancesNetworkRequest\x1a\'.racelab.v1.GetInstancesNetworkResponse\x12Z\n\x0f\x44\x65scribeBacklog\x12\".racelab.v1.DescribeBacklogRequest\x1a#.racelab.v1.DescribeBacklogResponse\x12\x64\n\x0bSetThrottle\x12).racelab.v1.SetPropagationThrottleRequest\x1a*.racelab.v1.SetPropagationThrottleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'racelab.v1.netmgr_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROPAGATIONKIND']._serialized_start=967
-  _globals['_PROPAGATIONKIND']._serialized_end=1043
+  _globals['_PROPAGATIONKIND']._serialized_start=939
+  _globals['_PROPAGATIONKIND']._serialized_end=1015
   _globals['_PROPAGATEINSTANCEREQUEST']._serialized_start=65
-  _globals['_PROPAGATEINSTANCEREQUEST']._serialized_end=264
-  _globals['_PROPAGATEINSTANCERESPONSE']._serialized_start=266
-  _globals['_PROPAGATEINSTANCERESPONSE']._serialized_end=317
-  _globals['_GETINSTANCENETWORKREQUEST']._serialized_start=319
-  _globals['_GETINSTANCENETWORKREQUEST']._serialized_end=367
-  _globals['_GETINSTANCENETWORKRESPONSE']._serialized_start=369
-  _globals['_GETINSTANCENETWORKRESPONSE']._serialized_end=482
-  _globals['_GETINSTANCESNETWORKREQUEST']._serialized_start=484
-  _globals['_GETINSTANCESNETWORKREQUEST']._serialized_end=534
-  _globals['_GETINSTANCESNETWORKRESPONSE']._serialized_start=536
-  _globals['_GETINSTANCESNETWORKRESPONSE']._serialized_end=615
-  _globals['_DESCRIBEBACKLOGREQUEST']._serialized_start=617
-  _globals['_DESCRIBEBACKLOGREQUEST']._serialized_end=641
-  _globals['_DESCRIBEBACKLOGRESPONSE']._serialized_start=644
-  _globals['_DESCRIBEBACKLOGRESPONSE']._serialized_end=812
-  _globals['_SETPROPAGATIONTHROTTLEREQUEST']._serialized_start=814
-  _globals['_SETPROPAGATIONTHROTTLEREQUEST']._serialized_end=891
-  _globals['_SETPROPAGATIONTHROTTLERESPONSE']._serialized_start=893
-  _globals['_SETPROPAGATIONTHROTTLERESPONSE']._serialized_end=965
-  _globals['_NETWORKMANAGER']._serialized_start=1046
-  _globals['_NETWORKMANAGER']._serialized_end=1559
+  _globals['_PROPAGATEINSTANCEREQUEST']._serialized_end=236
+  _globals['_PROPAGATEINSTANCERESPONSE']._serialized_start=238
+  _globals['_PROPAGATEINSTANCERESPONSE']._serialized_end=289
+  _globals['_GETINSTANCENETWORKREQUEST']._serialized_start=291
+  _globals['_GETINSTANCENETWORKREQUEST']._serialized_end=339
+  _globals['_GETINSTANCENETWORKRESPONSE']._serialized_start=341
+  _globals['_GETINSTANCENETWORKRESPONSE']._serialized_end=454
+  _globals['_GETINSTANCESNETWORKREQUEST']._serialized_start=456
+  _globals['_GETINSTANCESNETWORKREQUEST']._serialized_end=506
+  _globals['_GETINSTANCESNETWORKRESPONSE']._serialized_start=508
+  _globals['_GETINSTANCESNETWORKRESPONSE']._serialized_end=587
+  _globals['_DESCRIBEBACKLOGREQUEST']._serialized_start=589
+  _globals['_DESCRIBEBACKLOGREQUEST']._serialized_end=613
+  _globals['_DESCRIBEBACKLOGRESPONSE']._serialized_start=616
+  _globals['_DESCRIBEBACKLOGRESPONSE']._serialized_end=784
+  _globals['_SETPROPAGATIONTHROTTLEREQUEST']._serialized_start=786
+  _globals['_SETPROPAGATIONTHROTTLEREQUEST']._serialized_end=863
+  _globals['_SETPROPAGATIONTHROTTLERESPONSE']._serialized_start=865
+  _globals['_SETPROPAGATIONTHROTTLERESPONSE']._serialized_end=937
+  _globals['_NETWORKMANAGER']._serialized_start=1018
+  _globals['_NETWORKMANAGER']._serialized_end=1531
 # @@protoc_insertion_point(module_scope)

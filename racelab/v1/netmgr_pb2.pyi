@@ -18,20 +18,18 @@ NEW: PropagationKind
 TERMINATED: PropagationKind
 
 class PropagateInstanceRequest(_message.Message):
-    __slots__ = ("instance_id", "kind", "instance_ids", "already_propagated", "due_since_sim_seconds", "due_at_sim_seconds")
+    __slots__ = ("instance_id", "kind", "instance_ids", "already_propagated", "due_since_sim_seconds")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_IDS_FIELD_NUMBER: _ClassVar[int]
     ALREADY_PROPAGATED_FIELD_NUMBER: _ClassVar[int]
     DUE_SINCE_SIM_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    DUE_AT_SIM_SECONDS_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     kind: PropagationKind
     instance_ids: _containers.RepeatedScalarFieldContainer[str]
     already_propagated: bool
     due_since_sim_seconds: float
-    due_at_sim_seconds: float
-    def __init__(self, instance_id: _Optional[str] = ..., kind: _Optional[_Union[PropagationKind, str]] = ..., instance_ids: _Optional[_Iterable[str]] = ..., already_propagated: _Optional[bool] = ..., due_since_sim_seconds: _Optional[float] = ..., due_at_sim_seconds: _Optional[float] = ...) -> None: ...
+    def __init__(self, instance_id: _Optional[str] = ..., kind: _Optional[_Union[PropagationKind, str]] = ..., instance_ids: _Optional[_Iterable[str]] = ..., already_propagated: _Optional[bool] = ..., due_since_sim_seconds: _Optional[float] = ...) -> None: ...
 
 class PropagateInstanceResponse(_message.Message):
     __slots__ = ("queue_position",)

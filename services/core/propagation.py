@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import math
-from bisect import insort
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -61,35 +60,21 @@ class Backlog:
         self.throttle: float | None = None  # operators' cap, propagations per simulated second
         self._booting: collections.deque[tuple[float, str]] = collections.deque()
         self._rate_in: tuple[float, float] | None = None  # (start of a 10 s cell, the rate taken there)
-        # Idle since (with that credit then): nothing has been served after it, so a call reported late
-        # may still be served as if it had come in time. None while items wait.
-        self._idle: tuple[float, float] | None = (now, 0.0)
 
     def add(self, instances: Iterable[str], kind: str, now: float, since: float | None = None) -> int:
         """Queue propagations; returns how many were ahead. `since`: the items became due one by one
         over (since, now], as a driver that reports once a tick saw them: they are queued at their
-        share of that interval (never before what was already served), not all at its end. A `now`
-        before the last advance is one call reported late: its items are queued at that time, in
-        order among those still waiting, and boot from it; if nothing has been served since, they
-        are served as if they had come in time (the capacity they would have used was idle), so how
-        late a driver reports does not change when they propagate."""
+        share of that interval (never before what was already served), not all at its end."""
         ahead = len(self.queue)
         instances = list(instances)
-        served_until = self.now if self._idle is None else self._idle[0]
-        start = now if since is None else min(now, max(since, served_until))
-        first = start + (now - start) / len(instances) if instances else now
-        if self._idle is not None and first < self.now:  # idle since before it came: rewind to when it came
-            idle_from, idle_credit = self._idle
-            back_to = max(first, idle_from)
-            self.credit = min(1.0, idle_credit + (back_to - idle_from) * self._rate(0))
-            self.now, self._rate_in = back_to, None
+        start = now if since is None else min(now, max(since, self.now))
         for k, iid in enumerate(instances):
             at = start + (now - start) * (k + 1) / len(instances)
             self._enqueue(Pending(iid, kind, at))
             self.counts[kind] += 1
             if kind == NEW:
                 self.queued_at[iid] = at
-                insort(self._booting, (at + self.config.boot_seconds, iid))  # a late call's may boot first
+                self._booting.append((at + self.config.boot_seconds, iid))
             else:
                 self.ready_at.pop(iid, None)
         return ahead
@@ -113,7 +98,6 @@ class Backlog:
         already there, not from everything queued by `now`. So how often a driver advances (77-190 s
         ticks live, a 30 s step in the twin) does not change when any instance gets its network."""
         done: list[Pending] = []
-        served: tuple[float, float] | None = None  # when the last item went, and the credit left
         t = self.now
         while t < now:
             cell = math.floor(t / SUBSTEP_SECONDS) * SUBSTEP_SECONDS
@@ -148,7 +132,6 @@ class Backlog:
                     self.queued_at.pop(item.instance, None)
                     self.ready_at[item.instance] = clock
                 done.append(item)
-                served = (clock, self.credit)
             self.credit += (until - clock) * rate
             if not self.queue or self.queue[0].queued_at > until:
                 self.credit = min(self.credit, 1.0)  # idle at the end: not saved up
@@ -157,10 +140,6 @@ class Backlog:
             booted, iid = self._booting.popleft()
             if iid in self.queued_at or self.ready_at.get(iid, float("-inf")) > booted:
                 self.without_network_total += 1
-        if self.queue and self.queue[0].queued_at <= now:
-            self._idle = None
-        elif served is not None or self._idle is None:
-            self._idle = served or (self.now, self.credit)
         self.now = max(self.now, now)
         return done
 

@@ -30,7 +30,6 @@ from services.core.leases import LEASE_TABLE, HostRound, InsufficientCapacity, L
 from services.core.plans import LEGACY_ENDPOINT
 from services.core.propagation import admission_room
 from services.runtime.ddbcall import OK, LoadBalancers, call_dynamodb
-from services.runtime.clock import made_at
 from services.runtime.dnsclient import Resolver
 from services.runtime.scenario import Scenario
 from services.runtime.telemetry import unsampled
@@ -239,16 +238,14 @@ class Dwfm:
             if batch:
                 await self._propagate(batch, *key, since=since)
 
-    async def _propagate(self, ids: list[str], kind: int, ready: bool = False, since: float | None = None,
-                         at: float | None = None) -> None:
-        """Tell Network Manager now (the items came due over (since, now], or all `at`); what it does not
-        take waits in the outbox for the next tick."""
+    async def _propagate(self, ids: list[str], kind: int, ready: bool = False, since: float | None = None) -> None:
+        """Tell Network Manager now; what it does not take waits in the outbox for the next tick."""
         if self.netmgr is None:
             return
         try:
             await self.netmgr.PropagateInstance(netmgr_pb2.PropagateInstanceRequest(
-                instance_ids=ids, kind=kind, already_propagated=ready, due_since_sim_seconds=since or 0.0,
-                due_at_sim_seconds=at or 0.0), timeout=NETMGR_TIMEOUT)
+                instance_ids=ids, kind=kind, already_propagated=ready, due_since_sim_seconds=since or 0.0),
+                timeout=NETMGR_TIMEOUT)
         except grpc.RpcError as exc:
             log.warning("network manager did not take %d propagations: %s", len(ids), exc.code().name)
             self.outbox[(kind, ready)].extend(ids)
@@ -276,7 +273,6 @@ class Dwfm:
 
     async def run_instances(self, count: int, group: str, preexisting: bool,
                             now: float | None = None) -> dwfm_pb2.RunInstancesResponse:
-        """A RunInstances call made at `now` (default: the fleet's last tick)."""
         with self.tracer.start_as_current_span("ec2.run_instances") as span:
             span.set_attribute("racelab.instances.count", count)
             try:
@@ -290,8 +286,8 @@ class Dwfm:
             self.metrics.run_instances.labels("ok").inc()
             if group:
                 self.group_of.update((i, group) for i in ids)
-            # Network Manager hears of the launch at once: its clock for the instance starts at the call.
-            await self._propagate(ids, netmgr_pb2.NEW, preexisting, at=now)
+            # Network Manager hears of the launch at once: its clock for the instance starts now.
+            await self._propagate(ids, netmgr_pb2.NEW, preexisting)
             if self.netmgr_waiting is not None:
                 self.netmgr_waiting += len(ids)
             return dwfm_pb2.RunInstancesResponse(instance_ids=ids)
@@ -302,9 +298,7 @@ class Dwfm:
         self.metrics.run_instances.labels(result).inc()
         return dwfm_pb2.RunInstancesResponse(error=error, error_message=message)
 
-    async def terminate(self, ids: Iterable[str] | None, count: int, group: str,
-                        now: float | None = None) -> tuple[list[str], int]:
-        """A TerminateInstances call made at `now` (None: now): Network Manager queues it then."""
+    async def terminate(self, ids: Iterable[str] | None, count: int, group: str) -> tuple[list[str], int]:
         if ids is None:
             candidates = [i for i in self.fleet.instances if self.group_of.get(i, "") == group]
             ids = self.rng.sample(candidates, min(count, len(candidates)))
@@ -313,7 +307,7 @@ class Dwfm:
         for i in known:
             self.group_of.pop(i, None)
         if now_:
-            await self._propagate(now_, netmgr_pb2.TERMINATED, at=now)
+            await self._propagate(now_, netmgr_pb2.TERMINATED)
         return known, len(held)
 
     # ---- operators ----
@@ -337,13 +331,6 @@ class DwfmServicer(dwfm_pb2_grpc.DropletWorkflowServicer):
         self.dwfm = dwfm
         self.now = now
 
-    async def _made_at(self, request, context) -> float:
-        """When the caller made the call: its `due_sim_seconds`, or now."""
-        try:
-            return made_at(request.due_sim_seconds, self.now())
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"due_sim_seconds: {exc}")
-
     async def RunInstances(self, request, context):
         if not 1 <= request.count <= MAX_LAUNCH:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"count must be 1..{MAX_LAUNCH}, got {request.count}")
@@ -353,8 +340,7 @@ class DwfmServicer(dwfm_pb2_grpc.DropletWorkflowServicer):
         tokens = self.dwfm.tokens
         if request.client_token and request.client_token in tokens:
             return tokens[request.client_token]
-        reply = await self.dwfm.run_instances(request.count, request.group, request.preexisting,
-                                              await self._made_at(request, context))
+        reply = await self.dwfm.run_instances(request.count, request.group, request.preexisting, self.now())
         if request.client_token:
             tokens[request.client_token] = reply
             while len(tokens) > MAX_TOKENS:
@@ -370,8 +356,7 @@ class DwfmServicer(dwfm_pb2_grpc.DropletWorkflowServicer):
         if which == "instance_ids" and request.group:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "group goes with count, not with instance_ids")
         ids = list(request.instance_ids.ids) if which == "instance_ids" else None
-        terminated, held = await self.dwfm.terminate(ids, request.count, request.group,
-                                                     await self._made_at(request, context))
+        terminated, held = await self.dwfm.terminate(ids, request.count, request.group)
         return dwfm_pb2.TerminateInstancesResponse(terminated_instance_ids=terminated, held=held)
 
     async def DescribeFleet(self, request, context):

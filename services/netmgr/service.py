@@ -17,7 +17,6 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from racelab.v1 import common_pb2, netmgr_pb2, netmgr_pb2_grpc
 from services.core.cascade import build_backlog
 from services.core.propagation import NEW, TERMINATED, PropagationConfig
-from services.runtime.clock import made_at
 
 log = logging.getLogger("racelab.netmgr")
 
@@ -145,14 +144,7 @@ class NetworkManagerServicer(netmgr_pb2_grpc.NetworkManagerServicer):
         if since is not None and not since <= now:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"due_since_sim_seconds {since:.1f} is in the future (now {now:.1f})")
-        if since is not None and request.due_at_sim_seconds:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "due_since_sim_seconds and due_at_sim_seconds are exclusive")
-        try:
-            at = made_at(request.due_at_sim_seconds, now)  # a caller's clock may be a little ahead
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"due_at_sim_seconds: {exc}")
-        ahead = self.manager.propagate(ids, kind, at, request.already_propagated, since)
+        ahead = self.manager.propagate(ids, kind, now, request.already_propagated, since)
         return netmgr_pb2.PropagateInstanceResponse(queue_position=ahead)
 
     async def GetInstanceNetwork(self, request, context):

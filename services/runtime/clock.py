@@ -9,30 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
 
 PDT = timezone(timedelta(hours=-7), "PDT")
-
-
-CLOCK_SKEW_SECONDS = 60.0  # simulated: how far ahead of this process's clock a caller's time may be
-
-
-def made_at(due: float, now: float) -> float:
-    """When a caller made a call it stamped `due` (simulated seconds; 0: unstamped, so `now`). Every
-    process reads the same schedule, but a few wall milliseconds apart, which is seconds simulated at
-    760x: a time up to CLOCK_SKEW_SECONDS ahead of `now` is taken as now. ValueError for a time
-    further ahead, negative or not a number."""
-    if not due:
-        return now
-    if not math.isfinite(due) or due < 0:
-        raise ValueError(f"{due!r} is not a simulated time")
-    if due > now + CLOCK_SKEW_SECONDS:
-        raise ValueError(f"{due:.1f} is in the future (now {now:.1f})")
-    return min(due, now)
 
 
 class ScheduleError(ValueError):

@@ -74,7 +74,6 @@ WORDS = {**OUTCOME_WORDS, "stuck": "poller stuck", "insufficient_capacity": "ins
 REDSHIFT = "redshift"  # the DWFM group of Redshift's replacement hosts
 CALLS_PER_SECOND = 4.0  # wall, per calling dependent: real load on 2 shared cores
 LAUNCH_TICK_SECONDS = 0.25  # wall: EC2 customers act this often
-CALLS_IN_FLIGHT = 8  # a tick's launch and termination calls made at once
 MAX_IN_FLIGHT = 20  # per dependent
 DETAIL_SAMPLE = 0.25  # share of calls traced with their DNS and gRPC child spans (every call has its own span)
 MIN_CALL_TIMEOUT = 0.25  # wall seconds
@@ -134,6 +133,7 @@ class Dependents:
         self.poller = build_poller(scenario.dependents)
         self.support = build_support_center(scenario.fixes)
         self.redshift = build_redshift(scenario.dependents, scenario.seed, sim_now())
+        self._last_launch_tick: tuple[float, float] | None = None  # (simulated, wall) of the last launch tick
         self.tasks = build_tasks(scenario.dependents)
         self.mitigated = False  # internal callers use the dual-stack name
         self.app_nlbs = [n for n in scenario.nlb.names if nlb is not None and dwfm is not None]
@@ -335,19 +335,19 @@ class Dependents:
         while not stopping.is_set():
             began = self.wall()
             try:
-                await self.launch_tick()
+                await self.launch_tick(stopping)
             except grpc.RpcError as exc:
                 log.warning("EC2 customers: %s", _text(exc))
             await _wait(stopping, max(0.0, LAUNCH_TICK_SECONDS - (self.wall() - began)))
 
-    async def launch_tick(self) -> None:
+    async def launch_tick(self, stopping: asyncio.Event | None = None) -> None:
         """Churn for every group, then the launch calls each group makes in the simulated time since the
         last tick. The calls and the general fleet's terminations fell due at their own times in that
-        interval (the core interleaves them); each is made stamped with its time, so the launch throttle
-        and Network Manager take it then, as the twin's. They go out together, in order, a few at a
-        time: one after another they took longer than the tick at 760x (25 calls a wall second per
-        kind), and the workload fell behind its own customers."""
-        now = self.sim_now()
+        interval (the core interleaves them); they are made with the same spacing over this tick, so
+        the launch throttle and Network Manager see them one by one, as the twin's, not all at once."""
+        now, wall = self.sim_now(), self.wall()
+        since, since_wall = self._last_launch_tick or (now, wall)
+        self._last_launch_tick = (now, wall)
         fleet = await self.dwfm.DescribeFleet(dwfm_pb2.DescribeFleetRequest(), timeout=2)
         step = self.customers.step(now, fleet.instances_running)
         for name, gone in step.terminate_targets.items():
@@ -360,22 +360,20 @@ class Dependents:
                         raise
             await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(
                 instance_ids=dwfm_pb2.InstanceIds(ids=gone)), timeout=2)
+        # Over most of one tick at most, whatever the last one took: the calls' own time must not
+        # make the next tick longer, and that one's calls spread wider still.
+        spread = 0.8 * min(wall - since_wall, LAUNCH_TICK_SECONDS)
         calls = sorted([(at, 0, None, n) for at, n in step.terminate_general] +  # terminations first at a tie
                        [(at, 1, group, n) for at, group, n in step.launches], key=lambda c: c[:2])
-        in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)  # first come, first served: they start in order
-
-        async def make(at: float, launch: int, group: str | None, count: int) -> None:
-            async with in_flight:
-                if launch:
-                    await self._traced("ec2_launch", lambda: self._launch(group, count, at))
-                else:
-                    await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(
-                        count=count, due_sim_seconds=at), timeout=2)
-
-        failed = [r for r in await asyncio.gather(*(make(*c) for c in calls), return_exceptions=True)
-                  if isinstance(r, BaseException)]
-        if failed:
-            raise failed[0]
+        for at, launch, group, count in calls:
+            if now > since:
+                lag = (at - since) / (now - since) * spread - (self.wall() - wall)
+                if lag > 0:
+                    await _wait(stopping or asyncio.Event(), lag)
+            if launch:
+                await self._traced("ec2_launch", lambda: self._launch(group, count))
+            else:
+                await self.dwfm.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(count=count), timeout=2)
         if "redshift" in self.active:
             await self._replace_redshift_hosts(now)
         if "ecs_task" in self.active:
@@ -423,11 +421,10 @@ class Dependents:
         self._outcome("ecs_task", "task_stopped", "its target was not healthy when the start grace period ended",
                       n=stopped)
 
-    async def _launch(self, group: str | None, count: int, at: float) -> tuple[str, str]:
-        """A RunInstances call a customer made at simulated time `at`."""
+    async def _launch(self, group: str | None, count: int) -> tuple[str, str]:
         try:
-            reply = await self.dwfm.RunInstances(dwfm_pb2.RunInstancesRequest(count=count, group=group or "",
-                                                                              due_sim_seconds=at), timeout=2)
+            reply = await self.dwfm.RunInstances(dwfm_pb2.RunInstancesRequest(count=count, group=group or ""),
+                                                 timeout=2)
         except grpc.RpcError as exc:
             return "error", f"dwfm: {_text(exc)}"
         if reply.error:
@@ -438,7 +435,7 @@ class Dependents:
         if group is not None:
             for iid in reply.instance_ids:
                 await self._register(group, iid)
-            self.tasks.launched(reply.instance_ids, at)
+            self.tasks.launched(reply.instance_ids, self.sim_now())
         return OK, ""
 
     # ---- the success ratio and its events ----

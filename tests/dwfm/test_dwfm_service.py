@@ -9,13 +9,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 import grpc
-import pytest
 from prometheus_client import CollectorRegistry
 
-from racelab.v1 import dwfm_pb2, dynamodb_pb2_grpc, netmgr_pb2
+from racelab.v1 import dynamodb_pb2_grpc
 
 from services.core.leases import LEASE_TABLE, LeaseItem, LeaseWrite
-from services.dwfm.service import Dwfm, DwfmServicer
+from services.dwfm.service import Dwfm
 from services.dynamodb.service import LoadBalancerService
 from services.dynamodb.store import TableStore
 from services.runtime.ddbcall import LoadBalancers
@@ -113,56 +112,3 @@ def test_state_checks_keep_the_leases_in_dynamodb_and_fail_with_it():
             await server.stop(None)
 
     asyncio.run(scenario())
-
-
-class Aborted(Exception):
-    pass
-
-
-class Context:
-    async def abort(self, code, details):
-        self.code, self.details = code, details
-        raise Aborted(details)
-
-
-class NetworkManagerHeard:
-    """Network Manager's stub: what DWFM tells it."""
-
-    def __init__(self):
-        self.requests = []
-
-    async def PropagateInstance(self, request, timeout=None):
-        self.requests.append(request)
-        return netmgr_pb2.PropagateInstanceResponse()
-
-
-def test_a_call_stamped_with_when_it_was_made_is_taken_then_by_the_throttle_and_network_manager():
-    clock = [1000.0]
-    heard = NetworkManagerHeard()
-    dwfm = Dwfm(SCENARIO, 0.0, resolvers={f"dwfm-{h + 1}": None for h in range(SCENARIO.dwfm.hosts)},
-                lbs=LoadBalancers(1), netmgr=heard, rng=random.Random(1), registry=CollectorRegistry())
-    svc = DwfmServicer(dwfm, lambda: clock[0])
-    dwfm.fleet.throttle(None, 0.1, 0.0)  # one launch a 10 simulated seconds, tokens counted from 0
-    dwfm.fleet.launch_tokens = 0.0
-    run = lambda due, count=1: asyncio.run(svc.RunInstances(dwfm_pb2.RunInstancesRequest(
-        count=count, due_sim_seconds=due), Context()))
-    made = run(500.0, count=40)  # made at 500: 50 tokens earned by then, not the 100 of 1000
-    assert len(made.instance_ids) == 40 and heard.requests[-1].due_at_sim_seconds == 500.0
-    assert run(500.0, count=20).error == dwfm_pb2.REQUEST_LIMIT_EXCEEDED  # 10 left
-    assert len(run(0.0, count=20).instance_ids) == 20  # unstamped: now, 1000 (50 more earned)
-    gone = asyncio.run(svc.TerminateInstances(dwfm_pb2.TerminateInstancesRequest(
-        count=3, due_sim_seconds=990.0), Context()))
-    assert len(gone.terminated_instance_ids) == 3
-    assert heard.requests[-1].kind == netmgr_pb2.TERMINATED and heard.requests[-1].due_at_sim_seconds == 990.0
-    assert run(1030.0).instance_ids  # a clock a little behind the caller's: taken as now
-    assert heard.requests[-1].due_at_sim_seconds == 1000.0
-    asked = len(heard.requests)
-    for due, words in ((5000.0, "future"), (-1.0, "not a simulated time"), (float("inf"), "not a simulated time")):
-        for request in (dwfm_pb2.RunInstancesRequest(count=1, due_sim_seconds=due),
-                        dwfm_pb2.TerminateInstancesRequest(count=1, due_sim_seconds=due)):
-            ctx = Context()
-            with pytest.raises(Aborted):
-                call = svc.RunInstances if isinstance(request, dwfm_pb2.RunInstancesRequest) else svc.TerminateInstances
-                asyncio.run(call(request, ctx))
-            assert ctx.code == grpc.StatusCode.INVALID_ARGUMENT and words in ctx.details
-    assert len(heard.requests) == asked  # nothing launched or terminated by a refused call
