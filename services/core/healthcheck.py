@@ -93,8 +93,14 @@ class Nlb:
 
     def zones_in_dns(self) -> list[str]:
         """Zones whose node is in the NLB's DNS: not failed over, with a healthy target."""
-        with_healthy = {t.zone for t in self.targets.values() if t.state == HEALTHY}
-        return [z for z in self.zones if z not in self.failed_over and z in with_healthy]
+        wanted = {z for z in self.zones if z not in self.failed_over}
+        with_healthy = set()
+        for t in self.targets.values():  # hundreds of targets, a few zones: stop once each has one
+            if t.state == HEALTHY and t.zone in wanted:
+                with_healthy.add(t.zone)
+                if len(with_healthy) == len(wanted):
+                    break
+        return [z for z in self.zones if z in with_healthy]
 
     def capacity_ratio(self) -> float:
         if not self.targets:
@@ -177,7 +183,8 @@ class HealthChecker:
         # late, so each target gets fewer verdicts, never more: catching up is the extra work
         # draining, not targets checked faster.
         # A target registered since the last advance is due only for the part after it came.
-        on_duty = sum(now - max(start, min(now, t.registered_at)) for _, t in targets) / dt if dt > 0 else len(targets)
+        on_duty = sum(dt if t.registered_at <= start else now - min(now, t.registered_at)
+                      for _, t in targets) / dt if dt > 0 else len(targets)
         self.scheduled += on_duty * dt / cfg.check_interval_seconds
         waiting = self.scheduled + self.extra
         done = min(cfg.checker_capacity_per_second * dt, waiting)
@@ -214,8 +221,14 @@ class HealthChecker:
         flips: list[tuple[int, int, Transition]] = []  # (round, target's place, flip)
         unready = []  # (target's place, NLB, target, its first round, its first round with network)
         for i, (n, t) in enumerate(targets if rounds else ()):
-            present = round_of(t.registered_at)
-            first = max(present, round_of(propagated_at(t.instance)))
+            # round_of, inlined for the usual cases (hundreds of targets a step): registered, or with
+            # network, before this advance (round 1), or no network yet (none of these rounds).
+            at = t.registered_at
+            present = 1 if at <= start else round_of(at)
+            at = propagated_at(t.instance)
+            first = rounds + 1 if at is None else 1 if at <= start else round_of(at)
+            if first < present:
+                first = present
             if present > rounds:
                 continue
             if first == present:

@@ -228,13 +228,12 @@ class Fleet:
         for h in self.hosts:
             round_due = now >= h.next_check
             if round_due:  # leases are looked at once a round (a tenth of the check interval)
-                lost = 0
                 needs, expires = self.needs_lease, self.lease_expires
-                for d in h.droplets:
-                    if not needs[d] and expires[d] <= now:
-                        needs[d] = True
-                        h.backlog.append(d)
-                        lost += 1
+                gone = [d for d in h.droplets if expires[d] <= now and not needs[d]]
+                for d in gone:
+                    needs[d] = True
+                h.backlog.extend(gone)
+                lost = len(gone)
                 if lost:
                     expired[h.name] = lost
                     self.expired_total += lost
@@ -247,7 +246,7 @@ class Fleet:
             if round_due:
                 h.next_check = now + cfg.state_check_interval_seconds / 10  # a round every tenth of the interval
                 needs, next_check = self.needs_lease, self.next_check
-                due = [d for d in h.droplets if not needs[d] and next_check[d] <= now]
+                due = [d for d in h.droplets if next_check[d] <= now and not needs[d]]
                 next_at = now + cfg.state_check_interval_seconds
                 for d in due:
                     next_check[d] = next_at
@@ -303,7 +302,7 @@ class Fleet:
         queued for lease work; a droplet with no item yet gets one (the table starts empty)."""
         h = self._host(r.host)
         table = {item.droplet: item for item in stored if item.host == r.host}
-        expires = now + self.config.lease_seconds
+        expires = float(round(now + self.config.lease_seconds))  # as the table keeps it: whole seconds
         renewed = []
         for d in r.checked:
             item = table.get(d)
@@ -412,8 +411,8 @@ class Fleet:
         # only hosts with nothing to re-lease can start one in time.
         free_hosts = [h for h in self.hosts if not (h.backlog or h.in_flight or h.awaiting_write)]
         needs, slots = self.needs_lease, self.slots_free
-        candidates = [d for h in free_hosts for d in h.droplets if not needs[d] and slots[d] > 0]
-        if sum([slots[d] for d in candidates]) < count:
+        candidates = [d for h in free_hosts for d in h.droplets if slots[d] > 0 and not needs[d]]
+        if sum(map(slots.__getitem__, candidates)) < count:
             raise InsufficientCapacity(f"insufficient capacity: {len(candidates)} leased droplets with room")
         launched = []
         start = self.rng.randrange(len(candidates))  # spread launches over the fleet

@@ -210,8 +210,10 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
                 c.redshift.launched(cluster)
         c.backlog.advance(t)
         rnd = c.checker.advance(t, c.backlog.ready_at.get)
-        targets = {iid: x.state == HEALTHY for n in c.checker.nlbs.values() for iid, x in n.targets.items()}
-        started, stopped = c.tasks.settle(c.tasks.due(t), targets.get)
+        due = c.tasks.due(t)
+        targets = {iid: x.state == HEALTHY for n in c.checker.nlbs.values() for iid, x in n.targets.items()} \
+            if due else {}
+        started, stopped = c.tasks.settle(due, targets.get)
         for ok, n in ((True, started), (False, stopped)):
             for _ in range(n):
                 count("ecs_task", ok)
@@ -251,10 +253,10 @@ def state_check(c: Cascade, r: HostRound, t: float, reachable: bool) -> LeaseWri
     what the core decides when it is reachable; when not, nothing is read, decided or written."""
     if not reachable:
         return LeaseWrite(r.host, [], list(r.established), [])
-    stored = [it for it in (c.leases.get((r.host, d)) for d in r.checked) if it is not None]
+    table, host = c.leases, r.host
+    stored = [it for it in map(table.get, [(host, d) for d in r.checked]) if it is not None]
     write = c.fleet.check(r, t, stored)
-    for i in write.items:
-        c.leases[(r.host, i.droplet)] = LeaseItem(i.host, i.droplet, float(round(i.expires_at)), i.state)
+    table.update(((host, i.droplet), i) for i in write.items)  # the core's items keep whole seconds, as stored
     return write
 
 
