@@ -76,3 +76,24 @@ def test_spans_a_forward_receiver_does_not_take_are_counted(tmp_path, free_port)
     assert sink.forwarding and sink.spans == 3
     assert sink.spans_not_forwarded == 3 and sink.forward_failures == 3
     assert {s["name"] for s in read_spans(path)} == {"a", "b", "c"}
+
+
+def test_spans_can_be_read_for_some_services_only(tmp_path):
+    # The report reads only the race's services from a file that holds every process's spans; a
+    # line is skipped by name only if no resource in it is wanted, and a resource is kept only if its
+    # own service.name is (not merely one mentioned in an attribute).
+    def resource(service, span, mention=""):
+        return {"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                "scopeSpans": [{"spans": [{"name": span, "attributes": [
+                    {"key": "note", "value": {"stringValue": mention}}]}]}]}
+    lines = [{"resourceSpans": [resource("racelab-enactor", "batch")]},
+             {"resourceSpans": [resource("racelab-dwfm", "check", mention="racelab-enactor")]},
+             {"resourceSpans": [resource("racelab-workload", "call"), resource("racelab-authority", "apply")]},
+             {"resourceSpans": [resource("racelab-planner", "plan")]}]
+    path = tmp_path / "traces.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + "\n")
+    wanted = read_spans(path, services={"racelab-enactor", "racelab-authority"})
+    assert [(s["service"], s["name"]) for s in wanted] == [("racelab-enactor", "batch"),
+                                                           ("racelab-authority", "apply")]
+    assert len(read_spans(path)) == 5
+    assert read_spans(path, services=set()) == []

@@ -31,7 +31,8 @@ def write_report(run_dir: Path, scenario: Scenario, series: Series, summary: dic
     drawn (a live run's twins are still finishing in another process meanwhile)."""
     clock = SimClock(scenario.schedule, scenario.epoch, wall_start)
     traces = run_dir / "traces.jsonl"
-    spans = read_spans(traces) if traces.exists() else []
+    # The race: the enactors' batches, and the authority's record of what each batch deleted.
+    spans = read_spans(traces, services={"racelab-enactor", "racelab-authority"}) if traces.exists() else []
     alerts = load_alert_timeline(run_dir)
     empty = summary.get("empty_windows") or []
     rows, windows = run_fidelity(scenario, series, summary)

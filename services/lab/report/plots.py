@@ -74,21 +74,26 @@ MARK_STYLE = {"incident": ("diamond", "#1f77b4", 2), "operator": ("square", "#94
               "alert": ("triangle-up", "#d62728", 0)}
 
 
-def with_gaps(series: Series, plot: SeriesPlot) -> History:
-    """The plot's lines with None where there is no value: at a scrape of the line's process that
-    did not carry it, and where the value means "none" (idle, no tree). A line whose process
-    stopped ends; it never falls to 0 as if it had applied generation 0."""
-    scrapes: dict[str, list[float]] = {}
+def scrape_times(series: Series) -> dict[str, list[float]]:
+    """Each process's scrape times (what `with_gaps` needs; worth computing once for every plot)."""
+    scrapes: dict[str, set[float]] = {}
     for (_, labels), points in series.points.items():
         instance = dict(labels).get("instance", "")
-        scrapes.setdefault(instance, []).extend(t for t, _ in points)
-    scrape_times = {instance: sorted(set(times)) for instance, times in scrapes.items()}
+        scrapes.setdefault(instance, set()).update(t for t, _ in points)
+    return {instance: sorted(times) for instance, times in scrapes.items()}
+
+
+def with_gaps(series: Series, plot: SeriesPlot, scrapes: dict[str, list[float]] | None = None) -> History:
+    """The plot's lines with None where there is no value: at a scrape of the line's process that
+    did not carry it, and where the value means "none" (idle, no tree). A line whose process
+    stopped ends; it never falls to 0 as if it had applied generation 0. `scrapes`: scrape_times(series)."""
+    scrape_times_ = scrape_times(series) if scrapes is None else scrapes
     out: History = {}
     for labels, points in sorted(series.history(plot.metric, **dict(plot.labels)).items()):
         have = dict(points)
         first, last = points[0][0], points[-1][0]
         line: list[tuple[float, float | None]] = []
-        for t in scrape_times.get(dict(labels).get("instance", ""), [t for t, _ in points]):
+        for t in scrape_times_.get(dict(labels).get("instance", ""), [t for t, _ in points]):
             if first <= t <= last:
                 v = have.get(t)
                 if v is not None and ((plot.idle_is_none and v == 0) or (plot.negative_is_none and v < 0)):
@@ -150,7 +155,8 @@ def night_figure(series: Series, spans: list[dict], clock: SimClock, marks: list
     """Every panel on one zoomable simulated-PDT axis: the race's batches on the regional name from
     the trace (stale flips and the deletion marked), the incident's moments, the operators' actions
     and the alerts, then the key series. Buttons jump between the race and the night."""
-    lines = [(p, with_gaps(series, p)) for p in SERIES_PLOTS]
+    scrapes = scrape_times(series)
+    lines = [(p, with_gaps(series, p, scrapes)) for p in SERIES_PLOTS]
     lines = [(p, h) for p, h in lines if any(v is not None for pts in h.values() for _, v in pts)]
     batches = race_batches(spans)
     if not lines and not batches:
@@ -265,7 +271,9 @@ def _marks_row(fig: go.Figure, marks: list[Mark], x) -> None:
 
 def write_pngs(run_dir: Path, series: Series, spans: list[dict], clock: SimClock) -> list[Path]:
     """The same series (and the race) as static images to paste into a write-up; PDT axes, gaps kept."""
-    out = [path for plot in SERIES_PLOTS if (path := _png(run_dir / plot.file, plot, with_gaps(series, plot), clock))]
+    scrapes = scrape_times(series)
+    out = [path for plot in SERIES_PLOTS
+           if (path := _png(run_dir / plot.file, plot, with_gaps(series, plot, scrapes), clock))]
     race = _race_png(run_dir / "race_timeline.png", spans, clock)
     return out + ([race] if race else [])
 
