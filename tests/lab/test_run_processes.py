@@ -73,9 +73,13 @@ def test_what_if_workers_run_in_their_own_autogroup_at_nice_19():
     # own session, so the what-if workers must lower their session's autogroup, not only themselves.
     with concurrent.futures.ProcessPoolExecutor(1, initializer=lowest_priority) as pool:
         worker_group, worker_nice, worker_sid = pool.submit(_scheduling).result()
+        policy = pool.submit(os.sched_getscheduler, 0).result()
     mine = _scheduling()
     assert worker_sid != mine[2] and worker_group != mine[0]
     assert worker_nice == 19
+    # They start while the race runs: only a core nothing else wants may run them.
+    assert policy == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE
 
 
 def _scheduling() -> tuple[str, int, int]:

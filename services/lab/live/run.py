@@ -61,8 +61,15 @@ def lowest_priority() -> None:
     replica runs in its own session, and with the kernel's autogroups (sched_autogroup_enabled, the default
     on most distributions) CPU is shared between sessions first: a nice value only ranks processes within
     one session, so a nice-19 worker in the command's session still took a whole session's share from the
-    authority. The worker leaves that session and sets its own session's autogroup to nice 19."""
+    authority. The worker leaves that session and sets its own session's autogroup to nice 19. Where the
+    kernel has it, the worker is also SCHED_IDLE: it runs only on a core nothing else wants, and a
+    replica's process that wakes takes that core from it at once."""
     os.nice(19)
+    if hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass  # not allowed here (a seccomp profile): nice 19 and the autogroup still hold
     try:
         os.setsid()
         fd = os.open("/proc/self/autogroup", os.O_WRONLY)
@@ -108,11 +115,12 @@ async def run(opts: RunOptions, console: Console) -> dict:
     ready: dict[str, float] = {}
     rss: dict[str, int] = {}
     events_task = chaos_task = None
-    # The what-if table comes from the twins, in worker processes at the lowest priority: the race-fix rows
-    # once the schedule's slow part (the race) is over, the rows that take this run's outage once the
-    # operators' repair has settled. Before that they would steal CPU from the race's timing; started
-    # only when the run goes that far, so a short run never waits for them at exit.
-    race_over, outage_known = scenario.schedule.points[1][1], repair_settled(scenario)
+    # The what-if table comes from the twins, in worker processes at the lowest priority (SCHED_IDLE): the
+    # race-fix rows from the start, on the core the replica leaves idle while the race runs slowly (about
+    # half the machine until 00:40 PDT); the rows that take this run's outage once the operators' repair
+    # has settled. Started only when the run is long enough to reach that, so a short run never waits for
+    # them at exit.
+    outage_known = repair_settled(scenario)
     executor = jobs = None
     if opts.what_if and scenario.end >= outage_known:
         executor = concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1,
@@ -141,7 +149,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
         events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive,
                                                            read_token(credentials / "lab.token")))
         def start_what_if(now: float) -> None:
-            if jobs is None or now < race_over:
+            if jobs is None:
                 return
             jobs.start_race_rows()
             jobs.poll()
