@@ -116,11 +116,12 @@ async def run(opts: RunOptions, console: Console) -> dict:
     rss: dict[str, int] = {}
     events_task = chaos_task = None
     # The what-if table comes from the twins, in worker processes at the lowest priority (SCHED_IDLE): the
-    # race-fix rows from the start, on the core the replica leaves idle while the race runs slowly (about
-    # half the machine until 00:40 PDT); the rows that take this run's outage once the operators' repair
-    # has settled. Started only when the run is long enough to reach that, so a short run never waits for
-    # them at exit.
-    outage_known = repair_settled(scenario)
+    # race-fix rows once the schedule's slow part (the race) is over, the rows that take this run's outage
+    # once the operators' repair has settled. Not before: the race leaves a core about half idle, but with
+    # workers on it the enactors' calls were slower and the live cascade came out further from 2025 in
+    # every run tried (bench/RESULTS-fidelity.md, tenth session). Started only when the run goes that far,
+    # so a short run never waits for them at exit.
+    race_over, outage_known = scenario.schedule.points[1][1], repair_settled(scenario)
     executor = jobs = None
     if opts.what_if and scenario.end >= outage_known:
         executor = concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1,
@@ -149,7 +150,7 @@ async def run(opts: RunOptions, console: Console) -> dict:
         events_task = asyncio.ensure_future(_follow_events(topology, clock, state, console, opts.interactive,
                                                            read_token(credentials / "lab.token")))
         def start_what_if(now: float) -> None:
-            if jobs is None:
+            if jobs is None or now < race_over:
                 return
             jobs.start_race_rows()
             jobs.poll()

@@ -322,7 +322,7 @@ class WhatIfJobs:
 
     The race-fix rows run the race twin with that fix over `schedules` seeds from the run's, and
     feed the cascade twin the outages each schedule produced: nothing there depends on this run, so
-    a live run starts them with the run (`start_race_rows`) and `poll`s to start each
+    a live run starts them once its race is over (`start_race_rows`) and `poll`s to start each
     outage's cascade as soon as the race twin has produced it. The other rows run the cascade twin
     on the outage this run measured (`outage`; None: 2025's 23:48-02:25), known only after the
     operators' repair (`start_outage_rows`). Every row covers the same night, to `until`; the row
