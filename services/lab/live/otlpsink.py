@@ -118,8 +118,8 @@ async def start_sink(listen: str, path: Path | None,
 def read_spans(path: Path, services: Collection[str] | None = None) -> list[dict[str, Any]]:
     """Flatten a traces.jsonl into span dicts, each with its resource's service.name and instance;
     only those of `services` (service.name) if given. A line that names none of them is not parsed:
-    the file holds every process's spans (about 90 MB for a default run), the report needs the
-    enactors'."""
+    the file holds every process's spans (about 90 MB for a default run), the report needs two
+    services'."""
     spans = []
     wanted = None if services is None else [s.encode() for s in services]
     with path.open("rb") as f:

@@ -83,17 +83,16 @@ def scrape_times(series: Series) -> dict[str, list[float]]:
     return {instance: sorted(times) for instance, times in scrapes.items()}
 
 
-def with_gaps(series: Series, plot: SeriesPlot, scrapes: dict[str, list[float]] | None = None) -> History:
+def with_gaps(series: Series, plot: SeriesPlot, scrapes: dict[str, list[float]]) -> History:
     """The plot's lines with None where there is no value: at a scrape of the line's process that
     did not carry it, and where the value means "none" (idle, no tree). A line whose process
     stopped ends; it never falls to 0 as if it had applied generation 0. `scrapes`: scrape_times(series)."""
-    scrape_times_ = scrape_times(series) if scrapes is None else scrapes
     out: History = {}
     for labels, points in sorted(series.history(plot.metric, **dict(plot.labels)).items()):
         have = dict(points)
         first, last = points[0][0], points[-1][0]
         line: list[tuple[float, float | None]] = []
-        for t in scrape_times_.get(dict(labels).get("instance", ""), [t for t, _ in points]):
+        for t in scrapes.get(dict(labels).get("instance", ""), [t for t, _ in points]):
             if first <= t <= last:
                 v = have.get(t)
                 if v is not None and ((plot.idle_is_none and v == 0) or (plot.negative_is_none and v < 0)):
