@@ -32,9 +32,10 @@ No clock reads, no I/O here.
 from __future__ import annotations
 
 import collections
+import math
 import random
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 
 LAUNCH_BURST = 50.0  # launches a throttled caller may make at once after a quiet spell
@@ -60,10 +61,10 @@ LEASE_TABLE = "droplet-leases"
 RENEWED, ESTABLISHED = "renewed", "established"
 
 
-@dataclass(frozen=True)
-class LeaseItem:
+class LeaseItem(NamedTuple):
     """One droplet's lease as DWFM keeps it in DynamoDB: partition key the host (one Query reads a
-    host's leases), sort key the droplet."""
+    host's leases), sort key the droplet. A tuple: a state check makes one per droplet, thousands a
+    simulated minute, and a tuple is built four times faster than a frozen dataclass."""
 
     host: str
     droplet: int
@@ -131,6 +132,9 @@ class Host:
     tokens: float = 0.0  # admission tokens under a throttle
     awaiting_write: list[int] = field(default_factory=list)  # finished lease work, not yet written
     next_check: float = 0.0
+    # No lease of this host's droplets ends before this (a lower bound, lowered at every write): a round
+    # looks for lapsed leases only from then on, so a healthy fleet is scanned every ~15 min, not every round.
+    expiry_floor: float = 0.0
 
     @property
     def name(self) -> str:
@@ -173,6 +177,8 @@ class Fleet:
             self.lease_expires[d] = self.next_check[d] + config.lease_seconds
         for h in self.hosts:
             h.next_check = now
+            h.expiry_floor = min((self.lease_expires[d] for d in h.droplets), default=math.inf)
+        self._by_name = {h.name: h for h in self.hosts}
         self.slots_free = [config.slots_per_droplet] * n
         self.instances: dict[str, int] = {}  # instance id -> droplet
         self.pending_terminations: dict[int, list[str]] = collections.defaultdict(list)
@@ -227,12 +233,13 @@ class Fleet:
         cfg = self.config
         for h in self.hosts:
             round_due = now >= h.next_check
-            if round_due:  # leases are looked at once a round (a tenth of the check interval)
+            if round_due and now >= h.expiry_floor:  # leases are looked at once a round (a tenth of the check interval)
                 needs, expires = self.needs_lease, self.lease_expires
                 gone = [d for d in h.droplets if expires[d] <= now and not needs[d]]
                 for d in gone:
                     needs[d] = True
                 h.backlog.extend(gone)
+                h.expiry_floor = min((expires[d] for d in h.droplets if not needs[d]), default=math.inf)
                 lost = len(gone)
                 if lost:
                     expired[h.name] = lost
@@ -326,6 +333,7 @@ class Fleet:
             for d in established:  # written nowhere: the lease is not there; do the work again later
                 h.backlog.append(d)
             return released
+        h.expiry_floor = min(h.expiry_floor, now + self.config.lease_seconds)
         for d in checked:
             if not self.needs_lease[d]:
                 self.lease_expires[d] = now + self.config.lease_seconds
@@ -446,7 +454,4 @@ class Fleet:
         return iid
 
     def _host(self, name: str) -> Host:
-        for h in self.hosts:
-            if h.name == name:
-                return h
-        raise KeyError(name)
+        return self._by_name[name]

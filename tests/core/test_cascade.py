@@ -300,3 +300,29 @@ def test_a_collapse_is_stuck_only_while_it_cannot_end_by_itself():
         h.backlog.extend(h.droplets)
     small.advance(1.0)
     assert not small.stuck()  # 50 x 7 s < 600 s: they finish
+
+
+def test_a_round_skips_its_scan_only_while_no_lease_can_have_lapsed():
+    """The per-host expiry floor stays at or below every live lease's expiry, and a fleet that skips
+    scans by it loses exactly the leases, at exactly the times, of one that scans every round: through
+    renewals, an outage (leases lapse), the collapse after it and the operators' throttle."""
+    fleets = [Fleet(SMALL, rng=random.Random(4)) for _ in range(2)]
+    scanning = fleets[1]
+    t = 0.0
+    while t <= 12000:
+        if t == 6000:
+            for f in fleets:
+                f.throttle(0.05, None, t)
+                f.restart_hosts()
+        for h in scanning.hosts:
+            h.expiry_floor = float("-inf")  # scan every round
+        for f in fleets:
+            for r in f.advance(t).rounds:
+                f.record_writes(r.host, t, r.checked, r.established, not 1200 <= t < 3600)
+        skipping = fleets[0]
+        assert skipping.needs_lease == scanning.needs_lease and skipping.expired_total == scanning.expired_total
+        for h in skipping.hosts:
+            live = [skipping.lease_expires[d] for d in h.droplets if not skipping.needs_lease[d]]
+            assert h.expiry_floor <= min(live, default=float("inf"))
+        t += 30
+    assert skipping.expired_total >= SMALL.droplets and skipping.leased() == SMALL.droplets  # lapsed, re-leased

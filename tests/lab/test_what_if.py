@@ -135,3 +135,28 @@ def test_the_twin_reaches_the_same_moments_with_the_live_services_coarser_ticks(
     rows = twin_agreement(fine, coarse)
     assert set(KNIFE_EDGE) <= {r.moment for r in rows}, "\n".join(map(str, rows))
     assert all(r.agrees for r in rows), "\n".join(map(str, rows))
+
+
+def test_the_twin_keeps_the_general_customers_instances_as_a_rebuild_would(monkeypatch):
+    """The twin keeps the instances the general customers may terminate rather than rebuilding the list
+    each step: by the end it must hold exactly the fleet's instances that are neither an app's target
+    nor a Redshift replacement host (never terminated), in the fleet's order."""
+    import services.lab.twin.cascade as twin
+    from services.core.dependents import RedshiftClusters
+    built, replaced = [], []
+    build, launched = twin.Cascade.build.__func__, RedshiftClusters.launched
+
+    def keep(cls, *args, **kwargs):
+        built.append(build(cls, *args, **kwargs))
+        return built[-1]
+    monkeypatch.setattr(twin.Cascade, "build", classmethod(keep))
+    monkeypatch.setattr(RedshiftClusters, "launched", lambda self, cluster: (replaced.append(cluster),
+                                                                               launched(self, cluster))[1])
+    run_twin(SCENARIO, until="09:00")
+    c = built[0]
+    targets = {i for ids in c.customers.targets.values() for i in ids}
+    general = set(c.general)
+    assert replaced and len(general) == len(c.general)  # the night replaced Redshift hosts; no id twice
+    assert general <= set(c.fleet.instances) - targets
+    assert len(c.fleet.instances) - len(targets) - len(general) == len(replaced)
+    assert c.general == [i for i in c.fleet.instances if i in general]  # the fleet's order

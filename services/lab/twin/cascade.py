@@ -16,8 +16,8 @@ as long as one likes), and a check that the live run and the twin agree.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import defaultdict
-from itertools import filterfalse
 from dataclasses import dataclass, field
 
 from services.core.cascade import (
@@ -81,13 +81,15 @@ class Cascade:
     poller: SqsPoller
     watches: Watches
     # DWFM's lease items, as the live DynamoDB fleet keeps them (expiry in whole seconds, as stored),
-    # by host and droplet: the table without its wire form, which a 48-hour night would spend a
-    # third of its time encoding and parsing.
-    leases: dict[tuple[str, int], LeaseItem]
+    # host -> droplet -> item (a host's partition, as one Query reads it): the table without its wire
+    # form, which a 48-hour night would spend a third of its time encoding and parsing.
+    leases: dict[str, dict[int, LeaseItem]]
     redshift: RedshiftClusters
     support: SupportCenter
     tasks: TaskLaunches
-    redshift_hosts: set[str] = field(default_factory=set)  # grouped instances: not the general customers'
+    # The instances the general customers may terminate (not an app's target, not a Redshift host), in the
+    # fleet's order, which is sorted: fleet ids grow with each launch. Kept, not rebuilt from thousands each step.
+    general: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, scenario: Scenario, now: float = 0.0) -> "Cascade":
@@ -100,10 +102,11 @@ class Cascade:
             for iid in fleet.run_instances(customers.standing_targets):
                 backlog.ready_at[iid] = now
                 checker.register(n, iid, customers.place(n, iid), "", in_service=True)
+        held = {i for ids in customers.targets.values() for i in ids}
         return cls(scenario, fleet, backlog, checker, customers, build_poller(scenario.dependents),
                    Watches.build(scenario.dwfm, scenario.nlb), {},
                    build_redshift(scenario.dependents, scenario.seed, now), build_support_center(scenario.fixes),
-                   build_tasks(scenario.dependents))
+                   build_tasks(scenario.dependents), [i for i in fleet.instances if i not in held])
 
 
 Outage = tuple[float, float | None]  # the regional name empty from, until (simulated s); None: not by itself
@@ -133,8 +136,9 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
         SOA's TTL) runs out."""
         for i, (a, b) in enumerate(windows):
             if a <= now:
-                back = sees_again.setdefault((client, i), b + derive(scenario.seed, "twin", client, str(i))
-                                             .uniform(0, soa))
+                back = sees_again.get((client, i))
+                if back is None:
+                    back = sees_again[client, i] = b + derive(scenario.seed, "twin", client, str(i)).uniform(0, soa)
                 if now < back:
                     return False
         return True
@@ -176,12 +180,14 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
                 out.event(t, change.kind, change.message, **change.attrs)
         # EC2 customers: the core's decisions, performed on the objects (the live workload performs them over gRPC).
         step_ = c.customers.step(t, len(c.fleet.instances))
-        general = []
         churn = sum(n for _, n in step_.terminate_general)
-        if churn:  # any instance but the NLB apps' targets and Redshift's hosts
-            held = {i for ids in c.customers.targets.values() for i in ids} | c.redshift_hosts
-            general = list(filterfalse(held.__contains__, c.fleet.instances))  # in C: thousands, every step
-        picked = rng.sample(general, min(churn, len(general)))  # DWFM picks, live
+        # The apps' chosen targets have left their apps and are not yet terminated: the general customers'
+        # picks may land on one of them too (terminate then finds it gone). DWFM picks, live.
+        for ids in step_.terminate_targets.values():
+            for iid in ids:
+                insort(c.general, iid)
+        pool = c.general
+        picked = picked_all = [pool[j] for j in rng.sample(range(len(pool)), min(churn, len(pool)))]
         gone = []
         for name, targets in step_.terminate_targets.items():
             for iid in targets:
@@ -193,10 +199,16 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
             terminated, _held = c.fleet.terminate(picked[:n])
             c.backlog.add(terminated, TERMINATED, at)
             picked = picked[n:]
+        for iid in gone + picked_all:
+            i = bisect_left(pool, iid)
+            if i < len(pool) and pool[i] == iid:
+                del pool[i]
         for at, group, n in step_.launches:
             new = launch(c, n, at, count)
             c.customers.launched(group, len(new))
-            if group is not None:
+            if group is None:
+                c.general += new  # the newest ids: still sorted
+            else:
                 for iid in new:
                     c.checker.register(group, iid, c.customers.place(group, iid), "", now=at)
                 # Each new instance of an NLB app runs one ECS task; a launch refused is a task that never ran.
@@ -205,7 +217,6 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
                     count("ecs_task", False)
         for asking in c.redshift.advance(t):  # replacement hosts, a batch a call, as live
             new = launch(c, len(asking), t, lambda *_: None)
-            c.redshift_hosts.update(new)
             for cluster, _iid in zip(asking, new):
                 c.redshift.launched(cluster)
         c.backlog.advance(t)
@@ -253,10 +264,10 @@ def state_check(c: Cascade, r: HostRound, t: float, reachable: bool) -> LeaseWri
     what the core decides when it is reachable; when not, nothing is read, decided or written."""
     if not reachable:
         return LeaseWrite(r.host, [], list(r.established), [])
-    table, host = c.leases, r.host
-    stored = [it for it in map(table.get, [(host, d) for d in r.checked]) if it is not None]
+    partition = c.leases.setdefault(r.host, {})
+    stored = [it for it in map(partition.get, r.checked) if it is not None]
     write = c.fleet.check(r, t, stored)
-    table.update(((host, i.droplet), i) for i in write.items)  # the core's items keep whole seconds, as stored
+    partition.update((i.droplet, i) for i in write.items)  # the core's items keep whole seconds, as stored
     return write
 
 
