@@ -50,17 +50,17 @@ class Planner:
     def next_plan(self, now: float) -> Plan:
         # A tree with no target is a root Route 53 will not alias to: every enactor's
         # flip of it would be rejected. A fleet still coming up gets no plan yet.
-        unserved = self.unserved_endpoints()
+        serving = [self._serving(ep) for ep in self.endpoints]
+        unserved = [ep.name for ep, lbs in zip(self.endpoints, serving) if not lbs]
         if unserved:
             raise EndpointUnserved(f"no load balancer serves {', '.join(unserved)} yet")
         self.last_generation += 1
-        return Plan(self.last_generation, now, tuple(self._plan_endpoint(ep) for ep in self.endpoints))
+        return Plan(self.last_generation, now, tuple(map(self._plan_endpoint, self.endpoints, serving)))
 
     def _serving(self, ep: Endpoint) -> list[LoadBalancer]:
         return [lb for lb in self.fleet.values() if not lb.endpoints or ep.name in lb.endpoints]
 
-    def _plan_endpoint(self, ep: Endpoint) -> EndpointPlan:
-        serving = self._serving(ep)
+    def _plan_endpoint(self, ep: Endpoint, serving: list[LoadBalancer]) -> EndpointPlan:
         usable = [lb for lb in serving
                   if lb.healthy and lb.capacity > 0 and lb.availability_zone not in self.drained_zones]
         # Fail open: a plan that names no LB would empty the endpoint on purpose.

@@ -37,20 +37,22 @@ class Schedule:
         for (w0, s0), (w1, s1) in zip(self.points, self.points[1:]):
             if not (w1 > w0 and s1 > s0):
                 raise ScheduleError(f"schedule must move forward: ({w0}, {s0}) then ({w1}, {s1})")
+        # Each axis once: the twins ask for the rate at every call they simulate.
+        object.__setattr__(self, "_axes", (tuple(p[0] for p in self.points), tuple(p[1] for p in self.points)))
 
     @classmethod
     def realtime(cls, rate: float = 1.0) -> "Schedule":
         return cls(((0.0, 0.0), (1.0, rate)))
 
     def sim_at(self, wall: float) -> float:
-        return _interpolate(self.points, wall, 0, 1)
+        return _interpolate(self.points, self._axes[0], wall, 0, 1)
 
     def wall_at(self, sim: float) -> float:
-        return _interpolate(self.points, sim, 1, 0)
+        return _interpolate(self.points, self._axes[1], sim, 1, 0)
 
     def rate_at(self, wall: float) -> float:
         """Simulated seconds per wall second at this moment."""
-        i = min(max(bisect.bisect_right([p[0] for p in self.points], wall) - 1, 0), len(self.points) - 2)
+        i = min(max(bisect.bisect_right(self._axes[0], wall) - 1, 0), len(self.points) - 2)
         (w0, s0), (w1, s1) = self.points[i], self.points[i + 1]
         return (s1 - s0) / (w1 - w0)
 
@@ -59,8 +61,7 @@ class Schedule:
         return self.points[-1][0]
 
 
-def _interpolate(points: Sequence[tuple[float, float]], x: float, src: int, dst: int) -> float:
-    xs = [p[src] for p in points]
+def _interpolate(points: Sequence[tuple[float, float]], xs: Sequence[float], x: float, src: int, dst: int) -> float:
     i = min(max(bisect.bisect_right(xs, x) - 1, 0), len(points) - 2)
     a, b = points[i], points[i + 1]
     return a[dst] + (x - a[src]) * (b[dst] - a[dst]) / (b[src] - a[src])
