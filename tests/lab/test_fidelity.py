@@ -1,6 +1,8 @@
 """The fidelity table's reading of time series: when EC2 counts as fully recovered, when the event is
 over, and which measured rows came out of the incident's order."""
 
+from pathlib import Path
+
 from services.lab.report.fidelity import Row, fidelity, out_of_order
 from services.runtime.clock import parse_pdt
 from services.runtime.scenario import load_scenario
@@ -164,3 +166,30 @@ def test_a_fitted_knob_that_is_not_a_setting_is_a_clear_error():
         text = f"extends: oct-2025\nfitted:\n  - {{figure: emptied, knobs: [{knob}], how: x}}\n"
         with pytest.raises(ScenarioError, match=problem.replace(".", r"\.")):
             parse_scenario(text, "test.yaml")
+
+
+def test_a_live_success_ratio_is_stamped_in_the_middle_of_its_window():
+    """Counters scraped every 10 simulated minutes, one call a minute, failing from 23:52 until 01:15: each
+    two-interval ratio is stamped at the scrape between its intervals. The first window at >= 90 % is
+    (01:20, 01:40], so the recovery reads 01:30 (stamped at the window's end it read 01:40); the first
+    failing window is (23:40, 00:00], so the onset reads 23:50, the start of the interval it fell in."""
+    from services.lab.live.scrape import Series
+    from services.lab.report.page import success_ratio
+    series = Series(Path("/dev/null"))
+    ok = failed = 0
+    start, down, back = at("23:30"), at("23:52"), at("01:15")
+    for minute in range(0, 4 * 60):
+        t = start + 60 * minute + 30
+        if down <= t < back:
+            failed += 1
+        else:
+            ok += 1
+        if minute % 10 == 9:
+            scrape = start + 60 * (minute + 1)
+            series.add(scrape, "workload-1", {("racelab_dependent_requests_total", (("dependent", "sts"), ("result", "ok"))): ok,
+                                              ("racelab_dependent_requests_total", (("dependent", "sts"), ("result", "error"))): failed})
+    points = success_ratio(series, "racelab_dependent_requests_total", dependent="sts", result_label="result")
+    first_good = next(t for t, v in points if t > back and v >= 0.9)
+    first_bad = next(t for t, v in points if v < 0.9)
+    assert first_good == at("01:30")
+    assert first_bad == at("23:50")

@@ -166,10 +166,19 @@ def story_html(summary: dict, spans: list[dict], clock: SimClock, rows: list, wi
 NOT_THE_INCIDENT = ("timeout",)
 
 
-def success_ratio(series: Series, counter: str, *, result_label: str, window: int = 2,
+def success_ratio(series: Series, counter: str, *, result_label: str,
                   ignore: tuple[str, ...] = (), **labels: str) -> list[tuple[float, float]]:
-    """Share of requests that succeeded ("ok") between scrapes `window` apart, from a counter by
-    result; results in `ignore` are left out altogether."""
+    """Share of requests that succeeded ("ok") over two scrape intervals, from a counter by result,
+    stamped at the scrape between them; results in `ignore` are left out altogether.
+
+    Two intervals, because one in the fast hours holds as few as one or two calls of a dependent.
+    Stamped in the middle, because that is the moment the window describes: stamped at its end, every
+    recovery read from it came about two intervals late (it turns good only once both intervals are
+    nearly all successes), and in the fast hours an interval is 5-14 simulated minutes. Over the ten
+    runs of bench/RESULTS-fidelity.md ("2026-12-07, eleventh session") STS's first recovery moved from
+    +12 to +4 minutes off 2025's 01:19; the onsets, which a window shows as soon as its newest interval
+    fails, moved by under a minute."""
+    window = 2
     by_result = {k: v for k, v in series.history(counter, **labels).items() if dict(k).get(result_label) not in ignore}
     times = sorted({t for points in by_result.values() for t, _ in points})
     if not times:
@@ -187,7 +196,7 @@ def success_ratio(series: Series, counter: str, *, result_label: str, window: in
     for i in range(window, len(times)):
         done = totals[i] - totals[i - window]
         if done > 0:
-            out.append((times[i], (oks[i] - oks[i - window]) / done))
+            out.append((times[i - 1], (oks[i] - oks[i - window]) / done))
     return out
 
 
