@@ -35,6 +35,7 @@ import collections
 import math
 import random
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Iterable, NamedTuple
 
 
@@ -183,6 +184,10 @@ class Fleet:
         self.instances: dict[str, int] = {}  # instance id -> droplet
         self.pending_terminations: dict[int, list[str]] = collections.defaultdict(list)
         self._seq = 0
+        # Per host: its droplets with a lease and a free slot, and their free slots; None: to be counted
+        # again (a slot or a lease of one of its droplets changed). Launches come several a step and
+        # each needs them; a host's are recounted only after it changed, not for every launch.
+        self._open: list[tuple[list[int], int] | None] = [None] * len(self.hosts)
         running = int(n * config.slots_per_droplet * config.running_fraction)
         for i in range(running):
             d = i % n
@@ -239,6 +244,8 @@ class Fleet:
                 for d in gone:
                     needs[d] = True
                 h.backlog.extend(gone)
+                if gone:
+                    self._open[h.index] = None
                 h.expiry_floor = min((expires[d] for d in h.droplets if not needs[d]), default=math.inf)
                 lost = len(gone)
                 if lost:
@@ -315,6 +322,7 @@ class Fleet:
             item = table.get(d)
             if item is not None and item.expires_at <= now and not self.needs_lease[d]:
                 self.needs_lease[d] = True
+                self._open[h.index] = None
                 h.backlog.append(d)
                 self.expired_total += 1
             elif not self.needs_lease[d]:
@@ -337,6 +345,8 @@ class Fleet:
         for d in checked:
             if not self.needs_lease[d]:
                 self.lease_expires[d] = now + self.config.lease_seconds
+        if established:
+            self._open[h.index] = None
         for d in established:
             self.needs_lease[d] = False
             self.lease_expires[d] = now + self.config.lease_seconds
@@ -417,10 +427,9 @@ class Fleet:
             self.launch_tokens -= count
         # A launch is DWFM work too, queued on the droplet's host behind any lease work there:
         # only hosts with nothing to re-lease can start one in time.
-        free_hosts = [h for h in self.hosts if not (h.backlog or h.in_flight or h.awaiting_write)]
-        needs, slots = self.needs_lease, self.slots_free
-        candidates = [d for h in free_hosts for d in h.droplets if slots[d] > 0 and not needs[d]]
-        if sum(map(slots.__getitem__, candidates)) < count:
+        opened = [self._open_on(h) for h in self.hosts if not (h.backlog or h.in_flight or h.awaiting_write)]
+        candidates = list(chain.from_iterable(ds for ds, _ in opened))
+        if sum(room for _, room in opened) < count:
             raise InsufficientCapacity(f"insufficient capacity: {len(candidates)} leased droplets with room")
         launched = []
         start = self.rng.randrange(len(candidates))  # spread launches over the fleet
@@ -439,6 +448,7 @@ class Fleet:
             if d is None:
                 continue
             self.slots_free[d] += 1
+            self._open[d % len(self.hosts)] = None
             if self.needs_lease[d]:
                 self.pending_terminations[d].append(iid)
                 held.append(iid)
@@ -451,7 +461,17 @@ class Fleet:
         iid = f"i-{self._seq:08x}"
         self.instances[iid] = d
         self.slots_free[d] -= 1
+        self._open[d % len(self.hosts)] = None
         return iid
+
+    def _open_on(self, h: Host) -> tuple[list[int], int]:
+        """The host's droplets with a lease and a free slot (in its order), and their free slots."""
+        known = self._open[h.index]
+        if known is None:
+            needs, slots = self.needs_lease, self.slots_free
+            droplets = [d for d in h.droplets if slots[d] > 0 and not needs[d]]
+            known = self._open[h.index] = (droplets, sum(map(slots.__getitem__, droplets)))
+        return known
 
     def _host(self, name: str) -> Host:
         return self._by_name[name]

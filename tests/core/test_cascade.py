@@ -326,3 +326,33 @@ def test_a_round_skips_its_scan_only_while_no_lease_can_have_lapsed():
             assert h.expiry_floor <= min(live, default=float("inf"))
         t += 30
     assert skipping.expired_total >= SMALL.droplets and skipping.leased() == SMALL.droplets  # lapsed, re-leased
+
+
+def test_the_counted_free_slots_always_match_a_recount():
+    """run_instances reuses each host's count of droplets with a lease and a free slot until one of them
+    changes: through launches, terminations, an outage and the re-leasing, it must match a recount."""
+    fleet = Fleet(SMALL, rng=random.Random(5))
+    rng = random.Random(6)
+
+    def matches() -> None:
+        for h in fleet.hosts:
+            fresh = [d for d in h.droplets if fleet.slots_free[d] > 0 and not fleet.needs_lease[d]]
+            assert fleet._open_on(h) == (fresh, sum(fleet.slots_free[d] for d in fresh))
+
+    t, launched = 0.0, 0
+    while t <= 12000:
+        if t == 6000:  # the operators end the collapse: leases are established again
+            fleet.throttle(0.05, None, t)
+            fleet.restart_hosts()
+        for r in fleet.advance(t).rounds:
+            fleet.record_writes(r.host, t, r.checked, r.established, not 1200 <= t < 3600)
+            matches()
+        try:
+            launched += len(fleet.run_instances(rng.randint(1, 8), now=t))
+        except (InsufficientCapacity, RequestLimitExceeded):
+            pass
+        matches()
+        fleet.terminate(rng.sample(sorted(fleet.instances), min(5, len(fleet.instances))))
+        matches()
+        t += 30
+    assert launched > 0 and fleet.expired_total > 0 and fleet.established_total > 0
