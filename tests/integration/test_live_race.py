@@ -91,8 +91,10 @@ def reraced(summary: dict) -> bool:
     """The regional name emptied again after the operators' 02:25 repair, as in about 1 full live run in
     10-12 (bench/RESULTS-race.md, bench/RESULTS-fidelity.md): its clients cannot recover by the run's end."""
     windows = [w for w in summary.get("empty_windows", []) if w["endpoint"] == LEGACY_ENDPOINT]
-    return any(w["from_sim"] > first["until_sim"] for first in windows[:1] if first["until_sim"] is not None
-               for w in windows[1:])
+    if not windows or windows[0]["until_sim"] is None:
+        return False
+    repaired = windows[0]["until_sim"]
+    return any(w["from_sim"] > repaired for w in windows[1:])
 
 
 def test_the_race_empties_the_regional_name_and_the_automation_sticks(tmp_path):
