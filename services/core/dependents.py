@@ -147,6 +147,7 @@ def internal_reachable(mitigated: bool, dynamodb_ok: Callable[[], bool]) -> bool
 
 
 AVAILABLE, MODIFYING = "available", "modifying"
+REDSHIFT = "redshift"  # the DWFM group of Redshift's replacement hosts
 
 
 class RedshiftClusters:

@@ -32,6 +32,7 @@ No clock reads, no I/O here.
 from __future__ import annotations
 
 import collections
+from bisect import bisect_left
 import math
 import random
 from dataclasses import dataclass, field
@@ -182,6 +183,10 @@ class Fleet:
         self._by_name = {h.name: h for h in self.hosts}
         self.slots_free = [config.slots_per_droplet] * n
         self.instances: dict[str, int] = {}  # instance id -> droplet
+        # Whose each instance is: "" the general EC2 customers, else an NLB app or Redshift. A group's
+        # instances are kept in launch order, which is id order (ids grow), so a pick is one draw.
+        self.group_of: dict[str, str] = {}
+        self._members: dict[str, list[str]] = collections.defaultdict(list)
         self.pending_terminations: dict[int, list[str]] = collections.defaultdict(list)
         self._seq = 0
         # Per host: its droplets with a lease and a free slot, and their free slots; None: to be counted
@@ -412,8 +417,9 @@ class Fleet:
 
     # ---- launches ----
 
-    def run_instances(self, count: int, propagation_room: int | None = None, now: float | None = None) -> list[str]:
-        """Launch `count` instances at `now` (default: the last tick). `propagation_room`: with the
+    def run_instances(self, count: int, propagation_room: int | None = None, now: float | None = None,
+                      group: str = "") -> list[str]:
+        """Launch `count` instances for `group` at `now` (default: the last tick). `propagation_room`: with the
         queue-throttle fix, how many more launches Network Manager's queue admits (None: no limit)."""
         if count <= 0:
             raise ValueError("count must be positive")
@@ -435,7 +441,7 @@ class Fleet:
         start = self.rng.randrange(len(candidates))  # spread launches over the fleet
         for d in candidates[start:] + candidates[:start]:
             while self.slots_free[d] > 0 and len(launched) < count:
-                launched.append(self._place(d))
+                launched.append(self._place(d, group))
             if len(launched) == count:
                 break
         return launched
@@ -447,6 +453,8 @@ class Fleet:
             d = self.instances.pop(iid, None)
             if d is None:
                 continue
+            members = self._members[self.group_of.pop(iid)]
+            del members[bisect_left(members, iid)]
             self.slots_free[d] += 1
             self._open[d % len(self.hosts)] = None
             if self.needs_lease[d]:
@@ -456,10 +464,18 @@ class Fleet:
                 now_.append(iid)
         return now_, held
 
-    def _place(self, d: int) -> str:
+    def pick(self, group: str, count: int, rng: random.Random) -> list[str]:
+        """`count` of `group`'s running instances at random (all of them if it has fewer): whom a
+        TerminateInstances by count for that group ends. Both drivers ask here, each with its own stream."""
+        members = self._members[group]
+        return [members[j] for j in rng.sample(range(len(members)), min(count, len(members)))]
+
+    def _place(self, d: int, group: str = "") -> str:
         self._seq += 1
         iid = f"i-{self._seq:08x}"
         self.instances[iid] = d
+        self.group_of[iid] = group
+        self._members[group].append(iid)  # the newest id: the list stays sorted
         self.slots_free[d] -= 1
         self._open[d % len(self.hosts)] = None
         return iid

@@ -82,7 +82,7 @@ class Dwfm:
 
     # What a restart keeps (services/runtime/snapshot.py): the fleet with its leases, queues and
     # instances, and what is waiting for Network Manager. DNS caches and connections start afresh.
-    DURABLE = ("fleet", "reachable", "group_of", "outbox", "tokens", "_seen", "leases", "collapse")
+    DURABLE = ("fleet", "reachable", "outbox", "tokens", "_seen", "leases", "collapse")
 
     def __init__(self, scenario: Scenario, now: float, *, resolvers: Mapping[str, Resolver], lbs: LoadBalancers,
                  netmgr: netmgr_pb2_grpc.NetworkManagerStub | None, rng: random.Random,
@@ -102,7 +102,6 @@ class Dwfm:
         self.publish = publish
         self.metrics = Metrics(registry)
         self.reachable: dict[str, bool] = {}  # host -> did its last write go through
-        self.group_of: dict[str, str] = {}  # instance -> customer group, for grouped instances
         self.outbox: dict[tuple[int, bool], list[str]] = collections.defaultdict(list)  # (kind, ready) -> ids
         self.propagation = scenario.netmgr
         self.netmgr_waiting: int | None = None  # Network Manager's queue as last seen (queue-throttle only)
@@ -277,15 +276,13 @@ class Dwfm:
             span.set_attribute("racelab.instances.count", count)
             try:
                 room = None if self.netmgr_waiting is None else admission_room(self.propagation, self.netmgr_waiting)
-                ids = self.fleet.run_instances(count, room, now)
+                ids = self.fleet.run_instances(count, room, now, group)
             except InsufficientCapacity as exc:
                 return self._refused(span, "insufficient_capacity", dwfm_pb2.INSUFFICIENT_CAPACITY, str(exc))
             except RequestLimitExceeded as exc:
                 return self._refused(span, "request_limit_exceeded", dwfm_pb2.REQUEST_LIMIT_EXCEEDED, str(exc))
             span.set_attribute("racelab.result", "ok")
             self.metrics.run_instances.labels("ok").inc()
-            if group:
-                self.group_of.update((i, group) for i in ids)
             # Network Manager hears of the launch at once: its clock for the instance starts now.
             await self._propagate(ids, netmgr_pb2.NEW, preexisting)
             if self.netmgr_waiting is not None:
@@ -300,12 +297,9 @@ class Dwfm:
 
     async def terminate(self, ids: Iterable[str] | None, count: int, group: str) -> tuple[list[str], int]:
         if ids is None:
-            candidates = [i for i in self.fleet.instances if self.group_of.get(i, "") == group]
-            ids = self.rng.sample(candidates, min(count, len(candidates)))
+            ids = self.fleet.pick(group, count, self.rng)
         known = [i for i in dict.fromkeys(ids) if i in self.fleet.instances]
         now_, held = self.fleet.terminate(known)
-        for i in known:
-            self.group_of.pop(i, None)
         if now_:
             await self._propagate(now_, netmgr_pb2.TERMINATED)
         return known, len(held)

@@ -47,7 +47,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from racelab.v1 import dwfm_pb2, dwfm_pb2_grpc, dynamodb_pb2, nlb_pb2, nlb_pb2_grpc, workload_pb2
 from services.core.cascade import Ec2Customers, build_poller, build_redshift, build_support_center, build_tasks
-from services.core.dependents import OK_RESPONSE, backend_response
+from services.core.dependents import OK_RESPONSE, REDSHIFT, backend_response
 from services.core.nlbdns import nlb_name
 from services.core.plans import DUALSTACK_ENDPOINT, LEGACY_ENDPOINT
 from services.runtime.ddbcall import OK, LoadBalancers, call_dynamodb
@@ -71,7 +71,6 @@ RESULTS = ("ok", "dns_nodata", "dns_nxdomain", "dns_error", "connect_error", "ti
 WORDS = {**OUTCOME_WORDS, "stuck": "poller stuck", "insufficient_capacity": "insufficient capacity",
          "request_limit_exceeded": "request limit exceeded", "invalid": "invalid responses",
          "modifying": "stuck modifying", "task_stopped": "tasks stopped unhealthy"}
-REDSHIFT = "redshift"  # the DWFM group of Redshift's replacement hosts
 CALLS_PER_SECOND = 4.0  # wall, per calling dependent: real load on 2 shared cores
 LAUNCH_TICK_SECONDS = 0.25  # wall: EC2 customers act this often
 MAX_IN_FLIGHT = 20  # per dependent

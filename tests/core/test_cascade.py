@@ -356,3 +356,32 @@ def test_the_counted_free_slots_always_match_a_recount():
         matches()
         t += 30
     assert launched > 0 and fleet.expired_total > 0 and fleet.established_total > 0
+
+
+def test_a_termination_by_count_picks_only_from_its_group_as_a_scan_would():
+    """Fleet.pick is whom both drivers end for a TerminateInstances by count: it must draw exactly what
+    DWFM drew when it scanned the fleet for the group's instances on every call, through launches for
+    several groups and terminations by id and by count."""
+    fleet = Fleet(SMALL, rng=random.Random(5))
+    ours, scans = random.Random(7), random.Random(7)
+    choose = random.Random(8)
+    picked_from = {"": 0, "app-nlb": 0, "redshift": 0}
+    for step in range(200):
+        group = choose.choice(["", "", "app-nlb", "redshift"])
+        try:
+            fleet.run_instances(choose.randint(1, 4), now=step * 30.0, group=group)
+        except (InsufficientCapacity, RequestLimitExceeded):
+            pass
+        fleet.advance(step * 30.0)
+        by_id = choose.sample(sorted(fleet.instances), 2)
+        fleet.terminate(by_id)
+        group = choose.choice(["", "app-nlb", "redshift"])
+        scanned = [i for i in fleet.instances if fleet.group_of[i] == group]
+        expected = scans.sample(scanned, min(2, len(scanned)))
+        picked = fleet.pick(group, 2, ours)
+        assert picked == expected
+        assert all(fleet.group_of[i] == group for i in picked)
+        picked_from[group] += len(picked)
+        fleet.terminate(picked)
+    assert set(fleet.group_of) == set(fleet.instances)
+    assert all(n > 10 for n in picked_from.values()), picked_from  # every group was picked from, often

@@ -137,12 +137,12 @@ def test_the_twin_reaches_the_same_moments_with_the_live_services_coarser_ticks(
     assert all(r.agrees for r in rows), "\n".join(map(str, rows))
 
 
-def test_the_twin_keeps_the_general_customers_instances_as_a_rebuild_would(monkeypatch):
-    """The twin keeps the instances the general customers may terminate rather than rebuilding the list
-    each step: by the end it must hold exactly the fleet's instances that are neither an app's target
-    nor a Redshift replacement host (never terminated), in the fleet's order."""
+def test_the_twin_launches_each_group_s_instances_into_its_group(monkeypatch):
+    """The general customers' terminations pick from the fleet's "" group (Fleet.pick, as the live DWFM
+    does): by the end of a night the apps' targets and the Redshift replacement hosts must be in their
+    own groups, never in the general customers' pool."""
     import services.lab.twin.cascade as twin
-    from services.core.dependents import RedshiftClusters
+    from services.core.dependents import REDSHIFT, RedshiftClusters
     built, replaced = [], []
     build, launched = twin.Cascade.build.__func__, RedshiftClusters.launched
 
@@ -154,9 +154,9 @@ def test_the_twin_keeps_the_general_customers_instances_as_a_rebuild_would(monke
                                                                                launched(self, cluster))[1])
     run_twin(SCENARIO, until="09:00")
     c = built[0]
-    targets = {i for ids in c.customers.targets.values() for i in ids}
-    general = set(c.general)
-    assert replaced and len(general) == len(c.general)  # the night replaced Redshift hosts; no id twice
-    assert general <= set(c.fleet.instances) - targets
-    assert len(c.fleet.instances) - len(targets) - len(general) == len(replaced)
-    assert c.general == [i for i in c.fleet.instances if i in general]  # the fleet's order
+    groups = c.fleet.group_of
+    assert replaced and sum(g == REDSHIFT for g in groups.values()) == len(replaced)  # none terminated
+    for name, targets in c.customers.targets.items():
+        assert targets and all(groups[i] == name for i in targets)
+    general = [i for i in c.fleet.instances if groups[i] == ""]
+    assert len(general) == len(c.fleet.instances) - len(replaced) - sum(map(len, c.customers.targets.values()))

@@ -50,7 +50,8 @@ def test_dwfm_comes_back_with_its_fleet_leases_and_instances(tmp_path):
     after, registry = dwfm(round_trip(tmp_path, "dwfm", before.state()))
     assert after.fleet.leased() == before.fleet.leased() < SCENARIO.dwfm.droplets
     assert gauge(registry, "racelab_dwfm_droplets", state="leased") == before.fleet.leased()
-    assert set(launched) <= set(after.fleet.instances) and after.group_of == before.group_of
+    assert set(launched) <= set(after.fleet.instances) \
+        and after.fleet.group_of == before.fleet.group_of
     assert after.tokens["t-1"].instance_ids == launched and after.leases == before.leases
     assert after.collapse == before.collapse
     assert after.fleet.now == before.fleet.now == 4000.0

@@ -16,7 +16,6 @@ as long as one likes), and a check that the live run and the twin agree.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -31,7 +30,7 @@ from services.core.cascade import (
     build_support_center,
     build_tasks,
 )
-from services.core.dependents import RedshiftClusters, SqsPoller, SupportCenter, TaskLaunches, AVAILABLE, \
+from services.core.dependents import REDSHIFT, RedshiftClusters, SqsPoller, SupportCenter, TaskLaunches, AVAILABLE, \
     OK_RESPONSE, backend_response, internal_reachable
 from services.core.healthcheck import HEALTHY, HealthChecker
 from services.core.leases import Fleet, HostRound, InsufficientCapacity, LeaseItem, LeaseWrite, \
@@ -87,9 +86,6 @@ class Cascade:
     redshift: RedshiftClusters
     support: SupportCenter
     tasks: TaskLaunches
-    # The instances the general customers may terminate (not an app's target, not a Redshift host), in the
-    # fleet's order, which is sorted: fleet ids grow with each launch. Kept, not rebuilt from thousands each step.
-    general: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, scenario: Scenario, now: float = 0.0) -> "Cascade":
@@ -99,14 +95,13 @@ class Cascade:
         checker = build_checker(scenario.nlb, zones, scenario.fixes, scenario.seed, now)
         customers = Ec2Customers.build(scenario.dependents, zones, list(scenario.nlb.names), scenario.seed, now)
         for n in scenario.nlb.names:  # each app's standing targets, in service long before the night began
-            for iid in fleet.run_instances(customers.standing_targets):
+            for iid in fleet.run_instances(customers.standing_targets, group=n):
                 backlog.ready_at[iid] = now
                 checker.register(n, iid, customers.place(n, iid), "", in_service=True)
-        held = {i for ids in customers.targets.values() for i in ids}
         return cls(scenario, fleet, backlog, checker, customers, build_poller(scenario.dependents),
                    Watches.build(scenario.dwfm, scenario.nlb), {},
                    build_redshift(scenario.dependents, scenario.seed, now), build_support_center(scenario.fixes),
-                   build_tasks(scenario.dependents), [i for i in fleet.instances if i not in held])
+                   build_tasks(scenario.dependents))
 
 
 Outage = tuple[float, float | None]  # the regional name empty from, until (simulated s); None: not by itself
@@ -180,14 +175,6 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
                 out.event(t, change.kind, change.message, **change.attrs)
         # EC2 customers: the core's decisions, performed on the objects (the live workload performs them over gRPC).
         step_ = c.customers.step(t, len(c.fleet.instances))
-        churn = sum(n for _, n in step_.terminate_general)
-        # The apps' chosen targets have left their apps and are not yet terminated: the general customers'
-        # picks may land on one of them too (terminate then finds it gone). DWFM picks, live.
-        for ids in step_.terminate_targets.values():
-            for iid in ids:
-                insort(c.general, iid)
-        pool = c.general
-        picked = picked_all = [pool[j] for j in rng.sample(range(len(pool)), min(churn, len(pool)))]
         gone = []
         for name, targets in step_.terminate_targets.items():
             for iid in targets:
@@ -195,20 +182,18 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
             gone += targets
         terminated, _held = c.fleet.terminate(gone)
         c.backlog.add(terminated, TERMINATED, t)
-        for at, n in step_.terminate_general:  # each call at its own time, as the live workload makes them
-            terminated, _held = c.fleet.terminate(picked[:n])
-            c.backlog.add(terminated, TERMINATED, at)
-            picked = picked[n:]
-        for iid in gone + picked_all:
-            i = bisect_left(pool, iid)
-            if i < len(pool) and pool[i] == iid:
-                del pool[i]
-        for at, group, n in step_.launches:
-            new = launch(c, n, at, count)
+        # Then each group's calls at their own times, in the live workload's order (services/workload/
+        # dependents.py, launch_tick): a termination by count ends whom DWFM picks then, as live.
+        calls = sorted([(at, 0, None, n) for at, n in step_.terminate_general] +
+                       [(at, 1, group, n) for at, group, n in step_.launches], key=lambda call: call[:2])
+        for at, is_launch, group, n in calls:
+            if not is_launch:
+                terminated, _held = c.fleet.terminate(c.fleet.pick("", n, rng))
+                c.backlog.add(terminated, TERMINATED, at)
+                continue
+            new = launch(c, n, at, count, group or "")
             c.customers.launched(group, len(new))
-            if group is None:
-                c.general += new  # the newest ids: still sorted
-            else:
+            if group is not None:
                 for iid in new:
                     c.checker.register(group, iid, c.customers.place(group, iid), "", now=at)
                 # Each new instance of an NLB app runs one ECS task; a launch refused is a task that never ran.
@@ -216,7 +201,7 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
                 for _ in range(n - len(new)):
                     count("ecs_task", False)
         for asking in c.redshift.advance(t):  # replacement hosts, a batch a call, as live
-            new = launch(c, len(asking), t, lambda *_: None)
+            new = launch(c, len(asking), t, lambda *_: None, REDSHIFT)
             for cluster, _iid in zip(asking, new):
                 c.redshift.launched(cluster)
         c.backlog.advance(t)
@@ -271,9 +256,10 @@ def state_check(c: Cascade, r: HostRound, t: float, reachable: bool) -> LeaseWri
     return write
 
 
-def launch(c: Cascade, count_wanted: int, t: float, count) -> list[str]:
+def launch(c: Cascade, count_wanted: int, t: float, count, group: str = "") -> list[str]:
     try:
-        ids = c.fleet.run_instances(count_wanted, admission_room(c.backlog.config, len(c.backlog.queue)), t)
+        ids = c.fleet.run_instances(count_wanted, admission_room(c.backlog.config, len(c.backlog.queue)), t,
+                                    group)
     except (InsufficientCapacity, RequestLimitExceeded):
         count("ec2_launch", False)
         return []
