@@ -454,7 +454,11 @@ class Fleet:
             if d is None:
                 continue
             members = self._members[self.group_of.pop(iid)]
-            del members[bisect_left(members, iid)]
+            at = bisect_left(members, iid)
+            if at < len(members) and members[at] == iid:
+                del members[at]
+            else:  # ids out of order (past 16**8 launches): slower, never wrong
+                members.remove(iid)
             self.slots_free[d] += 1
             self._open[d % len(self.hosts)] = None
             if self.needs_lease[d]:
@@ -467,7 +471,7 @@ class Fleet:
     def pick(self, group: str, count: int, rng: random.Random) -> list[str]:
         """`count` of `group`'s running instances at random (all of them if it has fewer): whom a
         TerminateInstances by count for that group ends. Both drivers ask here, each with its own stream."""
-        members = self._members[group]
+        members = self._members.get(group, [])  # an unknown group has no instances (and gets no entry)
         return [members[j] for j in rng.sample(range(len(members)), min(count, len(members)))]
 
     def _place(self, d: int, group: str = "") -> str:

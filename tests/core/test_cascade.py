@@ -385,3 +385,15 @@ def test_a_termination_by_count_picks_only_from_its_group_as_a_scan_would():
         fleet.terminate(picked)
     assert set(fleet.group_of) == set(fleet.instances)
     assert all(n > 10 for n in picked_from.values()), picked_from  # every group was picked from, often
+
+
+def test_ids_past_eight_hex_digits_still_leave_their_group():
+    """Group lists are kept in id order for a quick removal; once ids outgrow eight hex digits they no
+    longer sort as launched, and a termination must still remove exactly that instance."""
+    fleet = Fleet(SMALL, rng=random.Random(5))
+    fleet._seq = 0xfffffffe
+    ids = fleet.run_instances(3, now=0.0, group="app-nlb")
+    assert ids == ["i-ffffffff", "i-100000000", "i-100000001"]
+    fleet.terminate([ids[1]])
+    assert sorted(fleet.pick("app-nlb", 10, random.Random(1))) == sorted([ids[0], ids[2]])
+    assert fleet.pick("no-such-group", 3, random.Random(1)) == [] and "no-such-group" not in fleet._members
