@@ -62,3 +62,18 @@ def test_each_emptying_names_the_stale_flip_that_made_the_deleted_tree_active(tm
     assert (story["endpoint"], story["stale_generation"], story["over_generation"], story["behind"],
             story["cleaner_generation"]) == (LEGACY_ENDPOINT, 110, 145, 35, 145)
     assert story["at_pdt"].startswith("23:33:21")
+
+
+def test_the_report_says_another_name_emptied_instead_or_too(tmp_path):
+    """The report's first screen: a run that emptied only another endpoint says so ("instead"), not that
+    the race "also" emptied it beside a regional name that kept its addresses."""
+    from services.lab.report.page import story_html
+    from services.runtime.clock import SimClock
+    scenario = load_scenario("oct-2025")
+    clock = SimClock(scenario.schedule, scenario.epoch, 0.0)
+    only_cell = summary_of(tmp_path, [violation(5.0, CELL, "endpoint-empty")])
+    text = story_html(only_cell, [], clock, [], [], scenario)
+    assert f"The race emptied another name instead: {CELL}." in text and "also emptied" not in text
+    both = {**only_cell, "regional_name_emptied": True, "emptied_endpoints": [CELL, LEGACY_ENDPOINT]}
+    text = story_html(both, [], clock, [], [], scenario)
+    assert f"The race also emptied: {CELL}." in text and "instead" not in text

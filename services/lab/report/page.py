@@ -134,7 +134,9 @@ def story_html(summary: dict, spans: list[dict], clock: SimClock, rows: list, wi
         said.append(f"<b>{html.escape(w['endpoint'])} answered empty from {w['from_pdt']} until {until}{length}.</b>")
     others = [e for e in summary.get("emptied_endpoints", []) if e != LEGACY_ENDPOINT]
     if others:
-        said.append("The race also emptied: " + ", ".join(html.escape(e) for e in others) + ".")
+        names = ", ".join(html.escape(e) for e in others)
+        said.append(f"The race also emptied: {names}." if summary.get("regional_name_emptied")
+                    else f"The race emptied another name instead: {names}.")
     if summary.get("enactors_stuck"):
         said.append("The automation got stuck: the enactors could not apply any new plan to the name (the "
                     "rollback record pointed at a deleted tree) until the operators repaired it by hand.")

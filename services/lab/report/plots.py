@@ -203,7 +203,7 @@ def night_figure(series: Series, spans: list[dict], clock: SimClock, marks: list
     return fig
 
 
-STALE_LABEL_GAP = 3600.0  # simulated seconds: at the night's zoom, closer labels in one lane overlap
+STALE_LABEL_GAP = 3 * 3600.0  # simulated seconds: at the night's zoom a label is about 2.5 h wide; closer ones overlap
 
 
 def _race_row(fig: go.Figure, batches: list[dict], spans: list[dict], clock: SimClock, x) -> None:
