@@ -83,6 +83,12 @@ class CustomerStep:
     # once per LAUNCH_PERIOD, so a long step holds several calls of each, interleaved.
     launches: list[tuple[float, str | None, int]]
 
+    def calls(self) -> list[tuple[float, bool, str | None, int]]:
+        """The general terminations and the launches as one list of (when, is a launch, group, count) in
+        time order, a termination before a launch at a tie: the order both drivers make the calls in."""
+        return sorted([(at, False, None, n) for at, n in self.terminate_general] +
+                      [(at, True, group, n) for at, group, n in self.launches], key=lambda call: call[:2])
+
 
 def termination_calls(times: list[float]) -> list[tuple[float, int]]:
     """Terminations due at `times` (in order), one call for each LAUNCH_PERIOD they fall in."""

@@ -362,9 +362,7 @@ class Dependents:
         # Over most of one tick at most, whatever the last one took: the calls' own time must not
         # make the next tick longer, and that one's calls spread wider still.
         spread = 0.8 * min(wall - since_wall, LAUNCH_TICK_SECONDS)
-        calls = sorted([(at, 0, None, n) for at, n in step.terminate_general] +  # terminations first at a tie
-                       [(at, 1, group, n) for at, group, n in step.launches], key=lambda c: c[:2])
-        for at, launch, group, count in calls:
+        for at, launch, group, count in step.calls():  # terminations first at a tie
             if now > since:
                 lag = (at - since) / (now - since) * spread - (self.wall() - wall)
                 if lag > 0:

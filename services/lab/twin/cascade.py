@@ -184,9 +184,7 @@ def run_twin(scenario: Scenario, *, outages: list[Outage] | None = None, until: 
         c.backlog.add(terminated, TERMINATED, t)
         # Then each group's calls at their own times, in the live workload's order (services/workload/
         # dependents.py, launch_tick): a termination by count ends whom DWFM picks then, as live.
-        calls = sorted([(at, 0, None, n) for at, n in step_.terminate_general] +
-                       [(at, 1, group, n) for at, group, n in step_.launches], key=lambda call: call[:2])
-        for at, is_launch, group, n in calls:
+        for at, is_launch, group, n in step_.calls():
             if not is_launch:
                 terminated, _held = c.fleet.terminate(c.fleet.pick("", n, rng))
                 c.backlog.add(terminated, TERMINATED, at)
