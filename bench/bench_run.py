@@ -5,8 +5,12 @@ this 2-core machine), processes' startup and memory, and how many INCIDENT.md §
                                         [--scenario NAME] [--no-what-if]
 
 While it runs, a probe asks the authority for the regional name's A record every 0.2 s (UDP, 0.5 s
-timeout, dnspython) and reports its answer times (p50 / p99 / max) and how many went unanswered while
-the authority was listening (queries after it stopped, in the run's teardown, are counted apart).
+timeout) and reports its answer times (p50 / p99 / max) and how many went unanswered while the
+authority was listening (queries after it stopped, in the run's teardown, are counted apart). Where
+the time went: the kernel stamps the answer as it arrives (SO_TIMESTAMPNS), so each answer time splits
+into the answer's arrival (the authority's part: its socket queue, its work, the loopback) and the
+probe's own wake-up after it (this process waiting for a CPU); and the authority's
+racelab_dns_udp_queue_wait_seconds says how long queries sat in its socket before it read them.
 
 Each run is a separate `racelab run --no-tty` in a temporary directory (or DIR/seedN with --keep); the
 figures come from its summary.json and report (fidelity table and phase durations), and the wall clock
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import select
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,9 +33,9 @@ from pathlib import Path
 
 import dns.exception
 import dns.message
-import dns.query
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from services.authority.dnsserver import QUEUE_WAIT_BUCKETS, enable_receive_stamps, received_at  # noqa: E402
 from services.lab.report.page import load_run, run_fidelity  # noqa: E402
 
 REGIONAL = "dynamodb.us-east-1.amazonaws.com"
@@ -49,12 +55,13 @@ class Probe(threading.Thread):
 
     def run(self) -> None:
         started = False
+        self.arrivals: list[float] = []  # query sent -> answer stamped by the kernel
+        self.wakeups: list[float] = []  # answer stamped -> this thread read it
         while not self.stop.wait(0.2):
             query = dns.message.make_query(REGIONAL, "A")
-            t0 = time.perf_counter()
             try:
-                dns.query.udp(query, self.address, port=self.port, timeout=0.5)
-            except dns.exception.Timeout:
+                answer = self.ask(query)
+            except TimeoutError:
                 if not udp_port_bound(self.port):
                     self.after_stop += 1  # the authority has stopped (the run's teardown): nobody to answer
                 elif started:
@@ -64,7 +71,33 @@ class Probe(threading.Thread):
             except OSError:
                 continue  # not listening yet, or gone: not a query the authority dropped
             started = True
-            self.times.append(time.perf_counter() - t0)
+            seen, arrived = answer
+            self.times.append(seen)
+            if arrived is not None:
+                self.arrivals.append(arrived)
+                self.wakeups.append(seen - arrived)
+
+    def ask(self, query: dns.message.Message) -> tuple[float, float | None]:
+        """(answer time as this thread saw it, answer time by the kernel's arrival stamp)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            stamped = enable_receive_stamps(sock)
+            sock.connect((self.address, self.port))
+            sent = time.time()
+            sock.send(query.to_wire())
+            deadline = sent + 0.5
+            while True:
+                left = deadline - time.time()
+                if left <= 0 or not select.select([sock], [], [], left)[0]:
+                    raise TimeoutError
+                data, ancdata, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(16))
+                seen = time.time() - sent
+                try:
+                    reply = dns.message.from_wire(data)
+                except dns.exception.DNSException:
+                    continue
+                if reply.id == query.id:
+                    arrived = received_at(ancdata) if stamped else None
+                    return seen, None if arrived is None else arrived - sent
 
     def summary(self, started: float) -> dict:
         t = sorted(self.times)
@@ -74,9 +107,15 @@ class Probe(threading.Thread):
         for m in self.missed_at:
             per_10s[int((m - started) // 10) * 10] = per_10s.get(int((m - started) // 10) * 10, 0) + 1
         return {"answered": len(t), "unanswered": self.unanswered, "misses_by_wall_10s": per_10s,
-                "after_the_authority_stopped": self.after_stop,
-                "p50_ms": round(statistics.median(t) * 1e3, 2), "p99_ms": round(t[int(0.99 * (len(t) - 1))] * 1e3, 2),
-                "max_ms": round(t[-1] * 1e3, 2)}
+                "after_the_authority_stopped": self.after_stop, **_quantiles_ms("", t),
+                **_quantiles_ms("arrived_", sorted(self.arrivals)), **_quantiles_ms("probe_wakeup_", sorted(self.wakeups))}
+
+
+def _quantiles_ms(prefix: str, t: list[float]) -> dict:
+    if not t:
+        return {}
+    return {f"{prefix}p50_ms": round(statistics.median(t) * 1e3, 2),
+            f"{prefix}p99_ms": round(t[int(0.99 * (len(t) - 1))] * 1e3, 2), f"{prefix}max_ms": round(t[-1] * 1e3, 2)}
 
 
 def one(base_port: int, seed: int, fixes: list[str], out: Path, scenario: str, what_if: bool) -> dict:
@@ -115,7 +154,8 @@ def one(base_port: int, seed: int, fixes: list[str], out: Path, scenario: str, w
             "regional_name_emptied": summary.get("regional_name_emptied"),
             "emptied_endpoints": summary.get("emptied_endpoints"), "ended_at_pdt": summary.get("ended_at_pdt"),
             "measured_rows_reproduced": f"{seen}/{len(measured)}", "phase_minutes_run_over_real": phases,
-            "authority_loop_lag": loop_lag(out / "metrics.jsonl")}
+            "authority_loop_lag": loop_lag(out / "metrics.jsonl"),
+            "authority_udp_queue_wait": queue_wait(out / "metrics.jsonl")}
 
 
 def udp_port_bound(port: int) -> bool:
@@ -143,6 +183,20 @@ def loop_lag(metrics: Path) -> dict:
     return {"wakeups": int(count), "mean_ms": round(total / count * 1e3, 2) if count else None,
             **{f"over_{int(float(t) * 1000)}ms": int(series.total("racelab_authority_event_loop_stalls_total", over=t))
                for t in ("0.1", "0.5")}}
+
+
+def queue_wait(metrics: Path) -> dict:
+    """The authority's UDP queue wait at the last scrape: wake-ups measured, and how many found their
+    oldest query waiting more than 10 / 50 / 100 ms (the buckets' bounds)."""
+    from services.lab.live.scrape import load_series
+    series = load_series(metrics)
+    name = "racelab_dns_udp_queue_wait_seconds"
+    count = series.total(f"{name}_count")
+    if not count:
+        return {"wakeups": 0}
+    over = {f"over_{int(b * 1000)}ms": int(count - series.total(f"{name}_bucket", le=str(b)))
+            for b in QUEUE_WAIT_BUCKETS if b in (0.01, 0.05, 0.1)}
+    return {"wakeups": int(count), "mean_ms": round(series.total(f"{name}_sum") / count * 1e3, 2), **over}
 
 
 def main() -> int:

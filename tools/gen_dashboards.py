@@ -441,6 +441,16 @@ GRPC = Dashboard(
                       "{{dns_question_name}} {{error_type}}", exemplar=True)], unit="s",
                    description="The clients' lookups, cache hits included; error_type NODATA while the regional "
                    "name answers empty.")]),
+        (8, [Panel("DNS at the authority: how long a query waited before it was read (p99)",
+                   [Q(p99("racelab_dns_udp_queue_wait_seconds", ""), "UDP socket queue (oldest query of a wake-up)"),
+                    Q(p99("racelab_authority_event_loop_lag_seconds", ""), "event loop lateness (50 ms timer)")],
+                   unit="s",
+                   description="The kernel stamps each query as it arrives; the authority compares the stamp with "
+                   "when it read the query. Queue wait well above the loop's lateness is the process waiting "
+                   "for a CPU, not its loop busy with a batch."),
+             Panel("DNS queries per second at the authority, by rcode",
+                   [Q("sum by (rcode) (rate(racelab_dns_queries_total[$__rate_interval]))", "{{rcode}}")],
+                   unit="reqps")]),
     ],
     annotations=[PHASES, OPERATORS])
 

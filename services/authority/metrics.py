@@ -8,9 +8,11 @@ answering it).
 from __future__ import annotations
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from services.core.invariants import Violation
+
+from .dnsserver import QUEUE_WAIT_BUCKETS
 
 BATCHES = Counter("racelab_authority_batches", "Change batches by zone and result (committed, rejected, failed)",
                   ["zone", "result"])
@@ -78,6 +80,17 @@ class DnsCollector:
         if self.server is not None:
             yield CounterMetricFamily("racelab_dns_tcp_connections", "TCP connections accepted",
                                       value=self.server.tcp_accepted)
+            wait = self.server.queue_wait
+            if wait.count:
+                cumulative, running = [], 0
+                for bound, n in zip(QUEUE_WAIT_BUCKETS + (float("inf"),), wait.buckets):
+                    running += n
+                    cumulative.append((str(bound) if bound != float("inf") else "+Inf", running))
+                yield HistogramMetricFamily(
+                    "racelab_dns_udp_queue_wait_seconds",
+                    "How long the oldest UDP query of each wake-up had waited in the socket (kernel arrival "
+                    "stamp to read): the authority waiting for a CPU or its event loop busy",
+                    buckets=cumulative, sum_value=wait.sum)
 
 
 def register_dns(cache, server=None) -> DnsCollector:

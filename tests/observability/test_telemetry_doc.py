@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "telemetry.md").read_text()
 SOURCES = [p for p in (ROOT / "services").rglob("*.py") if p.name != "sim.py"]  # sim.py: the explorer, no telemetry
-METRIC = re.compile(r"\b(Counter|Gauge|Histogram|Summary|CounterMetricFamily|GaugeMetricFamily)\(\s*\"([a-z_]+)\"")
+METRIC = re.compile(r"\b(Counter|Gauge|Histogram|Summary|CounterMetricFamily|GaugeMetricFamily|HistogramMetricFamily)\(\s*\"([a-z_]+)\"")
 
 
 def documented() -> set[str]:

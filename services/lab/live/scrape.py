@@ -17,13 +17,15 @@ Key = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted labels)
 # Histogram buckets and _created stamps are most of the text and nothing of a run's view or
 # report; parsing them took a fifth of a core during the race (Prometheus scrapes them all).
 _UNUSED_SUFFIXES = ("_bucket", "_created")
+# Except where a run's summary reads a bucket: DNS queries that waited long in the authority's socket.
+_KEPT_BUCKETS = ("racelab_dns_udp_queue_wait_seconds_bucket",)
 
 
 def _kept(line: str) -> bool:
     if line.startswith("# "):
         return line[7:].startswith("racelab_")  # "# HELP " / "# TYPE "
     name = line.partition("{")[0].partition(" ")[0]
-    return name.startswith("racelab_") and not name.endswith(_UNUSED_SUFFIXES)
+    return name.startswith("racelab_") and (not name.endswith(_UNUSED_SUFFIXES) or name in _KEPT_BUCKETS)
 
 
 def scrape(url: str, timeout: float = 0.5) -> dict[Key, float]:
