@@ -36,6 +36,7 @@ MAX_TCP_CONNECTIONS = 256
 # struct timespec of two native longs, on the same clock as time.time().
 SO_TIMESTAMPNS = 35
 TIMESPEC = struct.Struct("@ll")
+STAMP_SPACE = socket.CMSG_SPACE(TIMESPEC.size)
 QUEUE_WAIT_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0)
 
 
@@ -138,11 +139,17 @@ class DnsServer:
 
     def _on_udp(self) -> None:
         sock, handle, cache = self.udp, self.cache.handle, self.cache
-        if self._stamped and not self._first_with_stamp():
-            return
-        for _ in range(BURST - 1 if self._stamped else BURST):
+        stamp = self._stamped  # the first read of a wake-up is the oldest datagram waiting: time it
+        for _ in range(BURST):
             try:
-                data, addr = sock.recvfrom(4096)
+                if stamp:
+                    stamp = False
+                    data, ancdata, _, addr = sock.recvmsg(4096, STAMP_SPACE)
+                    arrived = received_at(ancdata)
+                    if arrived is not None:
+                        self.queue_wait.observe(time.time() - arrived)
+                else:
+                    data, addr = sock.recvfrom(4096)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # e.g. an ICMP error queued for an earlier reply
@@ -156,29 +163,6 @@ class DnsServer:
             except Exception:
                 cache.errors += 1
                 log.exception("UDP packet from %s", addr)
-
-    def _first_with_stamp(self) -> bool:
-        """Read and answer the wake-up's first (oldest) datagram with its arrival stamp; False when
-        there was none after all."""
-        try:
-            data, ancdata, _, addr = self.udp.recvmsg(4096, socket.CMSG_SPACE(TIMESPEC.size))
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            return True  # e.g. an ICMP error queued for an earlier reply: go on to the next datagram
-        arrived = received_at(ancdata)
-        if arrived is not None:
-            self.queue_wait.observe(time.time() - arrived)
-        try:
-            resp = self.cache.handle(data, True)
-            if resp is not None:
-                self.udp.sendto(resp, addr)
-        except OSError:
-            pass
-        except Exception:
-            self.cache.errors += 1
-            log.exception("UDP packet from %s", addr)
-        return True
 
     async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
