@@ -2,7 +2,8 @@
 
 After every committed batch the authority rebuilds, for the names the batch
 touched and those whose aliases lead to them, the encoded response of every
-question about a name the zone holds, for every type it serves: all the Outcomes core
+question about a name the zone holds (but the trees' roots and leaves, which only
+aliases point at: clients ask for the endpoints), for every type it serves: all the Outcomes core
 `resolve()` gives, keyed by the question's wire bytes (lower-case name, type,
 class). A query is then answered by checking the header, one dictionary
 lookup and a concatenation (`handle`, the fast path). Anything unusual takes
@@ -27,6 +28,7 @@ from typing import Callable, Iterable
 import dns.message
 import dns.name
 
+from services.core import tree
 from services.core.records import RRType, is_subdomain, normalize_name
 from services.core.resolve import Outcomes, Rcode, Response, negative_soa, resolve
 from services.core.zone import ZoneSet, ZoneSnapshot
@@ -68,6 +70,17 @@ def _wire_name(name: str) -> tuple[tuple[bytes, ...], bytes]:
 def _within(outcomes: Outcomes, origin: str) -> bool:
     """True if every record of every possible response is the zone's own."""
     return all(is_subdomain(rr.name, origin) for _, r in outcomes.choices for rr in r.answer + r.authority)
+
+
+def _in_tree(snap: ZoneSnapshot, name: str) -> bool:
+    """True for a plan tree's root or leaf. Clients get their addresses through the endpoint's alias and
+    never ask for them by name, yet they are most of a zone's names and most of the work of encoding a
+    whole-tree batch (300 LBs: ~100 ms a tree), so they are answered on demand instead. Decided by records
+    written and deleted in the same batch as the name (the root's tag, the root's aliases to its leaves),
+    so a batch's incremental rebuild and a full one agree."""
+    if tree.tree_generation(snap, name) is not None:
+        return True
+    return any(tree.tree_generation(snap, owner) is not None for owner in snap.referrers(name))
 
 
 def other_type(zones: ZoneSet, qname: str) -> Outcomes:
@@ -219,6 +232,8 @@ class AnswerCache:
         answered on demand)."""
         if not snap.at_name(name):
             return None  # gone (or never a record owner): the slow path answers it
+        if _in_tree(snap, name):
+            return None  # inside a tree: nobody asks for it by name; the slow path answers it if asked
         cname = snap.get(name, RRType.CNAME)
         if cname is not None and not is_subdomain(normalize_name(cname.values[0]), origin):
             return None  # answered from another zone: on demand

@@ -19,6 +19,7 @@ from services.authority.state import initial_zones
 from harness.authority import answer_cache_with_plan, fleet_planner
 from services.core import tree
 from services.core.plans import LEGACY_ENDPOINT
+from services.core.records import RRType
 from services.core.zone import ZoneSet
 from services.runtime.scenario import load_scenario
 
@@ -228,3 +229,27 @@ def test_warming_up_after_a_start_ends_as_a_full_rebuild_even_with_batches_meanw
     assert _dump(cache) == _dump(full) and names >= len(full.zone_keys[LEGACY_ENDPOINT])
     gone = dns.message.from_wire(cache.handle(dns.message.make_query(spare, "A").to_wire()))
     assert gone.rcode() == dns.rcode.NXDOMAIN
+
+
+def test_tree_names_are_answered_on_demand_not_pre_encoded(cache):
+    """A tree's root and leaves are not pre-encoded (clients ask for the endpoint), yet a question about
+    them is answered from the zone as any name is: the leaf with its address, the root with one of its
+    weighted LBs, the endpoint from its pre-encoded answers."""
+    snap = cache.zones[LEGACY_ENDPOINT].snapshot
+    root = tree.active_tree(snap, LEGACY_ENDPOINT)
+    leaves = [name for name in snap.referents() if root in set(snap.referrers(name))]
+    assert len(leaves) == 6
+    def key(name: str) -> bytes:
+        return dns.message.make_query(name, "A").to_wire()[12:].lower()
+
+    assert key(LEGACY_ENDPOINT) in cache.entries
+    assert key(root) not in cache.entries and key(leaves[0]) not in cache.entries
+    leaf_address = snap.get(leaves[0], RRType.A).values[0]
+    reply = dns.message.from_wire(cache.handle(dns.message.make_query(leaves[0], "A").to_wire()))
+    assert reply.rcode() == dns.rcode.NOERROR and [rr.address for rr in reply.answer[0]] == [leaf_address]
+    lb_addresses = {snap.get(name, RRType.A).values[0] for name in leaves}
+    seen = set()
+    for _ in range(60):
+        reply = dns.message.from_wire(cache.handle(dns.message.make_query(root, "A").to_wire()))
+        seen |= {rr.address for rr in reply.answer[0]}
+    assert seen == lb_addresses
