@@ -2,13 +2,13 @@
 
 After every committed batch the authority rebuilds, for the names the batch
 touched and those whose aliases lead to them, the encoded response of every
-question about a name the zone holds (but the trees' roots and leaves, which only
-aliases point at: clients ask for the endpoints), for every type it serves: all the Outcomes core
+question about a name the zone holds (but a plan tree's root and leaves: clients ask
+for the endpoints), for every type it serves: all the Outcomes core
 `resolve()` gives, keyed by the question's wire bytes (lower-case name, type,
 class). A query is then answered by checking the header, one dictionary
 lookup and a concatenation (`handle`, the fast path). Anything unusual takes
 the slow path: dnspython parses the query, core `resolve()` answers, and the
-encoded result is kept for the next identical question until the next batch.
+encoded result is kept for the next identical question until a batch changes a zone it was read from.
 
 `handle` never raises: a packet that cannot be parsed is counted and gets
 FORMERR when its header is readable, nothing otherwise.
@@ -83,14 +83,14 @@ def _in_tree(snap: ZoneSnapshot, name: str) -> bool:
     return any(tree.tree_generation(snap, owner) is not None for owner in snap.referrers(name))
 
 
-def other_type(zones: ZoneSet, qname: str) -> Outcomes:
+def other_type(zones: ZoneSet, qname: str, visited: set[str] | None = None) -> Outcomes:
     """Outcomes for a type the zones never hold (MX, ANY, ...): the CNAME chain, then NODATA.
 
     Uses the A resolution for the name's existence and CNAME chain; the SOA is
     the core's negative SOA of the zone the chain ends in.
     """
     merged: dict[Response, float] = {}
-    for p, r in resolve(zones, qname, RRType.A).choices:
+    for p, r in resolve(zones, qname, RRType.A, visited=visited).choices:
         if r.rcode is Rcode.NOERROR:
             chain = tuple(rr for rr in r.answer if rr.rtype is RRType.CNAME)
             last = chain[-1].value if chain else qname
@@ -117,7 +117,8 @@ class AnswerCache:
         self.zones = zones
         self.entries: dict[bytes, Entry] = {}
         self.zone_keys: dict[str, dict[str, list[bytes]]] = {}  # zone -> owner name -> its keys
-        self.misses: dict[bytes, Entry] = {}
+        self.misses: dict[bytes, Entry] = {}  # computed on demand, kept until a zone they were read from changes
+        self._misses_of_zone: dict[str, set[bytes]] = {}  # zone origin -> keys of misses read from it
         self.stats: defaultdict[str, int] = defaultdict(int)  # "qtype|rcode" -> queries answered
         self.malformed = 0
         self.errors = 0
@@ -135,8 +136,8 @@ class AnswerCache:
         through the snapshot's referrer index: the cost follows the batch, not the zone.
         A wildcard changing rebuilds the zone. Only answers made wholly of one zone's
         records are pre-encoded (a CNAME into another zone, such as an account endpoint
-        into the legacy name, is answered on demand and kept until the next batch), so a
-        batch never re-encodes another zone; computed answers are forgotten.
+        into the legacy name, is answered on demand and kept until a batch changes a zone it
+        was read from), so a batch never re-encodes another zone.
         """
         zone = self.zones.zones.get(origin)
         if zone is None:
@@ -170,7 +171,11 @@ class AnswerCache:
             if encoded is not None:
                 entries.update(encoded)
                 keys_by_name[name] = list(encoded)
-        self.misses.clear()
+        # Only answers read from this zone can have changed: an account name's CNAME to the regional name
+        # is not computed again after every batch to every other zone.
+        misses = self.misses
+        for key in self._misses_of_zone.pop(pending.origin, ()):
+            misses.pop(key, None)
 
     def rebuild_all(self) -> None:
         for origin in list(self.zones.zones):
@@ -252,14 +257,15 @@ class AnswerCache:
     def _entry(labels: tuple[bytes, ...], name: str, qtype: int, outcomes: Outcomes) -> Entry:
         return Entry(outcomes, {id(r): encode(labels, name, qtype, r) for _, r in outcomes.choices})
 
-    def compute(self, labels: tuple[bytes, ...], name: str, qtype: int, qclass: int) -> Entry:
-        """The answers to a question that was not pre-encoded."""
+    def compute(self, labels: tuple[bytes, ...], name: str, qtype: int, qclass: int,
+                visited: set[str] | None = None) -> Entry:
+        """The answers to a question that was not pre-encoded (`visited`: gets the zones they were read from)."""
         if qclass != CLASS_IN or qtype in _NO_ZONE_TRANSFER or not labels:
             outcomes = Outcomes(((1.0, Response(Rcode.REFUSED)),))
         elif qtype in QTYPE_BY_CODE:
-            outcomes = resolve(self.zones, name, QTYPE_BY_CODE[qtype])
+            outcomes = resolve(self.zones, name, QTYPE_BY_CODE[qtype], visited=visited)
         else:
-            outcomes = other_type(self.zones, name)
+            outcomes = other_type(self.zones, name, visited)
         return self._entry(labels, name.lower(), qtype, outcomes)
 
     # ---- answering ------------------------------------------------------
@@ -337,12 +343,16 @@ class AnswerCache:
         e = self.entries.get(key) or self.misses.get(key)
         if e is None:
             text = name.to_text(omit_final_dot=True) if labels else ""
-            e = self.compute(labels, text, qrrset.rdtype, qrrset.rdclass)
+            visited: set[str] = set()
+            e = self.compute(labels, text, qrrset.rdtype, qrrset.rdclass, visited)
             tc = question[-4:]
             if tc.lower() == tc == tc.upper():  # no letters in type/class: lower() cannot make two keys one
                 if len(self.misses) >= MAX_MISSES:
                     self.misses.clear()
+                    self._misses_of_zone.clear()
                 self.misses[key] = e
+                for origin in visited:
+                    self._misses_of_zone.setdefault(origin, set()).add(key)
         enc = e.pick()
         self.stats[enc.stat] += 1
         if edns:

@@ -87,12 +87,16 @@ def negative_soa(snap: ZoneSnapshot) -> RR:
 Lookup = Callable[[str], "ZoneSnapshot | None"]  # the served zone snapshot a name falls in
 
 
-def resolve(zones: ZoneSet, qname: str, qtype: RRType, pending: ZoneSnapshot | None = None) -> Outcomes:
-    """`pending`: a snapshot of one of the zones not yet published, resolved in place of that zone's own."""
+def resolve(zones: ZoneSet, qname: str, qtype: RRType, pending: ZoneSnapshot | None = None,
+            visited: set[str] | None = None) -> Outcomes:
+    """`pending`: a snapshot of one of the zones not yet published, resolved in place of that zone's own.
+    `visited`: gets the origin of every zone the answer was read from (what a change could alter it)."""
     def lookup(name: str) -> ZoneSnapshot | None:
         zone = zones.zone_for(name)
         if zone is None:
             return None
+        if visited is not None:
+            visited.add(zone.origin)
         return pending if pending is not None and zone.origin == pending.origin else zone.snapshot
     return _resolve(lookup, qname, qtype)
 

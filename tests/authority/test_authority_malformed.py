@@ -253,3 +253,43 @@ def test_tree_names_are_answered_on_demand_not_pre_encoded(cache):
         reply = dns.message.from_wire(cache.handle(dns.message.make_query(root, "A").to_wire()))
         seen |= {rr.address for rr in reply.answer[0]}
     assert seen == lb_addresses
+
+
+def test_answers_computed_on_demand_are_kept_until_a_zone_they_read_changes(cache):
+    """An account name's answer (a CNAME in the account zone to the regional name) is computed on demand
+    and kept: a batch to another endpoint's zone leaves it, a batch to the regional zone drops it, and
+    the answer then is the one computed afresh from the zones."""
+    account = "123456789012.ddb.us-east-1.api.aws"
+    query = dns.message.make_query(account, "A").to_wire()
+    key = query[12:].lower()
+    cache.handle(query)
+    assert key in cache.misses and key not in cache.entries
+    planner = fleet_planner()
+    planner.next_plan(0.0)
+    plan = planner.next_plan(1.0)
+
+    def batch(endpoint: str) -> None:
+        (ep,) = [e for e in plan.endpoints if e.endpoint == endpoint]
+        zone = cache.zones[ep.zone]
+        for changes in (tree.install_changes(ep, plan.generation, 5),
+                        tree.activation_changes(ep.endpoint, ep.dual_stack, tree.tree_root(ep),
+                                                tree.active_tree(zone.snapshot, ep.endpoint))):
+            after = zone.prepare(changes)
+            pending = asyncio.run(cache.prepare(ep.zone, after, {c.record_set.name for c in changes}))
+            zone.publish(after)
+            cache.install(pending)
+
+    batch("dynamodb-fips.us-east-1.amazonaws.com")
+    assert cache.misses.get(key) is not None  # read from the account and regional zones only: kept
+    batch(LEGACY_ENDPOINT)
+    assert key not in cache.misses  # the regional name now points at another tree: computed again
+    reply = dns.message.from_wire(cache.handle(query))
+    fresh = AnswerCache(cache.zones).compute(*_question(account), 1, 1)
+    expected = {rr.value for _, r in fresh.outcomes.choices for rr in r.answer if rr.rtype is RRType.A}
+    addresses = {rr.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for rr in rrset}
+    assert addresses and addresses <= expected
+    assert reply.answer[0][0].target.to_text(omit_final_dot=True) == LEGACY_ENDPOINT
+
+
+def _question(name: str) -> tuple[tuple[bytes, ...], str]:
+    return tuple(label.encode() for label in name.split(".")), name
