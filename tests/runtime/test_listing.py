@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from racelab.v1 import authority_pb2
-from services.core.records import RecordSet, RRType, create
+from services.core.records import RecordSet, RRType, create, upsert
 from services.core.zone import HostedZone
 from services.core.effects import Accepted, SubmitBatch, Step, ZoneChanging
 from services.runtime.effects import ControlPlane
@@ -106,3 +106,25 @@ async def test_a_zone_written_between_every_page_reads_as_zone_changing_contenti
         f"n{next(written)}.{ORIGIN}", RRType.A, 60, ("10.9.9.9",)))])), 1.0, "e1")
     result = await control.read(ORIGIN)
     assert isinstance(result, ZoneChanging) and "changed under every listing" in result.message
+
+
+def test_a_listed_page_is_the_zone_however_often_it_is_listed_and_whatever_a_reader_does_with_it():
+    """Listed record sets are built once and copied into each response: a reader changing its response
+    changes nothing for the next one, and a record set replaced in the zone is listed as it is now."""
+    zone = zone_of(5)
+    request = authority_pb2.ListResourceRecordSetsRequest(hosted_zone=ORIGIN)
+    name = f"h0000.{ORIGIN}"
+
+    def h0000(response) -> object:
+        (rs,) = [r for r in response.record_sets if r.name == name]
+        return rs
+
+    first = page_to_wire(zone.snapshot, request)
+    h0000(first).values[0] = "192.0.2.1"
+    h0000(first).ttl_seconds = 1
+    again = page_to_wire(zone.snapshot, request)
+    assert (h0000(again).values, h0000(again).ttl_seconds) == (["10.0.0.0"], 60)
+    zone.apply([upsert(RecordSet(name, RRType.A, 30, ("10.1.1.1",)))])
+    now = page_to_wire(zone.snapshot, request)
+    assert (h0000(now).values, h0000(now).ttl_seconds) == (["10.1.1.1"], 30)
+    assert [r.name for r in now.record_sets] == [r.name for r in again.record_sets]
