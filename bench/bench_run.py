@@ -35,7 +35,9 @@ import dns.exception
 import dns.message
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from services.authority.dnsserver import QUEUE_WAIT_BUCKETS, enable_receive_stamps, received_at  # noqa: E402
+from services.authority.dnsserver import (QUEUE_WAIT_BUCKETS, STAMP_SPACE, enable_receive_stamps,  # noqa: E402
+                                          received_at)
+from services.lab.live.scrape import Series  # noqa: E402
 from services.lab.report.page import load_run, run_fidelity  # noqa: E402
 
 REGIONAL = "dynamodb.us-east-1.amazonaws.com"
@@ -89,7 +91,7 @@ class Probe(threading.Thread):
                 left = deadline - time.time()
                 if left <= 0 or not select.select([sock], [], [], left)[0]:
                     raise TimeoutError
-                data, ancdata, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(16))
+                data, ancdata, _, _ = sock.recvmsg(4096, STAMP_SPACE)
                 seen = time.time() - sent
                 try:
                     reply = dns.message.from_wire(data)
@@ -154,8 +156,7 @@ def one(base_port: int, seed: int, fixes: list[str], out: Path, scenario: str, w
             "regional_name_emptied": summary.get("regional_name_emptied"),
             "emptied_endpoints": summary.get("emptied_endpoints"), "ended_at_pdt": summary.get("ended_at_pdt"),
             "measured_rows_reproduced": f"{seen}/{len(measured)}", "phase_minutes_run_over_real": phases,
-            "authority_loop_lag": loop_lag(out / "metrics.jsonl"),
-            "authority_udp_queue_wait": queue_wait(out / "metrics.jsonl")}
+            "authority_loop_lag": loop_lag(series), "authority_udp_queue_wait": queue_wait(series)}
 
 
 def udp_port_bound(port: int) -> bool:
@@ -173,11 +174,9 @@ def udp_counters() -> dict[str, int]:
     return dict(zip(lines[0][1:], map(int, lines[1][1:])))
 
 
-def loop_lag(metrics: Path) -> dict:
+def loop_lag(series: Series) -> dict:
     """The authority's event-loop lag at the last scrape: its 50 ms wake-ups, their mean lateness, and
     how many came more than 100 / 500 ms late (a DNS query arriving then waited at least that long)."""
-    from services.lab.live.scrape import load_series
-    series = load_series(metrics)
     count = series.total("racelab_authority_event_loop_lag_seconds_count")
     total = series.total("racelab_authority_event_loop_lag_seconds_sum")
     return {"wakeups": int(count), "mean_ms": round(total / count * 1e3, 2) if count else None,
@@ -185,11 +184,9 @@ def loop_lag(metrics: Path) -> dict:
                for t in ("0.1", "0.5")}}
 
 
-def queue_wait(metrics: Path) -> dict:
+def queue_wait(series: Series) -> dict:
     """The authority's UDP queue wait at the last scrape: wake-ups measured, and how many found their
     oldest query waiting more than 10 / 50 / 100 ms (the buckets' bounds)."""
-    from services.lab.live.scrape import load_series
-    series = load_series(metrics)
     name = "racelab_dns_udp_queue_wait_seconds"
     count = series.total(f"{name}_count")
     if not count:
